@@ -1,0 +1,60 @@
+//! Errors of the toolkit.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong, with enough context to act on.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An invalid configuration value: which field, which value, what is allowed.
+    #[error("invalid value for `{field}`: {value} ({allowed})")]
+    InvalidConfig {
+        /// Dotted path of the field, e.g. `optimizer.lr`.
+        field: String,
+        /// The offending value as written.
+        value: String,
+        /// What is allowed.
+        allowed: String,
+    },
+    /// A configuration file that does not parse (syntax, unknown field, wrong type).
+    #[error("cannot parse config {path}: {message}")]
+    ConfigParse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (names the field and line).
+        message: String,
+    },
+    /// A data file that cannot be used.
+    #[error("data file {path}: {message}")]
+    Data {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// File-system trouble.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A numerical procedure that did not succeed (e.g. no stable equilibrium).
+    #[error("{0}")]
+    Numerical(String),
+}
+
+impl Error {
+    /// Shorthand for [`Error::InvalidConfig`].
+    pub fn invalid(field: impl Into<String>, value: impl ToString, allowed: impl Into<String>) -> Self {
+        Error::InvalidConfig { field: field.into(), value: value.to_string(), allowed: allowed.into() }
+    }
+
+    /// Shorthand for [`Error::Io`].
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io { context: context.into(), source }
+    }
+}
+
+/// Result with the toolkit's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

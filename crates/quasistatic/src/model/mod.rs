@@ -1,0 +1,169 @@
+//! Models with a manifold of minima.
+//!
+//! Every model is a regression model: `n` samples with targets `y_i`, per-sample outputs
+//! `f_i(theta)`, and the loss `L(theta) = (1/n) sum_i 1/2 (f_i(theta) - y_i)^2`.
+//! (The valley is written in this form too, with one "sample" per normal direction.)
+//!
+//! A model writes its output and gradient **once**, generic over the scalar type
+//! `D: Scalar` (any num-dual number over `f64`). Evaluated with `f64` that is the fast
+//! gradient; with [`num_dual::Dual64`] at `theta + e v` the gradient's `eps` part is the
+//! Hessian-vector product `H v`; with [`num_dual::HyperDual64`] at
+//! `theta + e1 v + e2 w` the gradient's `eps1eps2` part is the third-order contraction
+//! `D3L[v, w, .]` (see [`derivatives`]).
+
+pub mod derivatives;
+pub mod diagonal;
+pub mod linear2;
+pub mod product;
+pub mod two_layer;
+pub mod valley;
+
+use num_dual::DualNum;
+
+pub use diagonal::DiagonalNetwork;
+pub use linear2::LinearTwoLayer;
+pub use product::ProductModel;
+pub use two_layer::{Activation, TwoLayerNetwork};
+pub use valley::{Profile, Valley};
+
+/// The scalar types a model is evaluated with: `f64` and every num-dual number over `f64`.
+pub trait Scalar: DualNum<Primitive = f64> + Copy + Send + Sync {}
+impl<T: DualNum<Primitive = f64> + Copy + Send + Sync> Scalar for T {}
+
+/// Which samples enter a gradient, and by how much their labels are shifted.
+///
+/// The batch gradient is `g = (1/|B|) sum_{k} (f_{i_k} - y_{i_k} - shift_k) grad f_{i_k}`,
+/// and the returned loss is the clean one, `(1/|B|) sum_k 1/2 (f_{i_k} - y_{i_k})^2`.
+/// `shift` models fresh label noise; `indices` a mini-batch.
+#[derive(Clone, Copy, Debug)]
+pub struct Batch<'a> {
+    /// Sample indices; `None` means all samples `0..n` in order.
+    pub indices: Option<&'a [usize]>,
+    /// Label shifts, one per batch position (`len == batch size`); `None` means zero.
+    pub shift: Option<&'a [f64]>,
+}
+
+impl<'a> Batch<'a> {
+    /// All samples, clean labels: the full-batch gradient of `L`.
+    pub const FULL: Batch<'static> = Batch { indices: None, shift: None };
+
+    /// Number of samples in the batch, given the model's `n`.
+    #[inline]
+    pub fn len(&self, n: usize) -> usize {
+        self.indices.map_or(n, |ix| ix.len())
+    }
+
+    /// Whether the batch has no sample.
+    #[inline]
+    pub fn is_empty(&self, n: usize) -> bool {
+        self.len(n) == 0
+    }
+
+    /// Sample index at batch position `k`.
+    #[inline]
+    pub fn sample(&self, k: usize) -> usize {
+        self.indices.map_or(k, |ix| ix[k])
+    }
+
+    /// Label shift at batch position `k`.
+    #[inline]
+    pub fn shift_at(&self, k: usize) -> f64 {
+        self.shift.map_or(0.0, |s| s[k])
+    }
+}
+
+/// A regression model with (typically) a manifold of minima.
+///
+/// Implementors write [`Model::output_and_grad`] generically; [`Model::batch_gradient`] has a
+/// default built on it and may be overridden by a fused, faster version (which must agree with
+/// the default; the test-suite checks this for every model).
+pub trait Model: Send + Sync {
+    /// Short name used in outputs (`"valley"`, `"diagonal"`, ...).
+    fn name(&self) -> &'static str;
+
+    /// Number of parameters `d`.
+    fn dim(&self) -> usize;
+
+    /// Number of training samples `n`.
+    fn n_samples(&self) -> usize;
+
+    /// Training targets `y_i` (length `n`).
+    fn targets(&self) -> &[f64];
+
+    /// Output `f_i(theta)` of sample `i`; writes `grad f_i(theta)` into `grad_f` (length `d`).
+    fn output_and_grad<D: Scalar>(&self, theta: &[D], i: usize, grad_f: &mut [D]) -> D;
+
+    /// Length of the scratch buffer [`Model::batch_gradient`] needs (default: `d`).
+    fn scratch_len(&self) -> usize {
+        self.dim()
+    }
+
+    /// Batch gradient and clean batch loss (see [`Batch`]); writes the gradient into `grad`.
+    /// `scratch` has length at least [`Model::scratch_len`]. Allocates nothing.
+    fn batch_gradient<D: Scalar>(
+        &self,
+        theta: &[D],
+        batch: Batch<'_>,
+        grad: &mut [D],
+        scratch: &mut [D],
+    ) -> D {
+        let n = self.n_samples();
+        let b = batch.len(n);
+        let y = self.targets();
+        let d = self.dim();
+        let gf = &mut scratch[..d];
+        for g in grad.iter_mut() {
+            *g = D::zero();
+        }
+        let mut loss = D::zero();
+        for k in 0..b {
+            let i = batch.sample(k);
+            let r = self.output_and_grad(theta, i, gf) - y[i];
+            loss += r * r * 0.5;
+            let w = r - batch.shift_at(k);
+            for (g, &df) in grad.iter_mut().zip(gf.iter()) {
+                *g += w * df;
+            }
+        }
+        let inv = 1.0 / b as f64;
+        for g in grad.iter_mut() {
+            *g *= inv;
+        }
+        loss * inv
+    }
+
+    /// A parameter vector on (or near) the manifold of minima that makes a good default start.
+    fn default_start(&self) -> Vec<f64>;
+
+    /// Mean squared test error `(1/n_test) sum (f(x) - y)^2` on the model's held-out data,
+    /// where it has one.
+    fn test_error(&self, _theta: &[f64]) -> Option<f64> {
+        None
+    }
+
+    /// End-to-end linear weights of a linear network (product, diagonal, two-layer linear):
+    /// written into `out` and `Some(len)` returned; `None` for non-linear models.
+    fn end_to_end_weights(&self, _theta: &[f64]) -> Option<Vec<f64>> {
+        None
+    }
+
+    /// Teacher's end-to-end weights, where the data came from a linear teacher.
+    fn teacher_weights(&self) -> Option<&[f64]> {
+        None
+    }
+
+    /// Manifold coordinates where the manifold is known in closed form (the valley's `y`).
+    fn manifold_coordinates(&self, _theta: &[f64]) -> Option<Vec<f64>> {
+        None
+    }
+
+    /// Euclidean distance to the manifold of minima where known in closed form.
+    fn distance_to_manifold(&self, _theta: &[f64]) -> Option<f64> {
+        None
+    }
+
+    /// The minimum of the loss, `L_min` (0 for models that interpolate), where known.
+    fn loss_min(&self) -> Option<f64> {
+        None
+    }
+}

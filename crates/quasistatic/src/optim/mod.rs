@@ -1,0 +1,120 @@
+//! Optimizers: explicit state structs and a `step` that takes a gradient.
+//!
+//! Every optimizer follows the common library convention (PyTorch's), documented on each type.
+//! Learning rates are per optimizer step and may follow a [`Schedule`]. An optimizer knows
+//! nothing of models: a gradient comes in, the parameters are updated in place.
+//!
+//! ```
+//! use quasistatic::optim::{Optimizer, Sgd, Schedule};
+//! let opt = Sgd { lr: Schedule::Constant(0.1) };
+//! let mut theta = vec![1.0, -2.0];
+//! let mut state = opt.init(theta.len());
+//! opt.step(&mut state, &mut theta, &[1.0, 1.0]);
+//! assert_eq!(theta, vec![0.9, -2.1]);
+//! ```
+
+mod adam;
+mod momentum;
+mod rmsprop;
+mod schedule;
+mod sgd;
+
+pub use adam::{Adam, AdamState};
+pub use momentum::{HeavyBall, MomentumState, Nesterov};
+pub use rmsprop::{RmsProp, RmsPropState};
+pub use schedule::Schedule;
+pub use sgd::{Sgd, SgdState};
+
+/// An optimizer: hyperparameters in `self`, all mutable state in [`Optimizer::State`].
+pub trait Optimizer: Send + Sync {
+    /// Mutable state (moment buffers, step counter).
+    type State: Clone + Send + Sync + std::fmt::Debug;
+
+    /// Fresh state for `dim` parameters (step counter 0, buffers 0).
+    fn init(&self, dim: usize) -> Self::State;
+
+    /// One step: update `theta` in place from the gradient `grad`. Allocates nothing.
+    fn step(&self, state: &mut Self::State, theta: &mut [f64], grad: &[f64]);
+}
+
+/// Any of the built-in optimizers (for configuration-driven runs).
+#[derive(Clone, Debug, PartialEq)]
+pub enum AnyOptimizer {
+    /// Plain SGD.
+    Sgd(Sgd),
+    /// Heavy-ball momentum.
+    HeavyBall(HeavyBall),
+    /// Nesterov momentum.
+    Nesterov(Nesterov),
+    /// Adam or AdamW.
+    Adam(Adam),
+    /// RMSProp.
+    RmsProp(RmsProp),
+}
+
+/// State of [`AnyOptimizer`].
+#[derive(Clone, Debug)]
+pub enum AnyState {
+    /// SGD state.
+    Sgd(SgdState),
+    /// Momentum state (heavy ball and Nesterov).
+    Momentum(MomentumState),
+    /// Adam state.
+    Adam(AdamState),
+    /// RMSProp state.
+    RmsProp(RmsPropState),
+}
+
+impl AnyOptimizer {
+    /// Short name (`sgd`, `heavy_ball`, `nesterov`, `adam`, `adamw`, `rmsprop`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            AnyOptimizer::Sgd(_) => "sgd",
+            AnyOptimizer::HeavyBall(_) => "heavy_ball",
+            AnyOptimizer::Nesterov(_) => "nesterov",
+            AnyOptimizer::Adam(a) if a.weight_decay > 0.0 => "adamw",
+            AnyOptimizer::Adam(_) => "adam",
+            AnyOptimizer::RmsProp(_) => "rmsprop",
+        }
+    }
+
+    /// The learning-rate schedule.
+    pub fn schedule(&self) -> &Schedule {
+        match self {
+            AnyOptimizer::Sgd(o) => &o.lr,
+            AnyOptimizer::HeavyBall(o) => &o.lr,
+            AnyOptimizer::Nesterov(o) => &o.lr,
+            AnyOptimizer::Adam(o) => &o.lr,
+            AnyOptimizer::RmsProp(o) => &o.lr,
+        }
+    }
+}
+
+impl Optimizer for AnyOptimizer {
+    type State = AnyState;
+
+    fn init(&self, dim: usize) -> AnyState {
+        match self {
+            AnyOptimizer::Sgd(o) => AnyState::Sgd(o.init(dim)),
+            AnyOptimizer::HeavyBall(o) => AnyState::Momentum(o.init(dim)),
+            AnyOptimizer::Nesterov(o) => AnyState::Momentum(o.init(dim)),
+            AnyOptimizer::Adam(o) => AnyState::Adam(o.init(dim)),
+            AnyOptimizer::RmsProp(o) => AnyState::RmsProp(o.init(dim)),
+        }
+    }
+
+    #[inline]
+    fn step(&self, state: &mut AnyState, theta: &mut [f64], grad: &[f64]) {
+        match (self, state) {
+            (AnyOptimizer::Sgd(o), AnyState::Sgd(s)) => o.step(s, theta, grad),
+            (AnyOptimizer::HeavyBall(o), AnyState::Momentum(s)) => o.step(s, theta, grad),
+            (AnyOptimizer::Nesterov(o), AnyState::Momentum(s)) => o.step(s, theta, grad),
+            (AnyOptimizer::Adam(o), AnyState::Adam(s)) => o.step(s, theta, grad),
+            (AnyOptimizer::RmsProp(o), AnyState::RmsProp(s)) => o.step(s, theta, grad),
+            _ => panic!("optimizer state does not belong to this optimizer"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
