@@ -14,7 +14,12 @@ pub struct DiagonalNetwork {
 impl DiagonalNetwork {
     /// On `train` (`p` features, so `d = 2p`), with optional held-out data and teacher weights.
     pub fn new(train: Dataset, test: Option<Dataset>, teacher: Option<Vec<f64>>) -> Self {
-        Self { train, test, teacher, floor: 1e-2 }
+        Self {
+            train,
+            test,
+            teacher,
+            floor: 1e-2,
+        }
     }
     /// Floor added to `u^2` and `v^2` when splitting the minimum-l2 interpolator for the
     /// default start.

@@ -15,8 +15,20 @@ pub struct LinearTwoLayer {
 
 impl LinearTwoLayer {
     /// Hidden width `width`, data, optional teacher weights.
-    pub fn new(width: usize, train: Dataset, test: Option<Dataset>, teacher: Option<Vec<f64>>) -> Self {
-        Self { width, train, test, teacher, init_seed: 0, init_scale: 1.0 }
+    pub fn new(
+        width: usize,
+        train: Dataset,
+        test: Option<Dataset>,
+        teacher: Option<Vec<f64>>,
+    ) -> Self {
+        Self {
+            width,
+            train,
+            test,
+            teacher,
+            init_seed: 0,
+            init_scale: 1.0,
+        }
     }
     /// Seed and scale of the default (random) start.
     pub fn with_init(mut self, seed: u64, scale: f64) -> Self {
@@ -40,7 +52,15 @@ impl Model for LinearTwoLayer {
         &self.train.y
     }
     fn output_and_grad<D: Scalar>(&self, theta: &[D], i: usize, grad_f: &mut [D]) -> D {
-        let _ = (theta, i, grad_f, &self.test, &self.teacher, self.init_seed, self.init_scale);
+        let _ = (
+            theta,
+            i,
+            grad_f,
+            &self.test,
+            &self.teacher,
+            self.init_seed,
+            self.init_scale,
+        );
         todo!()
     }
     fn default_start(&self) -> Vec<f64> {

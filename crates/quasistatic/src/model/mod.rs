@@ -45,7 +45,10 @@ pub struct Batch<'a> {
 
 impl<'a> Batch<'a> {
     /// All samples, clean labels: the full-batch gradient of `L`.
-    pub const FULL: Batch<'static> = Batch { indices: None, shift: None };
+    pub const FULL: Batch<'static> = Batch {
+        indices: None,
+        shift: None,
+    };
 
     /// Number of samples in the batch, given the model's `n`.
     #[inline]

@@ -26,8 +26,20 @@ pub struct TwoLayerNetwork {
 
 impl TwoLayerNetwork {
     /// Width `width`, activation, data.
-    pub fn new(width: usize, activation: Activation, train: Dataset, test: Option<Dataset>) -> Self {
-        Self { width, activation, train, test, init_seed: 0, init_scale: 1.0 }
+    pub fn new(
+        width: usize,
+        activation: Activation,
+        train: Dataset,
+        test: Option<Dataset>,
+    ) -> Self {
+        Self {
+            width,
+            activation,
+            train,
+            test,
+            init_seed: 0,
+            init_scale: 1.0,
+        }
     }
     /// Seed and scale of the default (random) start.
     pub fn with_init(mut self, seed: u64, scale: f64) -> Self {
@@ -51,7 +63,15 @@ impl Model for TwoLayerNetwork {
         &self.train.y
     }
     fn output_and_grad<D: Scalar>(&self, theta: &[D], i: usize, grad_f: &mut [D]) -> D {
-        let _ = (theta, i, grad_f, &self.test, self.activation, self.init_seed, self.init_scale);
+        let _ = (
+            theta,
+            i,
+            grad_f,
+            &self.test,
+            self.activation,
+            self.init_seed,
+            self.init_scale,
+        );
         todo!()
     }
     fn default_start(&self) -> Vec<f64> {
