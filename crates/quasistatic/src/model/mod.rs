@@ -170,3 +170,56 @@ pub trait Model: Send + Sync {
         None
     }
 }
+
+/// Any built-in model: the registry used by configuration-driven runs. Add a model by adding
+/// a variant here and a line in [`with_model!`](crate::with_model).
+#[derive(Clone, Debug)]
+pub enum AnyModel {
+    /// [`Valley`] (planar or N-dimensional).
+    Valley(Valley),
+    /// [`ProductModel`].
+    Product(ProductModel),
+    /// [`DiagonalNetwork`].
+    Diagonal(DiagonalNetwork),
+    /// [`TwoLayerNetwork`].
+    TwoLayer(TwoLayerNetwork),
+    /// [`LinearTwoLayer`].
+    Linear2(LinearTwoLayer),
+}
+
+/// Run `$body` with `$m` bound to the concrete model inside an [`AnyModel`], so that generic
+/// code is monomorphised per model (no dynamic dispatch in hot loops).
+#[macro_export]
+macro_rules! with_model {
+    ($any:expr, $m:ident => $body:expr) => {
+        match $any {
+            $crate::model::AnyModel::Valley($m) => $body,
+            $crate::model::AnyModel::Product($m) => $body,
+            $crate::model::AnyModel::Diagonal($m) => $body,
+            $crate::model::AnyModel::TwoLayer($m) => $body,
+            $crate::model::AnyModel::Linear2($m) => $body,
+        }
+    };
+}
+
+impl AnyModel {
+    /// Number of parameters.
+    pub fn dim(&self) -> usize {
+        with_model!(self, m => m.dim())
+    }
+
+    /// Number of training samples.
+    pub fn n_samples(&self) -> usize {
+        with_model!(self, m => m.n_samples())
+    }
+
+    /// Short name.
+    pub fn name(&self) -> &'static str {
+        with_model!(self, m => m.name())
+    }
+
+    /// Default start.
+    pub fn default_start(&self) -> Vec<f64> {
+        with_model!(self, m => m.default_start())
+    }
+}

