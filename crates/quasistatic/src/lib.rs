@@ -24,5 +24,6 @@ pub mod output;
 pub mod plot;
 pub mod rng;
 pub mod simulate;
+pub mod stats;
 
 pub use error::{Error, Result};
