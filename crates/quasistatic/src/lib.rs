@@ -26,6 +26,7 @@ pub mod plot;
 pub mod rng;
 pub mod run;
 pub mod simulate;
+pub mod stats;
 pub mod studies;
 
 pub use error::{Error, Result};
