@@ -123,8 +123,14 @@ impl std::fmt::Display for Schedule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Schedule::Constant(eta) => write!(f, "{eta}"),
-            Schedule::Step { eta, gamma, every } => write!(f, "{eta} x {gamma} every {every} steps"),
-            Schedule::Cosine { eta, eta_min, steps } => write!(f, "cosine {eta} -> {eta_min} over {steps} steps"),
+            Schedule::Step { eta, gamma, every } => {
+                write!(f, "{eta} x {gamma} every {every} steps")
+            }
+            Schedule::Cosine {
+                eta,
+                eta_min,
+                steps,
+            } => write!(f, "cosine {eta} -> {eta_min} over {steps} steps"),
             Schedule::Warmup { eta, warmup } => write!(f, "{eta} after {warmup} warm-up steps"),
         }
     }
@@ -136,8 +142,16 @@ impl std::fmt::Display for AnyOptimizer {
         let name = self.name();
         match self {
             AnyOptimizer::Sgd(o) => write!(f, "{name} (lr {})", o.lr),
-            AnyOptimizer::HeavyBall(HeavyBall { lr, beta, weight_decay })
-            | AnyOptimizer::Nesterov(Nesterov { lr, beta, weight_decay }) => {
+            AnyOptimizer::HeavyBall(HeavyBall {
+                lr,
+                beta,
+                weight_decay,
+            })
+            | AnyOptimizer::Nesterov(Nesterov {
+                lr,
+                beta,
+                weight_decay,
+            }) => {
                 write!(f, "{name} (lr {lr}, beta {beta}")?;
                 if *weight_decay > 0.0 {
                     write!(f, ", weight decay {weight_decay}")?;
@@ -145,7 +159,11 @@ impl std::fmt::Display for AnyOptimizer {
                 write!(f, ")")
             }
             AnyOptimizer::Adam(o) => {
-                write!(f, "{name} (lr {}, beta1 {}, beta2 {}, eps {:e}", o.lr, o.beta1, o.beta2, o.eps)?;
+                write!(
+                    f,
+                    "{name} (lr {}, beta1 {}, beta2 {}, eps {:e}",
+                    o.lr, o.beta1, o.beta2, o.eps
+                )?;
                 if o.weight_decay > 0.0 {
                     write!(f, ", weight decay {}", o.weight_decay)?;
                 }
@@ -157,7 +175,11 @@ impl std::fmt::Display for AnyOptimizer {
                 o.lr,
                 o.alpha,
                 o.eps,
-                if o.bias_correction { ", bias-corrected" } else { "" }
+                if o.bias_correction {
+                    ", bias-corrected"
+                } else {
+                    ""
+                }
             ),
         }
     }
