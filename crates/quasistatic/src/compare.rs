@@ -70,7 +70,7 @@ pub fn gap(a: &EnsembleResult, b: &EnsembleResult, name: &str) -> Result<Gap> {
             (l.min(m), h.max(m))
         });
     let mut range = hi - lo;
-    if !(range > 1e-12) {
+    if range.is_nan() || range <= 1e-12 {
         range = means.iter().fold(0.0f64, |m, x| m.max(x.abs())).max(1e-300);
     }
     let mut best = (f64::NEG_INFINITY, 0usize, 0.0);
@@ -173,9 +173,7 @@ pub fn write_comparison(
     let mut csv = String::from(
         "observable,gap,at_step,relative,relative_low,relative_high,noise_floor,range\n",
     );
-    let mut md = format!(
-        "| observable | sup gap | at step | relative gap (95% CI) | MC noise floor |\n|---|---:|---:|---|---:|\n"
-    );
+    let mut md = String::from("| observable | sup gap | at step | relative gap (95% CI) | MC noise floor |\n|---|---:|---:|---|---:|\n");
     for g in &gaps {
         let _ = writeln!(
             csv,
