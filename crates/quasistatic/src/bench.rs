@@ -77,6 +77,7 @@ fn measure<M: Model>(
                 max_loss: 1e12,
                 start: start.clone(),
                 start_noise: 0.0,
+                start_factor: None,
                 observables: vec![Observable::Loss],
                 progress: false,
             };

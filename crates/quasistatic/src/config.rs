@@ -1167,6 +1167,7 @@ impl Config {
             max_loss: self.max_loss,
             start,
             start_noise,
+            start_factor: None,
             observables,
             progress: true,
         })
