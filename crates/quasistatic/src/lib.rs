@@ -15,7 +15,9 @@
 
 pub mod config;
 pub mod data;
+pub mod derive;
 pub mod error;
+pub mod manifold;
 pub mod model;
 pub mod noise;
 pub mod observe;
