@@ -39,7 +39,7 @@ pub enum Finisher {
 pub struct ProjectionOptions {
     /// Converged when `|grad L(phi)| <= gradient_tolerance` (Euclidean norm; default `1e-11`).
     pub gradient_tolerance: f64,
-    /// Gradient flow runs until `|grad L| <= switch_gradient` (default `1e-5`).
+    /// Gradient flow runs until `|grad L| <= switch_gradient` (default `1e-7`).
     pub switch_gradient: f64,
     /// Local error tolerance of the Runge–Kutta steps (default `1e-10`).
     pub flow_tolerance: f64,
@@ -55,7 +55,7 @@ impl Default for ProjectionOptions {
     fn default() -> Self {
         Self {
             gradient_tolerance: 1e-11,
-            switch_gradient: 1e-5,
+            switch_gradient: 1e-7,
             flow_tolerance: 1e-10,
             max_flow_steps: 200_000,
             max_newton_steps: 50,
