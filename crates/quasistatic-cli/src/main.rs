@@ -1,1 +1,190 @@
-fn main(){}
+//! `quasistatic`: the command-line interface. It parses and validates arguments, then calls
+//! the library; all logic lives in the `quasistatic` crate.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use quasistatic::config::Config;
+use quasistatic::{bench, run, studies, Error};
+
+/// Stochastic optimizers on manifolds of minima: simulate them, derive their effective
+/// manifold dynamics, and compare the two.
+#[derive(Parser, Debug)]
+#[command(name = "quasistatic", version, about, long_about = None)]
+struct Cli {
+    /// Worker threads for ensembles (default: all cores). Results do not depend on it.
+    #[arg(long, global = true, value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run an ensemble of the true optimizer dynamics described by a TOML config and write
+    /// the resolved config, tidy CSVs, a JSON summary, SVG plots and a report into --out.
+    Simulate {
+        /// The TOML configuration (see README "Configuration reference" and examples/).
+        config: PathBuf,
+        /// Output folder (created if missing; files in it are replaced atomically).
+        #[arg(long, short)]
+        out: PathBuf,
+        /// Override `seed`.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Override `steps` (optimizer steps per trajectory, >= 1).
+        #[arg(long)]
+        steps: Option<u64>,
+        /// Override `trajectories` (ensemble size, >= 1).
+        #[arg(long)]
+        trajectories: Option<usize>,
+        /// Override `record_every` (steps between records, 1..=steps).
+        #[arg(long)]
+        record_every: Option<u64>,
+        /// Do not draw a progress bar.
+        #[arg(long)]
+        no_progress: bool,
+    },
+    /// Validate a config without running it: prints the resolved model, noise and optimizer.
+    Check {
+        /// The TOML configuration.
+        config: PathBuf,
+    },
+    /// The main job: run the built-in studies and write DIR/report.md with every figure and
+    /// table.
+    Reproduce {
+        /// `quick` (minutes on a laptop) or `full` (publication-size ensembles).
+        #[arg(long, value_enum, default_value_t = Scale::Quick)]
+        scale: Scale,
+        /// Output folder.
+        #[arg(long, short, default_value = "results")]
+        out: PathBuf,
+    },
+    /// Measure throughput (trajectory-steps per second) of the simulator on the standard
+    /// tasks and print a table.
+    Bench {
+        /// Fewer steps, for a smoke test.
+        #[arg(long)]
+        quick: bool,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Scale {
+    Quick,
+    Full,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(t) = cli.threads {
+        if let Err(e) = rayon::ThreadPoolBuilder::new()
+            .num_threads(t as usize)
+            .build_global()
+        {
+            eprintln!("error: cannot start {t} threads: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    match execute(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            match e {
+                Error::InvalidConfig { .. } | Error::ConfigParse { .. } | Error::Data { .. } => {
+                    ExitCode::from(2)
+                }
+                _ => ExitCode::from(1),
+            }
+        }
+    }
+}
+
+fn execute(command: Command) -> quasistatic::Result<()> {
+    match command {
+        Command::Simulate {
+            config,
+            out,
+            seed,
+            steps,
+            trajectories,
+            record_every,
+            no_progress,
+        } => {
+            let mut cfg = Config::load(&config)?;
+            if let Some(s) = seed {
+                cfg.seed = s;
+            }
+            if let Some(s) = steps {
+                cfg.steps = s;
+            }
+            if let Some(n) = trajectories {
+                cfg.trajectories = n;
+            }
+            if let Some(k) = record_every {
+                cfg.record_every = k;
+            }
+            let outcome = run::simulate(&cfg, &out, !no_progress)?;
+            let r = &outcome.result;
+            println!(
+                "simulated {} trajectories x {} steps in {:.2} s ({:.3e} trajectory-steps/s)",
+                r.trajectories,
+                cfg.steps,
+                r.seconds,
+                r.gradient_evaluations as f64 / r.seconds.max(1e-9)
+            );
+            report_divergences(r);
+            for f in &outcome.files {
+                println!("wrote {}", f.display());
+            }
+            Ok(())
+        }
+        Command::Check { config } => {
+            let cfg = Config::load(&config)?;
+            let built = cfg.build()?;
+            println!("{} is valid:", config.display());
+            for (k, v) in run::describe(&cfg, &built) {
+                println!("  {k:<13} {v}");
+            }
+            println!(
+                "  {:<13} {}",
+                "observables",
+                built
+                    .spec
+                    .observables
+                    .iter()
+                    .map(|o| o.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            Ok(())
+        }
+        Command::Reproduce { scale, out } => {
+            let scale = match scale {
+                Scale::Quick => studies::Scale::Quick,
+                Scale::Full => studies::Scale::Full,
+            };
+            let report = studies::reproduce(scale, &out)?;
+            println!("wrote {}", report.display());
+            Ok(())
+        }
+        Command::Bench { quick } => {
+            print!("{}", bench::run(quick));
+            Ok(())
+        }
+    }
+}
+
+fn report_divergences(r: &quasistatic::simulate::EnsembleResult) {
+    const SHOWN: usize = 10;
+    for d in r.divergences.iter().take(SHOWN) {
+        eprintln!("warning: {d}");
+    }
+    if r.divergences.len() > SHOWN {
+        eprintln!(
+            "warning: ... and {} more diverged trajectories (see summary.json)",
+            r.divergences.len() - SHOWN
+        );
+    }
+}

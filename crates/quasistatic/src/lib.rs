@@ -13,6 +13,7 @@
 //! - [`config`]: the TOML configuration and its validation;
 //! - [`output`], [`plot`]: atomically written CSV / JSON / SVG files.
 
+pub mod bench;
 pub mod config;
 pub mod data;
 pub mod derive;
@@ -25,6 +26,9 @@ pub mod optim;
 pub mod output;
 pub mod plot;
 pub mod rng;
+pub mod run;
 pub mod simulate;
+pub mod stats;
+pub mod studies;
 
 pub use error::{Error, Result};

@@ -80,9 +80,9 @@ impl Observable {
         match self {
             Observable::TestError => model.test_error(&probe).is_some(),
             Observable::DistanceToManifold => model.distance_to_manifold(&probe).is_some(),
-            Observable::ManifoldCoordinate(j) => {
-                model.manifold_coordinates(&probe).is_some_and(|y| *j < y.len())
-            }
+            Observable::ManifoldCoordinate(j) => model
+                .manifold_coordinates(&probe)
+                .is_some_and(|y| *j < y.len()),
             Observable::WeightL1 => model.end_to_end_weights(&probe).is_some(),
             Observable::TeacherDistance => {
                 model.end_to_end_weights(&probe).is_some() && model.teacher_weights().is_some()
@@ -95,7 +95,11 @@ impl Observable {
 /// The default observables of a model: everything it can provide, manifold coordinates
 /// included (at most 8 of them).
 pub fn default_observables<M: Model>(model: &M) -> Vec<Observable> {
-    let mut all = vec![Observable::Loss, Observable::TestError, Observable::DistanceToManifold];
+    let mut all = vec![
+        Observable::Loss,
+        Observable::TestError,
+        Observable::DistanceToManifold,
+    ];
     all.extend((0..8).map(Observable::ManifoldCoordinate));
     all.extend([
         Observable::TraceHessian,
@@ -160,10 +164,12 @@ impl Observer {
                 .end_to_end_weights(theta)
                 .map(|w| w.iter().map(|x| x.abs()).sum())
                 .unwrap_or(nan),
-            Observable::TeacherDistance => match (model.end_to_end_weights(theta), model.teacher_weights()) {
-                (Some(w), Some(t)) => w.iter().zip(t).map(|(a, b)| (a - b) * (a - b)).sum(),
-                _ => nan,
-            },
+            Observable::TeacherDistance => {
+                match (model.end_to_end_weights(theta), model.teacher_weights()) {
+                    (Some(w), Some(t)) => w.iter().zip(t).map(|(a, b)| (a - b) * (a - b)).sum(),
+                    _ => nan,
+                }
+            }
             Observable::GradOutputSq => {
                 let n = model.n_samples();
                 let mut acc = 0.0;
@@ -183,7 +189,13 @@ impl Observer {
         if d <= 1000 {
             for j in 0..d {
                 self.e[j] = 1.0;
-                derivatives::hessian_vector_product(model, theta, &self.e, &mut self.hvp, &mut self.hv);
+                derivatives::hessian_vector_product(
+                    model,
+                    theta,
+                    &self.e,
+                    &mut self.hvp,
+                    &mut self.hv,
+                );
                 self.e[j] = 0.0;
                 tr += self.hv[j];
             }
@@ -198,7 +210,13 @@ impl Observer {
                     state ^= state << 17;
                     *e = if state & 1 == 0 { 1.0 } else { -1.0 };
                 }
-                derivatives::hessian_vector_product(model, theta, &self.e, &mut self.hvp, &mut self.hv);
+                derivatives::hessian_vector_product(
+                    model,
+                    theta,
+                    &self.e,
+                    &mut self.hvp,
+                    &mut self.hv,
+                );
                 tr += self.e.iter().zip(&self.hv).map(|(a, b)| a * b).sum::<f64>();
             }
             self.e.iter_mut().for_each(|e| *e = 0.0);
@@ -217,7 +235,13 @@ impl Observer {
         let mut q = DVector::from_fn(d, |i, _| 1.0 + 0.1 * ((i * 7919) % 13) as f64);
         q /= q.norm();
         for k in 0..k_max {
-            derivatives::hessian_vector_product(model, theta, q.as_slice(), &mut self.hvp, &mut self.hv);
+            derivatives::hessian_vector_product(
+                model,
+                theta,
+                q.as_slice(),
+                &mut self.hvp,
+                &mut self.hv,
+            );
             let mut w = DVector::from_column_slice(&self.hv);
             let a = w.dot(&q);
             alpha.push(a);
@@ -258,7 +282,8 @@ mod tests {
     /// eigenvalue.
     #[test]
     fn hessian_observables_on_valley() {
-        let m = Valley::new(vec![1.0, 3.0, 2.0], 2, Profile::Quadratic, 0.5).with_random_rotation(1);
+        let m =
+            Valley::new(vec![1.0, 3.0, 2.0], 2, Profile::Quadratic, 0.5).with_random_rotation(1);
         let z = [0.0, 0.0, 0.0, 1.0, -2.0];
         let th = m.to_theta(&z);
         let s = 1.0 + 0.5 * (1.0 + 4.0);

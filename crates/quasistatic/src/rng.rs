@@ -43,8 +43,14 @@ mod tests {
 
     #[test]
     fn streams_are_deterministic_and_distinct() {
-        let a: Vec<u64> = (0..4).map(|_| 0).scan(stream(7, 3, 0), |r, _: u64| Some(r.random())).collect();
-        let b: Vec<u64> = (0..4).map(|_| 0).scan(stream(7, 3, 0), |r, _: u64| Some(r.random())).collect();
+        let a: Vec<u64> = (0..4)
+            .map(|_| 0)
+            .scan(stream(7, 3, 0), |r, _: u64| Some(r.random()))
+            .collect();
+        let b: Vec<u64> = (0..4)
+            .map(|_| 0)
+            .scan(stream(7, 3, 0), |r, _: u64| Some(r.random()))
+            .collect();
         assert_eq!(a, b);
         let mut firsts: Vec<u64> = (0..1000).map(|j| stream(7, j, 0).random()).collect();
         firsts.extend((0..1000).map(|j| stream(8, j, 0).random::<u64>()));

@@ -154,10 +154,10 @@ pub(crate) mod testing {
             let y = model.targets();
             let mut gf = vec![0.0; d];
             let mut gd = vec![0.0; d];
-            for i in 0..n {
-                let r = model.output_and_grad(theta, i, &mut gf) - y[i];
-                for k in 0..d {
-                    gd[k] += r * gf[k] / n as f64;
+            for (i, &yi) in y.iter().enumerate() {
+                let r = model.output_and_grad(theta, i, &mut gf) - yi;
+                for (g, &df) in gd.iter_mut().zip(&gf) {
+                    *g += r * df / n as f64;
                 }
             }
             for k in 0..d {
@@ -166,7 +166,10 @@ pub(crate) mod testing {
             // Shifted subset batch.
             let idx: Vec<usize> = (0..n).step_by(2).collect();
             let shift: Vec<f64> = idx.iter().map(|&i| 0.3 - 0.1 * i as f64).collect();
-            let batch = Batch { indices: Some(&idx), shift: Some(&shift) };
+            let batch = Batch {
+                indices: Some(&idx),
+                shift: Some(&shift),
+            };
             let mut gb = vec![0.0; d];
             let mut scratch = vec![0.0; model.scratch_len()];
             let lb = model.batch_gradient(theta, batch, &mut gb, &mut scratch);
@@ -200,7 +203,12 @@ pub(crate) mod testing {
             let th: Vec<HyperDual64> = (0..d)
                 .map(|c| HyperDual64::new(theta[c], v[c], if c == k { 1.0 } else { 0.0 }, 0.0))
                 .collect();
-            close(hv[k], plain_loss(model, &th).eps1eps2, 1e-9, "HVP vs HyperDual64");
+            close(
+                hv[k],
+                plain_loss(model, &th).eps1eps2,
+                1e-9,
+                "HVP vs HyperDual64",
+            );
             // D3L[v, w, e_k]
             let th: Vec<HyperHyperDual64> = (0..d)
                 .map(|c| {
@@ -235,13 +243,28 @@ pub(crate) mod testing {
         hessian_vector_product(model, &plus, w, &mut ws, &mut hwp);
         hessian_vector_product(model, &minus, w, &mut ws, &mut hwm);
         for k in 0..d {
-            close(hv[k], (gp[k] - gm[k]) / (2.0 * h), 1e-5, "HVP vs finite differences");
-            close(t3[k], (hwp[k] - hwm[k]) / (2.0 * h), 1e-5, "D3L vs finite differences");
+            close(
+                hv[k],
+                (gp[k] - gm[k]) / (2.0 * h),
+                1e-5,
+                "HVP vs finite differences",
+            );
+            close(
+                t3[k],
+                (hwp[k] - hwm[k]) / (2.0 * h),
+                1e-5,
+                "D3L vs finite differences",
+            );
         }
         // Finite difference of the loss itself along v.
         let lp = gradient(model, &plus, &mut gp);
         let lm = gradient(model, &minus, &mut gm);
         let gv: f64 = (0..d).map(|c| g[c] * v[c]).sum();
-        close(gv, (lp - lm) / (2.0 * h), 1e-6, "gradient vs finite differences");
+        close(
+            gv,
+            (lp - lm) / (2.0 * h),
+            1e-6,
+            "gradient vs finite differences",
+        );
     }
 }

@@ -45,7 +45,10 @@ pub struct Batch<'a> {
 
 impl<'a> Batch<'a> {
     /// All samples, clean labels: the full-batch gradient of `L`.
-    pub const FULL: Batch<'static> = Batch { indices: None, shift: None };
+    pub const FULL: Batch<'static> = Batch {
+        indices: None,
+        shift: None,
+    };
 
     /// Number of samples in the batch, given the model's `n`.
     #[inline]
@@ -165,5 +168,58 @@ pub trait Model: Send + Sync {
     /// The minimum of the loss, `L_min` (0 for models that interpolate), where known.
     fn loss_min(&self) -> Option<f64> {
         None
+    }
+}
+
+/// Any built-in model: the registry used by configuration-driven runs. Add a model by adding
+/// a variant here and a line in [`with_model!`](crate::with_model).
+#[derive(Clone, Debug)]
+pub enum AnyModel {
+    /// [`Valley`] (planar or N-dimensional).
+    Valley(Valley),
+    /// [`ProductModel`].
+    Product(ProductModel),
+    /// [`DiagonalNetwork`].
+    Diagonal(DiagonalNetwork),
+    /// [`TwoLayerNetwork`].
+    TwoLayer(TwoLayerNetwork),
+    /// [`LinearTwoLayer`].
+    Linear2(LinearTwoLayer),
+}
+
+/// Run `$body` with `$m` bound to the concrete model inside an [`AnyModel`], so that generic
+/// code is monomorphised per model (no dynamic dispatch in hot loops).
+#[macro_export]
+macro_rules! with_model {
+    ($any:expr, $m:ident => $body:expr) => {
+        match $any {
+            $crate::model::AnyModel::Valley($m) => $body,
+            $crate::model::AnyModel::Product($m) => $body,
+            $crate::model::AnyModel::Diagonal($m) => $body,
+            $crate::model::AnyModel::TwoLayer($m) => $body,
+            $crate::model::AnyModel::Linear2($m) => $body,
+        }
+    };
+}
+
+impl AnyModel {
+    /// Number of parameters.
+    pub fn dim(&self) -> usize {
+        with_model!(self, m => m.dim())
+    }
+
+    /// Number of training samples.
+    pub fn n_samples(&self) -> usize {
+        with_model!(self, m => m.n_samples())
+    }
+
+    /// Short name.
+    pub fn name(&self) -> &'static str {
+        with_model!(self, m => m.name())
+    }
+
+    /// Default start.
+    pub fn default_start(&self) -> Vec<f64> {
+        with_model!(self, m => m.default_start())
     }
 }

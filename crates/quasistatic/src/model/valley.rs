@@ -343,7 +343,8 @@ mod tests {
 
     #[test]
     fn nd_valley_derivatives() {
-        let m = Valley::new(vec![1.0, 2.0, 0.5], 2, Profile::Quadratic, 0.7).with_random_rotation(3);
+        let m =
+            Valley::new(vec![1.0, 2.0, 0.5], 2, Profile::Quadratic, 0.7).with_random_rotation(3);
         let th = [0.1, -0.2, 0.3, 0.5, -1.0];
         let v = [0.3, 0.1, -0.4, 0.2, 0.9];
         let w = [-0.2, 0.5, 0.1, 0.7, -0.3];

@@ -199,7 +199,13 @@ impl NoiseModel {
 
 /// `grad += scale * F z` with `z ~ N(0, I)`; `z` is a buffer of length `d`.
 #[inline]
-fn add_correlated(grad: &mut [f64], factor: &DMatrix<f64>, scale: f64, rng: &mut TrajectoryRng, z: &mut [f64]) {
+fn add_correlated(
+    grad: &mut [f64],
+    factor: &DMatrix<f64>,
+    scale: f64,
+    rng: &mut TrajectoryRng,
+    z: &mut [f64],
+) {
     for zi in z.iter_mut() {
         *zi = rng.sample(StandardNormal);
     }

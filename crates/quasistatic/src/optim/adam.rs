@@ -46,7 +46,13 @@ impl Optimizer for Adam {
     type State = AdamState;
 
     fn init(&self, dim: usize) -> AdamState {
-        AdamState { m: vec![0.0; dim], v: vec![0.0; dim], t: 0, beta1_pow: 1.0, beta2_pow: 1.0 }
+        AdamState {
+            m: vec![0.0; dim],
+            v: vec![0.0; dim],
+            t: 0,
+            beta1_pow: 1.0,
+            beta2_pow: 1.0,
+        }
     }
 
     #[inline]
@@ -59,7 +65,12 @@ impl Optimizer for Adam {
         let c1 = 1.0 / (1.0 - s.beta1_pow);
         let c2 = 1.0 / (1.0 - s.beta2_pow);
         let decay = 1.0 - eta * self.weight_decay;
-        for (((x, m), v), &g) in theta.iter_mut().zip(s.m.iter_mut()).zip(s.v.iter_mut()).zip(grad) {
+        for (((x, m), v), &g) in theta
+            .iter_mut()
+            .zip(s.m.iter_mut())
+            .zip(s.v.iter_mut())
+            .zip(grad)
+        {
             *m = b1 * *m + (1.0 - b1) * g;
             *v = b2 * *v + (1.0 - b2) * g * g;
             *x *= decay;

@@ -38,7 +38,10 @@ impl Optimizer for HeavyBall {
     type State = MomentumState;
 
     fn init(&self, dim: usize) -> MomentumState {
-        MomentumState { buf: vec![0.0; dim], t: 0 }
+        MomentumState {
+            buf: vec![0.0; dim],
+            t: 0,
+        }
     }
 
     #[inline]
@@ -58,7 +61,10 @@ impl Optimizer for Nesterov {
     type State = MomentumState;
 
     fn init(&self, dim: usize) -> MomentumState {
-        MomentumState { buf: vec![0.0; dim], t: 0 }
+        MomentumState {
+            buf: vec![0.0; dim],
+            t: 0,
+        }
     }
 
     #[inline]

@@ -37,7 +37,11 @@ impl Optimizer for RmsProp {
     type State = RmsPropState;
 
     fn init(&self, dim: usize) -> RmsPropState {
-        RmsPropState { v: vec![0.0; dim], t: 0, alpha_pow: 1.0 }
+        RmsPropState {
+            v: vec![0.0; dim],
+            t: 0,
+            alpha_pow: 1.0,
+        }
     }
 
     #[inline]
@@ -45,7 +49,11 @@ impl Optimizer for RmsProp {
         let eta = self.lr.at(s.t);
         s.t += 1;
         s.alpha_pow *= self.alpha;
-        let c = if self.bias_correction { 1.0 / (1.0 - s.alpha_pow) } else { 1.0 };
+        let c = if self.bias_correction {
+            1.0 / (1.0 - s.alpha_pow)
+        } else {
+            1.0
+        };
         let (a, eps) = (self.alpha, self.eps);
         for ((x, v), &g) in theta.iter_mut().zip(s.v.iter_mut()).zip(grad) {
             *v = a * *v + (1.0 - a) * g * g;

@@ -39,7 +39,11 @@ impl Schedule {
         match *self {
             Schedule::Constant(eta) => eta,
             Schedule::Step { eta, gamma, every } => eta * gamma.powi((t / every.max(1)) as i32),
-            Schedule::Cosine { eta, eta_min, steps } => {
+            Schedule::Cosine {
+                eta,
+                eta_min,
+                steps,
+            } => {
                 if t >= steps {
                     eta_min
                 } else {

@@ -33,39 +33,81 @@ fn sgd_sequence() {
 #[test]
 fn heavy_ball_sequence() {
     // buf: 1, 2.5, 0.25; theta: 0.9, 0.65, 0.625
-    let o = HeavyBall { lr: LR, beta: 0.5, weight_decay: 0.0 };
+    let o = HeavyBall {
+        lr: LR,
+        beta: 0.5,
+        weight_decay: 0.0,
+    };
     assert_seq(&run(&o), &[0.9, 0.65, 0.625]);
 }
 
 #[test]
 fn nesterov_sequence() {
     // buf: 1, 2.5, 0.25; update g + beta buf: 1.5, 3.25, -0.875
-    let o = Nesterov { lr: LR, beta: 0.5, weight_decay: 0.0 };
+    let o = Nesterov {
+        lr: LR,
+        beta: 0.5,
+        weight_decay: 0.0,
+    };
     assert_seq(&run(&o), &[0.85, 0.525, 0.6125]);
 }
 
 #[test]
 fn adam_sequence() {
-    let o = Adam { lr: LR, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 };
-    assert_seq(&run(&o), &[0.900000001, 0.8034817990281663, 0.7614728689681868]);
+    let o = Adam {
+        lr: LR,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.0,
+    };
+    assert_seq(
+        &run(&o),
+        &[0.900000001, 0.8034817990281663, 0.7614728689681868],
+    );
 }
 
 #[test]
 fn adamw_sequence() {
-    let o = Adam { lr: LR, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 };
-    assert_seq(&run(&o), &[0.899000001, 0.8015827990271663, 0.7587722861681596]);
+    let o = Adam {
+        lr: LR,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.01,
+    };
+    assert_seq(
+        &run(&o),
+        &[0.899000001, 0.8015827990271663, 0.7587722861681596],
+    );
 }
 
 #[test]
 fn rmsprop_sequence() {
-    let o = RmsProp { lr: LR, alpha: 0.99, eps: 1e-8, bias_correction: false };
-    assert_seq(&run(&o), &[9.99999903994464e-08, -0.8953228219915412, -0.48502132259709585]);
+    let o = RmsProp {
+        lr: LR,
+        alpha: 0.99,
+        eps: 1e-8,
+        bias_correction: false,
+    };
+    assert_seq(
+        &run(&o),
+        &[
+            9.99999903994464e-08,
+            -0.8953228219915412,
+            -0.48502132259709585,
+        ],
+    );
 }
 
 /// Random gradients in 5 dimensions for the identity checks.
 fn grads() -> Vec<Vec<f64>> {
     (0..50)
-        .map(|k| (0..5).map(|j| ((k * 7 + j * 3) as f64 * 0.37).sin() * 2.0).collect())
+        .map(|k| {
+            (0..5)
+                .map(|j| ((k * 7 + j * 3) as f64 * 0.37).sin() * 2.0)
+                .collect()
+        })
         .collect()
 }
 
@@ -82,17 +124,36 @@ fn trajectory<O: Optimizer>(opt: &O) -> Vec<f64> {
 
 #[test]
 fn heavy_ball_with_zero_beta_is_sgd() {
-    let a = trajectory(&HeavyBall { lr: LR, beta: 0.0, weight_decay: 0.0 });
+    let a = trajectory(&HeavyBall {
+        lr: LR,
+        beta: 0.0,
+        weight_decay: 0.0,
+    });
     let b = trajectory(&Sgd { lr: LR });
     assert_eq!(a, b);
-    let c = trajectory(&Nesterov { lr: LR, beta: 0.0, weight_decay: 0.0 });
+    let c = trajectory(&Nesterov {
+        lr: LR,
+        beta: 0.0,
+        weight_decay: 0.0,
+    });
     assert_eq!(c, b);
 }
 
 #[test]
 fn adam_with_zero_beta1_is_bias_corrected_rmsprop() {
-    let a = trajectory(&Adam { lr: LR, beta1: 0.0, beta2: 0.95, eps: 1e-6, weight_decay: 0.0 });
-    let b = trajectory(&RmsProp { lr: LR, alpha: 0.95, eps: 1e-6, bias_correction: true });
+    let a = trajectory(&Adam {
+        lr: LR,
+        beta1: 0.0,
+        beta2: 0.95,
+        eps: 1e-6,
+        weight_decay: 0.0,
+    });
+    let b = trajectory(&RmsProp {
+        lr: LR,
+        alpha: 0.95,
+        eps: 1e-6,
+        bias_correction: true,
+    });
     for (x, y) in a.iter().zip(&b) {
         assert!((x - y).abs() < 1e-13, "{x} vs {y}");
     }
@@ -100,13 +161,33 @@ fn adam_with_zero_beta1_is_bias_corrected_rmsprop() {
 
 #[test]
 fn schedules() {
-    let s = Schedule::Step { eta: 1.0, gamma: 0.5, every: 10 };
-    assert_eq!((s.at(0), s.at(9), s.at(10), s.at(25)), (1.0, 1.0, 0.5, 0.25));
-    let c = Schedule::Cosine { eta: 1.0, eta_min: 0.0, steps: 100 };
+    let s = Schedule::Step {
+        eta: 1.0,
+        gamma: 0.5,
+        every: 10,
+    };
+    assert_eq!(
+        (s.at(0), s.at(9), s.at(10), s.at(25)),
+        (1.0, 1.0, 0.5, 0.25)
+    );
+    let c = Schedule::Cosine {
+        eta: 1.0,
+        eta_min: 0.0,
+        steps: 100,
+    };
     assert!((c.at(50) - 0.5).abs() < 1e-12 && c.at(0) == 1.0 && c.at(200) == 0.0);
-    let w = Schedule::Warmup { eta: 1.0, warmup: 4 };
+    let w = Schedule::Warmup {
+        eta: 1.0,
+        warmup: 4,
+    };
     assert_eq!((w.at(0), w.at(3), w.at(10)), (0.25, 1.0, 1.0));
     // A schedule drives the step: SGD with a step schedule.
-    let o = Sgd { lr: Schedule::Step { eta: 0.1, gamma: 0.5, every: 2 } };
+    let o = Sgd {
+        lr: Schedule::Step {
+            eta: 0.1,
+            gamma: 0.5,
+            every: 2,
+        },
+    };
     assert_seq(&run(&o), &[0.9, 0.7, 0.75]);
 }

@@ -94,7 +94,8 @@ pub struct EnsembleResult {
 impl EnsembleResult {
     /// Value of observable `o` at checkpoint `c` of trajectory `j` (`None` after divergence).
     pub fn get(&self, j: usize, c: usize, o: usize) -> Option<f64> {
-        (c < self.valid[j]).then(|| self.values[(j * self.steps.len() + c) * self.observables.len() + o])
+        (c < self.valid[j])
+            .then(|| self.values[(j * self.steps.len() + c) * self.observables.len() + o])
     }
 
     /// Index of an observable by name.
@@ -104,7 +105,9 @@ impl EnsembleResult {
 
     /// Values of observable `o` at checkpoint `c` over the trajectories still valid there.
     pub fn column(&self, c: usize, o: usize) -> Vec<f64> {
-        (0..self.trajectories).filter_map(|j| self.get(j, c, o)).collect()
+        (0..self.trajectories)
+            .filter_map(|j| self.get(j, c, o))
+            .collect()
     }
 }
 
@@ -208,14 +211,22 @@ fn run_trajectory<M: Model, O: Optimizer>(
             let reason = if !loss.is_finite() {
                 Some(format!("loss is {loss}"))
             } else if loss > spec.max_loss {
-                Some(format!("loss {loss:.6e} exceeds max_loss {:.6e}", spec.max_loss))
+                Some(format!(
+                    "loss {loss:.6e} exceeds max_loss {:.6e}",
+                    spec.max_loss
+                ))
             } else if !grad.iter().all(|g| g.is_finite()) {
                 Some("gradient is not finite".to_string())
             } else {
                 None
             };
             if let Some(reason) = reason {
-                divergence = Some(Divergence { trajectory: j, step, last_finite_loss: last_loss, reason });
+                divergence = Some(Divergence {
+                    trajectory: j,
+                    step,
+                    last_finite_loss: last_loss,
+                    reason,
+                });
                 break 'outer;
             }
             last_loss = loss;
@@ -237,7 +248,12 @@ fn run_trajectory<M: Model, O: Optimizer>(
         observer.observe(model, &theta, &mut values[c * n_obs..(c + 1) * n_obs]);
         valid = c + 1;
     }
-    TrajectoryOutput { values, valid, divergence, gradients: step }
+    TrajectoryOutput {
+        values,
+        valid,
+        divergence,
+        gradients: step,
+    }
 }
 
 #[cfg(test)]
