@@ -352,6 +352,7 @@ fn drift_predicts_simulated_mean_drift() {
         max_loss: 1e6,
         start: vec![0.0, 1.5],
         start_noise: 0.0,
+        start_factor: None,
         observables: vec![Observable::ManifoldCoordinate(0)],
         progress: false,
     };
