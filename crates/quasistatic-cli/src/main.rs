@@ -46,6 +46,20 @@ enum Command {
         #[arg(long)]
         no_progress: bool,
     },
+    /// Derive the quasistatic manifold dynamics (normal equilibrium, drift, diffusion,
+    /// implicit regularisers, diagnostics) of the config's optimizer and noise at a point,
+    /// print a table, and write `derivation.json` into --out when given.
+    Derive {
+        /// The TOML configuration (its [model], [data], [noise], [optimizer]; the point is
+        /// `start.theta` or the model's default start unless --at is given).
+        config: PathBuf,
+        /// The point, comma-separated (d numbers); it is projected onto the manifold first.
+        #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+        at: Option<Vec<f64>>,
+        /// Output folder for derivation.json.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
     /// Validate a config without running it: prints the resolved model, noise and optimizer.
     Check {
         /// The TOML configuration.
@@ -137,6 +151,42 @@ fn execute(command: Command) -> quasistatic::Result<()> {
             report_divergences(r);
             for f in &outcome.files {
                 println!("wrote {}", f.display());
+            }
+            Ok(())
+        }
+        Command::Derive { config, at, out } => {
+            let cfg = Config::load(&config)?;
+            let built = cfg.build()?;
+            let d = built.model.dim();
+            let point = match at {
+                Some(p) => {
+                    if p.len() != d {
+                        return Err(Error::invalid(
+                            "--at",
+                            format!("{} numbers", p.len()),
+                            format!("exactly {d} comma-separated numbers (the model has d = {d} parameters)"),
+                        ));
+                    }
+                    if let Some(x) = p.iter().find(|x| !x.is_finite()) {
+                        return Err(Error::invalid("--at", x, "finite numbers"));
+                    }
+                    p
+                }
+                None => built.spec.start.clone(),
+            };
+            let options = quasistatic::derive::DeriveOptions::default();
+            let derivation = quasistatic::with_model!(&built.model, m => quasistatic::derive::derive(
+                m, &built.noise, &built.optimizer, &point, &options))?;
+            print!("{}", derivation.table());
+            if let Some(dir) = out {
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+                let path = dir.join("derivation.json");
+                let json = serde_json::to_string_pretty(&derivation).map_err(|e| {
+                    Error::Numerical(format!("cannot serialise the derivation: {e}"))
+                })?;
+                quasistatic::output::write_atomic(&path, json.as_bytes())?;
+                println!("wrote {}", path.display());
             }
             Ok(())
         }
