@@ -30,6 +30,7 @@ pub mod rng;
 pub mod run;
 pub mod sde;
 pub mod simulate;
+pub mod validate;
 pub mod stats;
 pub mod studies;
 
