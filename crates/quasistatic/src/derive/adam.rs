@@ -29,7 +29,7 @@ use serde::Serialize;
 
 use super::equilibrium::NormalDynamics;
 use super::third_order::{contract_pairs, contract_symmetric};
-use crate::manifold::{covariance_diagonal, Curvature, CovarianceOperator, Geometry, RankOptions};
+use crate::manifold::{covariance_diagonal, CovarianceOperator, Curvature, Geometry, RankOptions};
 use crate::model::Model;
 use crate::noise::NoiseModel;
 use crate::{Error, Result};
@@ -49,7 +49,12 @@ pub struct AdamOptions {
 
 impl Default for AdamOptions {
     fn default() -> Self {
-        Self { max_iterations: 200, tolerance: 1e-10, second_order_noise: true, max_fluctuation_pairs: 500 }
+        Self {
+            max_iterations: 200,
+            tolerance: 1e-10,
+            second_order_noise: true,
+            max_fluctuation_pairs: 500,
+        }
     }
 }
 
@@ -152,7 +157,8 @@ pub fn preconditioner<M: Model>(
                     }
                     let a = DMatrix::from_column_slice(d, 1, dirs.column(k).as_slice());
                     let b = DMatrix::from_column_slice(d, 1, dirs.column(l).as_slice());
-                    let wkl = euclidean.tangent_projection(&contract_pairs(model, phi, &a, &b, &[1.0]));
+                    let wkl =
+                        euclidean.tangent_projection(&contract_pairs(model, phi, &a, &b, &[1.0]));
                     let mult = if k == l { 1.0 } else { 2.0 };
                     for (t, x) in vt.iter_mut().zip(&wkl) {
                         *t += 0.25 * 2.0 * mult * w * x * x;
@@ -170,7 +176,7 @@ pub fn preconditioner<M: Model>(
             break;
         }
     }
-    if !(residual <= options.tolerance) {
+    if residual.is_nan() || residual > options.tolerance {
         return Err(Error::Numerical(format!(
             "Adam's preconditioner did not converge: after {iterations} fixed-point iterations the relative \
              change of sqrt(v) + eps is {residual:.3e} > tolerance {:.1e}",

@@ -51,7 +51,9 @@ pub struct Drift {
 }
 
 fn rows(m: &DMatrix<f64>) -> Vec<Vec<f64>> {
-    (0..m.nrows()).map(|i| m.row(i).iter().copied().collect()).collect()
+    (0..m.nrows())
+        .map(|i| m.row(i).iter().copied().collect())
+        .collect()
 }
 
 /// Summary of `S = Z S~ Z^T`.
@@ -64,7 +66,12 @@ fn summarise(z: &DMatrix<f64>, s_tilde: &DMatrix<f64>, small: bool) -> MatrixSum
     }
     let gh = &sq * ge.eigenvectors.transpose();
     let m = &gh * s_tilde * &gh;
-    let mut eig: Vec<f64> = ((&m + m.transpose()) * 0.5).symmetric_eigen().eigenvalues.iter().copied().collect();
+    let mut eig: Vec<f64> = ((&m + m.transpose()) * 0.5)
+        .symmetric_eigen()
+        .eigenvalues
+        .iter()
+        .copied()
+        .collect();
     eig.sort_by(|a, b| b.total_cmp(a));
     MatrixSummary {
         trace: (s_tilde * &g).trace(),
@@ -110,15 +117,28 @@ pub fn drift<M: Model>(
         vec![0.0; d]
     };
     let velocity = |d3: &[f64]| -> Vec<f64> {
-        let force: Vec<f64> = d3.iter().zip(&cross).map(|(a, x)| 0.5 * a + eta_eff * x).collect();
-        geometry.preconditioned_tangent(&force).iter().map(|x| -eta_eff * x).collect()
+        let force: Vec<f64> = d3
+            .iter()
+            .zip(&cross)
+            .map(|(a, x)| 0.5 * a + eta_eff * x)
+            .collect();
+        geometry
+            .preconditioned_tangent(&force)
+            .iter()
+            .map(|x| -eta_eff * x)
+            .collect()
     };
     let per_step = velocity(&d3_exact);
     let per_step_leading = velocity(&d3_lead);
-    let cross_per_step: Vec<f64> =
-        geometry.preconditioned_tangent(&cross).iter().map(|x| -eta_eff * eta_eff * x).collect();
+    let cross_per_step: Vec<f64> = geometry
+        .preconditioned_tangent(&cross)
+        .iter()
+        .map(|x| -eta_eff * eta_eff * x)
+        .collect();
     let q_trace = eta_eff * eta_eff * covariance.tangent_block_trace(curvature, geometry);
-    let q_matrix = small.then(|| rows(&(covariance.tangent_block_matrix(curvature, geometry) * (eta_eff * eta_eff))));
+    let q_matrix = small.then(|| {
+        rows(&(covariance.tangent_block_matrix(curvature, geometry) * (eta_eff * eta_eff)))
+    });
     let diff = (&s_exact - &s_lead).norm() / s_lead.norm().max(f64::MIN_POSITIVE);
     Ok(Drift {
         per_step,

@@ -56,7 +56,9 @@ impl NormalDynamics {
     /// Learning rate of the recursion.
     pub fn lr(&self) -> f64 {
         match *self {
-            NormalDynamics::Sgd { lr } | NormalDynamics::HeavyBall { lr, .. } | NormalDynamics::Nesterov { lr, .. } => lr,
+            NormalDynamics::Sgd { lr }
+            | NormalDynamics::HeavyBall { lr, .. }
+            | NormalDynamics::Nesterov { lr, .. } => lr,
         }
     }
 
@@ -95,7 +97,7 @@ impl NormalDynamics {
     pub fn check_stability(&self, lambda_max: f64) -> Result<()> {
         let x = self.lr() * lambda_max;
         let bound = self.stability_bound();
-        if !(x < bound) {
+        if x.is_nan() || x >= bound {
             return Err(Error::Numerical(format!(
                 "no stable normal equilibrium: lr * lambda_max = {} * {lambda_max:.6e} = {x:.6e} >= {} = {bound:.6} \
                  (the normal oscillation grows; reduce the learning rate)",
@@ -109,13 +111,21 @@ impl NormalDynamics {
     /// The per-eigenvalue transition `(A, b)` of the state `(u, buf)` (SGD: `buf` unused).
     pub fn transition(&self, lambda: f64) -> (Matrix2<f64>, Vector2<f64>) {
         match *self {
-            NormalDynamics::Sgd { lr } => (Matrix2::new(1.0 - lr * lambda, 0.0, 0.0, 0.0), Vector2::new(-lr, 0.0)),
+            NormalDynamics::Sgd { lr } => (
+                Matrix2::new(1.0 - lr * lambda, 0.0, 0.0, 0.0),
+                Vector2::new(-lr, 0.0),
+            ),
             NormalDynamics::HeavyBall { lr, beta } => (
                 Matrix2::new(1.0 - lr * lambda, -lr * beta, lambda, beta),
                 Vector2::new(-lr, 1.0),
             ),
             NormalDynamics::Nesterov { lr, beta } => (
-                Matrix2::new(1.0 - lr * (1.0 + beta) * lambda, -lr * beta * beta, lambda, beta),
+                Matrix2::new(
+                    1.0 - lr * (1.0 + beta) * lambda,
+                    -lr * beta * beta,
+                    lambda,
+                    beta,
+                ),
                 Vector2::new(-lr * (1.0 + beta), 1.0),
             ),
         }
@@ -142,7 +152,8 @@ impl NormalDynamics {
                         let ci = 1.0 + beta - lr * curvatures[i];
                         let cj = 1.0 + beta - lr * curvatures[j];
                         let den = (1.0 - ci * cj - beta * beta)
-                            + beta * (ci * ci + cj * cj - 2.0 * beta * ci * cj) / (1.0 - beta * beta);
+                            + beta * (ci * ci + cj * cj - 2.0 * beta * ci * cj)
+                                / (1.0 - beta * beta);
                         s[(i, j)] = lr * lr * sigma_normal[(i, j)] / den;
                     }
                 }
@@ -165,13 +176,18 @@ impl NormalDynamics {
     pub fn leading(&self, curvatures: &[f64], sigma_normal: &DMatrix<f64>) -> DMatrix<f64> {
         let e = self.eta_eff();
         let r = curvatures.len();
-        let s = DMatrix::from_fn(r, r, |i, j| e * sigma_normal[(i, j)] / (curvatures[i] + curvatures[j]));
+        let s = DMatrix::from_fn(r, r, |i, j| {
+            e * sigma_normal[(i, j)] / (curvatures[i] + curvatures[j])
+        });
         (&s + s.transpose()) * 0.5
     }
 }
 
 /// `X[0, 0]` of the stationary cross-covariance `X = A_i X A_j^T + b_i b_j^T` (unit noise).
-pub fn pair_lyapunov(ti: &(Matrix2<f64>, Vector2<f64>), tj: &(Matrix2<f64>, Vector2<f64>)) -> Result<f64> {
+pub fn pair_lyapunov(
+    ti: &(Matrix2<f64>, Vector2<f64>),
+    tj: &(Matrix2<f64>, Vector2<f64>),
+) -> Result<f64> {
     let (ai, bi) = ti;
     let (aj, bj) = tj;
     // vec (column-major) of A_i X A_j^T is (A_j kron A_i) vec X.
@@ -186,10 +202,9 @@ pub fn pair_lyapunov(ti: &(Matrix2<f64>, Vector2<f64>), tj: &(Matrix2<f64>, Vect
         }
     }
     let rhs = Vector4::new(bi[0] * bj[0], bi[1] * bj[0], bi[0] * bj[1], bi[1] * bj[1]);
-    let x = k
-        .lu()
-        .solve(&rhs)
-        .ok_or_else(|| Error::Numerical("normal Lyapunov equation is singular (marginal stability)".into()))?;
+    let x = k.lu().solve(&rhs).ok_or_else(|| {
+        Error::Numerical("normal Lyapunov equation is singular (marginal stability)".into())
+    })?;
     Ok(x[0])
 }
 
@@ -210,20 +225,29 @@ mod tests {
             let s = hb.exact(&lams, &sig).unwrap();
             for i in 0..3 {
                 for j in 0..3 {
-                    let u = pair_lyapunov(&hb.transition(lams[i]), &hb.transition(lams[j])).unwrap();
+                    let u =
+                        pair_lyapunov(&hb.transition(lams[i]), &hb.transition(lams[j])).unwrap();
                     let g = u * sig[(i, j)];
-                    assert!((s[(i, j)] - g).abs() < 1e-10 * g.abs(), "{lr} {beta}: {} vs {g}", s[(i, j)]);
+                    assert!(
+                        (s[(i, j)] - g).abs() < 1e-10 * g.abs(),
+                        "{lr} {beta}: {} vs {g}",
+                        s[(i, j)]
+                    );
                 }
             }
         }
-        let s0 = NormalDynamics::HeavyBall { lr: 0.2, beta: 0.0 }.exact(&lams, &sig).unwrap();
+        let s0 = NormalDynamics::HeavyBall { lr: 0.2, beta: 0.0 }
+            .exact(&lams, &sig)
+            .unwrap();
         let s1 = NormalDynamics::Sgd { lr: 0.2 }.exact(&lams, &sig).unwrap();
         assert!((s0 - s1).abs().max() < 1e-14);
         // One dimension: S = eta^2 s^2 (1 + beta) / ((1 - beta) a (2 (1 + beta) - a)), a = eta lambda.
         let (eta, beta, lam, s2) = (0.05, 0.8, 3.0, 0.7);
         let a = eta * lam;
         let want = eta * eta * s2 * (1.0 + beta) / ((1.0 - beta) * a * (2.0 * (1.0 + beta) - a));
-        let got = NormalDynamics::HeavyBall { lr: eta, beta }.exact(&[lam], &DMatrix::from_element(1, 1, s2)).unwrap();
+        let got = NormalDynamics::HeavyBall { lr: eta, beta }
+            .exact(&[lam], &DMatrix::from_element(1, 1, s2))
+            .unwrap();
         assert!((got[(0, 0)] - want).abs() < 1e-13 * want);
     }
 
@@ -235,7 +259,9 @@ mod tests {
     fn nesterov_variance_matches_simulation() {
         let (lr, beta, lam) = (0.2, 0.6, 2.0);
         let nes = NormalDynamics::Nesterov { lr, beta };
-        let s = nes.exact(&[lam], &DMatrix::from_element(1, 1, 1.0)).unwrap()[(0, 0)];
+        let s = nes
+            .exact(&[lam], &DMatrix::from_element(1, 1, 1.0))
+            .unwrap()[(0, 0)];
         let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(17);
         let (mut u, mut buf) = (0.0f64, 0.0f64);
         let (mut acc, mut count) = (0.0, 0.0);
@@ -252,7 +278,9 @@ mod tests {
         let emp = acc / count;
         assert!((emp / s - 1.0).abs() < 0.03, "simulated {emp} vs exact {s}");
         // And the leading order is close for small lr: S ~ eta_eff / (2 lambda).
-        let small = NormalDynamics::Nesterov { lr: 1e-4, beta }.exact(&[lam], &DMatrix::from_element(1, 1, 1.0)).unwrap()[(0, 0)];
+        let small = NormalDynamics::Nesterov { lr: 1e-4, beta }
+            .exact(&[lam], &DMatrix::from_element(1, 1, 1.0))
+            .unwrap()[(0, 0)];
         let lead = 1e-4 / (1.0 - beta) / (2.0 * lam);
         assert!((small / lead - 1.0).abs() < 1e-3);
     }
@@ -261,11 +289,19 @@ mod tests {
     #[test]
     fn instability_is_reported() {
         let sig = DMatrix::from_element(1, 1, 1.0);
-        let e = NormalDynamics::Sgd { lr: 1.0 }.exact(&[2.5], &sig).unwrap_err().to_string();
+        let e = NormalDynamics::Sgd { lr: 1.0 }
+            .exact(&[2.5], &sig)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains(">= 2") && e.contains("2.5"), "{e}");
-        let e = NormalDynamics::HeavyBall { lr: 1.0, beta: 0.5 }.exact(&[3.5], &sig).unwrap_err().to_string();
+        let e = NormalDynamics::HeavyBall { lr: 1.0, beta: 0.5 }
+            .exact(&[3.5], &sig)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("2 (1 + beta)"), "{e}");
-        assert!(NormalDynamics::HeavyBall { lr: 1.0, beta: 0.5 }.exact(&[2.9], &sig).is_ok());
+        assert!(NormalDynamics::HeavyBall { lr: 1.0, beta: 0.5 }
+            .exact(&[2.9], &sig)
+            .is_ok());
         let nes = NormalDynamics::Nesterov { lr: 1.0, beta: 0.5 };
         assert!((nes.stability_bound() - 1.5).abs() < 1e-15);
         assert!(nes.exact(&[1.49], &sig).is_ok());

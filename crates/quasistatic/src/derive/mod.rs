@@ -53,7 +53,8 @@ pub use equilibrium::NormalDynamics;
 pub use regularisers::{Regulariser, RegulariserReport};
 
 use crate::manifold::{
-    project, CovarianceOperator, Curvature, Finisher, GeometryPath, Projection, ProjectionOptions, RankOptions,
+    project, CovarianceOperator, Curvature, Finisher, GeometryPath, Projection, ProjectionOptions,
+    RankOptions,
 };
 use crate::model::Model;
 use crate::noise::NoiseModel;
@@ -251,31 +252,62 @@ fn plan(optimizer: &AnyOptimizer) -> Result<Plan> {
         }
         Ok(())
     };
-    if !(eta > 0.0) {
-        return Err(Error::invalid("optimizer.lr", eta, "a positive learning rate"));
+    if eta.is_nan() || eta <= 0.0 {
+        return Err(Error::invalid(
+            "optimizer.lr",
+            eta,
+            "a positive learning rate",
+        ));
     }
     Ok(match optimizer {
-        AnyOptimizer::Sgd(_) => Plan { dynamics: NormalDynamics::Sgd { lr: eta }, eta, adaptive: None },
+        AnyOptimizer::Sgd(_) => Plan {
+            dynamics: NormalDynamics::Sgd { lr: eta },
+            eta,
+            adaptive: None,
+        },
         AnyOptimizer::HeavyBall(o) => {
             no_decay(o.weight_decay, "optimizer.weight_decay")?;
-            Plan { dynamics: NormalDynamics::HeavyBall { lr: eta, beta: o.beta }, eta, adaptive: None }
+            Plan {
+                dynamics: NormalDynamics::HeavyBall {
+                    lr: eta,
+                    beta: o.beta,
+                },
+                eta,
+                adaptive: None,
+            }
         }
         AnyOptimizer::Nesterov(o) => {
             no_decay(o.weight_decay, "optimizer.weight_decay")?;
-            Plan { dynamics: NormalDynamics::Nesterov { lr: eta, beta: o.beta }, eta, adaptive: None }
+            Plan {
+                dynamics: NormalDynamics::Nesterov {
+                    lr: eta,
+                    beta: o.beta,
+                },
+                eta,
+                adaptive: None,
+            }
         }
         AnyOptimizer::Adam(o) => {
             no_decay(o.weight_decay, "optimizer.weight_decay")?;
             let dynamics = if o.beta1 == 0.0 {
                 NormalDynamics::Sgd { lr: eta }
             } else {
-                NormalDynamics::HeavyBall { lr: eta * (1.0 - o.beta1), beta: o.beta1 }
+                NormalDynamics::HeavyBall {
+                    lr: eta * (1.0 - o.beta1),
+                    beta: o.beta1,
+                }
             };
-            Plan { dynamics, eta, adaptive: Some((o.beta2, o.eps)) }
+            Plan {
+                dynamics,
+                eta,
+                adaptive: Some((o.beta2, o.eps)),
+            }
         }
-        AnyOptimizer::RmsProp(o) => {
-            Plan { dynamics: NormalDynamics::Sgd { lr: eta }, eta, adaptive: Some((o.alpha, o.eps)) }
-        }
+        AnyOptimizer::RmsProp(o) => Plan {
+            dynamics: NormalDynamics::Sgd { lr: eta },
+            eta,
+            adaptive: Some((o.alpha, o.eps)),
+        },
     })
 }
 
@@ -334,10 +366,21 @@ pub fn derive<M: Model>(
     };
     let geometry = match &preconditioner {
         None => euclidean.clone(),
-        Some(p) => p.geometry.clone().expect("preconditioner carries its geometry"),
+        Some(p) => p
+            .geometry
+            .clone()
+            .expect("preconditioner carries its geometry"),
     };
     let small = d <= options.matrices_up_to;
-    let mut drift = drift::drift(model, &phi, &curvature, &covariance, &geometry, &plan.dynamics, small)?;
+    let mut drift = drift::drift(
+        model,
+        &phi,
+        &curvature,
+        &covariance,
+        &geometry,
+        &plan.dynamics,
+        small,
+    )?;
     let eta2 = plan.eta * plan.eta;
     let drift_per_slow_time: Vec<f64> = drift.per_step.iter().map(|x| x / eta2).collect();
     drift.tangent_noise.trace_per_slow_time = drift.tangent_noise.trace_per_step / eta2;
@@ -435,7 +478,13 @@ pub fn derive<M: Model>(
             euclidean.gap, euclidean.rank
         ));
     }
-    let below_split: Vec<f64> = euclidean.spectrum.iter().skip(euclidean.rank).take(5).copied().collect();
+    let below_split: Vec<f64> = euclidean
+        .spectrum
+        .iter()
+        .skip(euclidean.rank)
+        .take(5)
+        .copied()
+        .collect();
     Ok(Derivation {
         model: model.name().to_string(),
         optimizer: optimizer.name().to_string(),
@@ -486,5 +535,10 @@ fn manifold_coordinate_drift<M: Model>(model: &M, phi: &[f64], b: &[f64]) -> Opt
     let minus: Vec<f64> = phi.iter().zip(b).map(|(p, x)| p - h * x).collect();
     let yp = model.manifold_coordinates(&plus)?;
     let ym = model.manifold_coordinates(&minus)?;
-    Some(yp.iter().zip(&ym).map(|(a, c)| (a - c) / (2.0 * h)).collect())
+    Some(
+        yp.iter()
+            .zip(&ym)
+            .map(|(a, c)| (a - c) / (2.0 * h))
+            .collect(),
+    )
 }

@@ -80,7 +80,10 @@ pub fn regulariser_gradients<M: Model>(
     let diag = curvature.diagonal();
     let hmax = diag.iter().fold(0.0f64, |m, x| m.max(x.abs()));
     let differentiable = diag.iter().all(|&h| h > 1e-12 * hmax);
-    let w: Vec<f64> = diag.iter().map(|&h| if h > 0.0 { 1.0 / h.sqrt() } else { 0.0 }).collect();
+    let w: Vec<f64> = diag
+        .iter()
+        .map(|&h| if h > 0.0 { 1.0 / h.sqrt() } else { 0.0 })
+        .collect();
     let add = |mut x: (Vec<f64>, Vec<f64>), y: (Vec<f64>, Vec<f64>)| {
         for (a, b) in x.0.iter_mut().zip(&y.0) {
             *a += b;
@@ -134,7 +137,11 @@ pub fn regulariser_gradients<M: Model>(
 
 /// Per-sample Hessian-vector product `hess f_i(theta) x` (one [`Dual64`] evaluation).
 pub fn sample_hvp<M: Model>(model: &M, theta: &[f64], i: usize, x: &[f64]) -> Vec<f64> {
-    let th: Vec<Dual64> = theta.iter().zip(x).map(|(&t, &v)| Dual64::new(t, v)).collect();
+    let th: Vec<Dual64> = theta
+        .iter()
+        .zip(x)
+        .map(|(&t, &v)| Dual64::new(t, v))
+        .collect();
     let mut g = vec![Dual64::from(0.0); theta.len()];
     model.output_and_grad(&th, i, &mut g);
     g.iter().map(|x| x.eps).collect()
@@ -163,14 +170,24 @@ pub fn report(
             note: Some("not differentiable here: some diagonal Hessian entry vanishes".into()),
         };
     };
-    let dir: Vec<f64> = geometry.preconditioned_tangent(g).iter().map(|x| -x).collect();
+    let dir: Vec<f64> = geometry
+        .preconditioned_tangent(g)
+        .iter()
+        .map(|x| -x)
+        .collect();
     let dn = dir.iter().map(|x| x * x).sum::<f64>().sqrt();
     let bn = drift.iter().map(|x| x * x).sum::<f64>().sqrt();
     let dot: f64 = dir.iter().zip(drift).map(|(a, b)| a * b).sum();
     let (cosine, coefficient, note) = if dn > 0.0 && bn > 0.0 {
         (Some(dot / (dn * bn)), Some(dot / (dn * dn)), None)
     } else {
-        (None, None, Some(format!("zero vector (|direction| = {dn:.3e}, |drift| = {bn:.3e})")))
+        (
+            None,
+            None,
+            Some(format!(
+                "zero vector (|direction| = {dn:.3e}, |drift| = {bn:.3e})"
+            )),
+        )
     };
     RegulariserReport {
         regulariser,

@@ -20,7 +20,10 @@ impl Derivation {
         let mut row = |k: &str, v: String| {
             let _ = writeln!(s, "  {k:<38} {v}");
         };
-        row("model / noise / optimizer", format!("{} / {} / {}", self.model, self.noise, self.optimizer));
+        row(
+            "model / noise / optimizer",
+            format!("{} / {} / {}", self.model, self.noise, self.optimizer),
+        );
         row("start", vec_text(&self.start, 6));
         row("manifold point phi", vec_text(&self.point, 6));
         let p = &self.projection;
@@ -56,18 +59,41 @@ impl Derivation {
         let e = &self.equilibrium;
         row("tr S (exact, discrete)", format!("{:.6e}", e.exact.trace));
         row("tr S (leading order)", format!("{:.6e}", e.leading.trace));
-        row("|S_exact - S_lead| / |S_lead|", format!("{:.3e}", e.relative_difference));
+        row(
+            "|S_exact - S_lead| / |S_lead|",
+            format!("{:.3e}", e.relative_difference),
+        );
         if let Some(pc) = &self.preconditioner {
             row(
                 "Adam v (fixed point)",
-                format!("{} iterations, residual {:.1e}: {}", pc.iterations, pc.residual, vec_text(&pc.v, 6)),
+                format!(
+                    "{} iterations, residual {:.1e}: {}",
+                    pc.iterations,
+                    pc.residual,
+                    vec_text(&pc.v, 6)
+                ),
             );
-            row("eps-dominated coordinates", format!("{}", pc.eps_dominated.len()));
+            row(
+                "eps-dominated coordinates",
+                format!("{}", pc.eps_dominated.len()),
+            );
         }
-        row("drift per step (exact S)", vec_text(&self.drift_per_step, 6));
-        row("drift per step (leading order)", vec_text(&self.drift_per_step_leading, 6));
-        row("  of which cross term", vec_text(&self.drift_cross_per_step, 6));
-        row("drift per unit slow time (eta^2 k)", vec_text(&self.drift_per_slow_time, 6));
+        row(
+            "drift per step (exact S)",
+            vec_text(&self.drift_per_step, 6),
+        );
+        row(
+            "drift per step (leading order)",
+            vec_text(&self.drift_per_step_leading, 6),
+        );
+        row(
+            "  of which cross term",
+            vec_text(&self.drift_cross_per_step, 6),
+        );
+        row(
+            "drift per unit slow time (eta^2 k)",
+            vec_text(&self.drift_per_slow_time, 6),
+        );
         if let Some(y) = &self.drift_manifold_coordinates {
             row("drift of manifold coordinates / step", vec_text(y, 6));
         }
@@ -79,21 +105,46 @@ impl Derivation {
             ),
         );
         for r in &self.regularisers {
-            let what = if r.preconditioned { "preconditioned descent on" } else { "descent on" };
+            let what = if r.preconditioned {
+                "preconditioned descent on"
+            } else {
+                "descent on"
+            };
             let v = match (r.cosine, r.coefficient) {
-                (Some(c), Some(k)) => format!("cosine {c:+.6}, drift = {k:.4e} x direction (value {:.6e})", r.value),
+                (Some(c), Some(k)) => format!(
+                    "cosine {c:+.6}, drift = {k:.4e} x direction (value {:.6e})",
+                    r.value
+                ),
                 _ => format!("n/a ({})", r.note.clone().unwrap_or_default()),
             };
             row(&format!("{what} {}", r.regulariser.label()), v);
         }
         let dg = &self.diagnostics;
-        row("eta, eta_eff", format!("{:.4e}, {:.4e}", dg.eta, dg.eta_eff));
-        row("lr * lambda_max vs bound", format!("{:.4e} vs {:.4}", dg.lr_lambda_max, dg.stability_bound));
-        row("normal relaxation (steps)", format!("{:.4e}", dg.normal_relaxation_steps));
-        row("steps to drift a unit distance", format!("{:.4e}", dg.drift_unit_steps));
-        row("separation ratio (small is good)", format!("{:.4e}", dg.separation_ratio));
+        row(
+            "eta, eta_eff",
+            format!("{:.4e}, {:.4e}", dg.eta, dg.eta_eff),
+        );
+        row(
+            "lr * lambda_max vs bound",
+            format!("{:.4e} vs {:.4}", dg.lr_lambda_max, dg.stability_bound),
+        );
+        row(
+            "normal relaxation (steps)",
+            format!("{:.4e}", dg.normal_relaxation_steps),
+        );
+        row(
+            "steps to drift a unit distance",
+            format!("{:.4e}", dg.drift_unit_steps),
+        );
+        row(
+            "separation ratio (small is good)",
+            format!("{:.4e}", dg.separation_ratio),
+        );
         if let (Some(tv), Some(r)) = (dg.tau_v, dg.tau_x_over_tau_v) {
-            row("tau_v = 1/(1-beta2), tau_x/tau_v", format!("{tv:.4e}, {r:.4e}"));
+            row(
+                "tau_v = 1/(1-beta2), tau_x/tau_v",
+                format!("{tv:.4e}, {r:.4e}"),
+            );
         }
         row("time", format!("{:.3} s", self.seconds));
         for w in &self.warnings {

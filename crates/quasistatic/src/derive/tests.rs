@@ -1,18 +1,32 @@
 //! Tests of the derivation against independent values: THEORY.md's closed forms, symmetry,
 //! limits, the dense path, and simulation of the true optimizer.
 
+#![allow(clippy::needless_range_loop)]
+
 use super::*;
 use crate::model::{Profile, Scalar, Valley};
 use crate::optim::{Adam, HeavyBall, Nesterov, RmsProp, Schedule, Sgd};
 
 fn sgd(eta: f64) -> AnyOptimizer {
-    AnyOptimizer::Sgd(Sgd { lr: Schedule::Constant(eta) })
+    AnyOptimizer::Sgd(Sgd {
+        lr: Schedule::Constant(eta),
+    })
 }
 fn heavy_ball(eta: f64, beta: f64) -> AnyOptimizer {
-    AnyOptimizer::HeavyBall(HeavyBall { lr: Schedule::Constant(eta), beta, weight_decay: 0.0 })
+    AnyOptimizer::HeavyBall(HeavyBall {
+        lr: Schedule::Constant(eta),
+        beta,
+        weight_decay: 0.0,
+    })
 }
 fn adam(eta: f64, beta1: f64, beta2: f64, eps: f64) -> AnyOptimizer {
-    AnyOptimizer::Adam(Adam { lr: Schedule::Constant(eta), beta1, beta2, eps, weight_decay: 0.0 })
+    AnyOptimizer::Adam(Adam {
+        lr: Schedule::Constant(eta),
+        beta1,
+        beta2,
+        eps,
+        weight_decay: 0.0,
+    })
 }
 fn label(sigma: f64) -> NoiseModel {
     NoiseModel::Label { sigma, batch: None }
@@ -60,9 +74,13 @@ struct Diagonal {
 impl Diagonal {
     fn new() -> Self {
         let p = 5;
-        let x: Vec<f64> = (0..15).map(|k| ((k * 7 % 11) as f64 - 5.0) / 4.0 + 0.1 * k as f64).collect();
+        let x: Vec<f64> = (0..15)
+            .map(|k| ((k * 7 % 11) as f64 - 5.0) / 4.0 + 0.1 * k as f64)
+            .collect();
         let w = [1.0, -0.5, 0.0, 0.0, 0.0];
-        let y = (0..3).map(|i| (0..p).map(|j| w[j] * x[i * p + j]).sum()).collect();
+        let y = (0..3)
+            .map(|i| (0..p).map(|j| w[j] * x[i * p + j]).sum())
+            .collect();
         Self { x, y, p }
     }
 }
@@ -105,13 +123,33 @@ impl Model for Diagonal {
 #[test]
 fn valley_sgd_matches_theory() {
     let m = Valley::planar(Profile::Quadratic, 1.0);
-    for &(eta, sigma, y) in &[(0.1, 1.0, 1.5), (0.01, 0.5, -0.7), (0.3, 2.0, 0.4), (0.05, 1.0, 2.5)] {
-        let out = derive(&m, &label(sigma), &sgd(eta), &[0.0, y], &DeriveOptions::default()).unwrap();
+    for &(eta, sigma, y) in &[
+        (0.1, 1.0, 1.5),
+        (0.01, 0.5, -0.7),
+        (0.3, 2.0, 0.4),
+        (0.05, 1.0, 2.5),
+    ] {
+        let out = derive(
+            &m,
+            &label(sigma),
+            &sgd(eta),
+            &[0.0, y],
+            &DeriveOptions::default(),
+        )
+        .unwrap();
         let a = 1.0 + y * y;
         let s = eta * sigma * sigma / (2.0 - eta * a);
         let b = -eta * eta * sigma * sigma * 2.0 * y / (2.0 * (2.0 - eta * a));
-        assert!(rel(out.equilibrium.exact.trace, s) < 1e-10, "S {} vs {s}", out.equilibrium.exact.trace);
-        assert!(rel(out.drift_per_step[1], b) < 1e-10, "b_y {} vs {b}", out.drift_per_step[1]);
+        assert!(
+            rel(out.equilibrium.exact.trace, s) < 1e-10,
+            "S {} vs {s}",
+            out.equilibrium.exact.trace
+        );
+        assert!(
+            rel(out.drift_per_step[1], b) < 1e-10,
+            "b_y {} vs {b}",
+            out.drift_per_step[1]
+        );
         assert!(out.drift_per_step[0].abs() < 1e-14);
         assert!(rel(out.drift_per_slow_time[1], b / (eta * eta)) < 1e-10);
         // Label noise has no tangent block: no cross term, no tangent noise.
@@ -127,15 +165,30 @@ fn valley_sgd_matches_theory() {
 #[test]
 fn valley_heavy_ball_matches_theory() {
     let m = Valley::planar(Profile::Quadratic, 1.0);
-    for &(eta, beta, sigma, y) in &[(0.05, 0.9, 1.0, 1.5), (0.2, 0.5, 0.7, -0.3), (0.01, 0.99, 1.0, 1.0)] {
-        let out = derive(&m, &label(sigma), &heavy_ball(eta, beta), &[0.0, y], &DeriveOptions::default()).unwrap();
+    for &(eta, beta, sigma, y) in &[
+        (0.05, 0.9, 1.0, 1.5),
+        (0.2, 0.5, 0.7, -0.3),
+        (0.01, 0.99, 1.0, 1.0),
+    ] {
+        let out = derive(
+            &m,
+            &label(sigma),
+            &heavy_ball(eta, beta),
+            &[0.0, y],
+            &DeriveOptions::default(),
+        )
+        .unwrap();
         let lam = 1.0 + y * y;
         let a = eta * lam;
         let s2 = sigma * sigma * lam;
         let s = eta * eta * s2 * (1.0 + beta) / ((1.0 - beta) * a * (2.0 * (1.0 + beta) - a));
         let b = -(eta / (1.0 - beta)) * 0.5 * 2.0 * y * s;
         assert!(rel(out.equilibrium.exact.trace, s) < 1e-10);
-        assert!(rel(out.drift_per_step[1], b) < 1e-10, "{} vs {b}", out.drift_per_step[1]);
+        assert!(
+            rel(out.drift_per_step[1], b) < 1e-10,
+            "{} vs {b}",
+            out.drift_per_step[1]
+        );
     }
 }
 
@@ -147,7 +200,14 @@ fn valley_heavy_ball_matches_theory() {
 fn product_sgd_descends_trace_hessian() {
     for &(t, sigma, eta) in &[(2.0, 1.0, 0.01), (0.7, 0.5, 0.1), (-1.6, 1.3, 0.02)] {
         let phi = [t, 1.0 / t];
-        let out = derive(&Product, &label(sigma), &sgd(eta), &phi, &DeriveOptions::default()).unwrap();
+        let out = derive(
+            &Product,
+            &label(sigma),
+            &sgd(eta),
+            &phi,
+            &DeriveOptions::default(),
+        )
+        .unwrap();
         let n = [phi[1], phi[0]];
         let nn = n[0] * n[0] + n[1] * n[1];
         let g = [2.0 * phi[0], 2.0 * phi[1]];
@@ -157,7 +217,10 @@ fn product_sgd_descends_trace_hessian() {
         for k in 0..2 {
             let want = -(eta * eta * c / 4.0) * pt[k];
             let got = out.drift_per_step_leading[k];
-            assert!((got - want).abs() < 1e-10 * want.abs().max(1e-6 * eta * eta), "{got} vs {want}");
+            assert!(
+                (got - want).abs() < 1e-10 * want.abs().max(1e-6 * eta * eta),
+                "{got} vs {want}"
+            );
         }
         let cos = out.regularisers[0].cosine.unwrap();
         assert!((cos - 1.0).abs() < 1e-12, "cosine {cos}");
@@ -174,16 +237,26 @@ fn product_adam_descends_sqrt_diag_hessian() {
     for &(t, sigma, beta1) in &[(2.0, 1.0, 0.9), (0.6, 0.5, 0.0), (-1.5, 1.0, 0.5)] {
         let eta = 1e-4;
         let phi = [t, 1.0 / t];
-        let out = derive(&Product, &label(sigma), &adam(eta, beta1, 0.999, 1e-12), &phi, &DeriveOptions::default())
-            .unwrap();
+        let out = derive(
+            &Product,
+            &label(sigma),
+            &adam(eta, beta1, 0.999, 1e-12),
+            &phi,
+            &DeriveOptions::default(),
+        )
+        .unwrap();
         let c = sigma * sigma;
-        let dh = [(1.0 / (c.sqrt() * phi[1].abs())).sqrt(), (1.0 / (c.sqrt() * phi[0].abs())).sqrt()];
+        let dh = [
+            (1.0 / (c.sqrt() * phi[1].abs())).sqrt(),
+            (1.0 / (c.sqrt() * phi[0].abs())).sqrt(),
+        ];
         let n = [dh[0] * phi[1], dh[1] * phi[0]];
         let nn = n[0] * n[0] + n[1] * n[1];
         let g = [dh[0] * phi[0].signum(), dh[1] * phi[1].signum()];
         let gn = (g[0] * n[0] + g[1] * n[1]) / nn;
-        let want: Vec<f64> =
-            (0..2).map(|k| -(eta * eta * c.sqrt() / 2.0) * dh[k] * (g[k] - gn * n[k])).collect();
+        let want: Vec<f64> = (0..2)
+            .map(|k| -(eta * eta * c.sqrt() / 2.0) * dh[k] * (g[k] - gn * n[k]))
+            .collect();
         let scale = want[0].abs().max(want[1].abs());
         for k in 0..2 {
             assert!(
@@ -205,10 +278,24 @@ fn product_adam_descends_sqrt_diag_hessian() {
 #[test]
 fn rotation_equivariance() {
     let base = Valley::planar(Profile::Quadratic, 1.0);
-    let b0 = derive(&base, &label(1.0), &sgd(0.1), &[0.0, 1.5], &DeriveOptions::default()).unwrap();
+    let b0 = derive(
+        &base,
+        &label(1.0),
+        &sgd(0.1),
+        &[0.0, 1.5],
+        &DeriveOptions::default(),
+    )
+    .unwrap();
     for angle in [0.3, std::f64::consts::FRAC_PI_4, 2.0] {
         let m = Valley::planar(Profile::Quadratic, 1.0).with_angle(angle);
-        let out = derive(&m, &label(1.0), &sgd(0.1), &m.to_theta(&[0.0, 1.5]), &DeriveOptions::default()).unwrap();
+        let out = derive(
+            &m,
+            &label(1.0),
+            &sgd(0.1),
+            &m.to_theta(&[0.0, 1.5]),
+            &DeriveOptions::default(),
+        )
+        .unwrap();
         let want = m.to_theta(&b0.drift_per_step);
         for k in 0..2 {
             assert!((out.drift_per_step[k] - want[k]).abs() < 1e-10);
@@ -216,12 +303,21 @@ fn rotation_equivariance() {
     }
     let speed = |angle: f64| {
         let m = Valley::planar(Profile::Quadratic, 1.0).with_angle(angle);
-        let out = derive(&m, &label(1.0), &adam(0.01, 0.9, 0.999, 1e-8), &m.to_theta(&[0.0, 1.5]), &DeriveOptions::default())
-            .unwrap();
+        let out = derive(
+            &m,
+            &label(1.0),
+            &adam(0.01, 0.9, 0.999, 1e-8),
+            &m.to_theta(&[0.0, 1.5]),
+            &DeriveOptions::default(),
+        )
+        .unwrap();
         norm(&out.drift_per_step)
     };
     let (s0, s45) = (speed(0.0), speed(std::f64::consts::FRAC_PI_4));
-    assert!(s0 > 10.0 * s45, "Adam speed at 0: {s0:.3e}, at 45 degrees: {s45:.3e}");
+    assert!(
+        s0 > 10.0 * s45,
+        "Adam speed at 0: {s0:.3e}, at 45 degrees: {s45:.3e}"
+    );
 }
 
 /// Heavy ball at small `eta` is SGD at `eta / (1 - beta)`: relative 1e-2 at `eta = 1e-4`,
@@ -230,11 +326,39 @@ fn rotation_equivariance() {
 fn heavy_ball_is_sgd_with_effective_rate() {
     let (eta, beta) = (1e-4, 0.9);
     let v = Valley::planar(Profile::Quadratic, 1.0);
-    let hb = derive(&v, &label(1.0), &heavy_ball(eta, beta), &[0.0, 1.2], &DeriveOptions::default()).unwrap();
-    let sg = derive(&v, &label(1.0), &sgd(eta / (1.0 - beta)), &[0.0, 1.2], &DeriveOptions::default()).unwrap();
+    let hb = derive(
+        &v,
+        &label(1.0),
+        &heavy_ball(eta, beta),
+        &[0.0, 1.2],
+        &DeriveOptions::default(),
+    )
+    .unwrap();
+    let sg = derive(
+        &v,
+        &label(1.0),
+        &sgd(eta / (1.0 - beta)),
+        &[0.0, 1.2],
+        &DeriveOptions::default(),
+    )
+    .unwrap();
     assert!(rel(hb.drift_per_step[1], sg.drift_per_step[1]) < 1e-2);
-    let hb = derive(&Product, &label(1.0), &heavy_ball(eta, beta), &[1.7, 0.6], &DeriveOptions::default()).unwrap();
-    let sg = derive(&Product, &label(1.0), &sgd(eta / (1.0 - beta)), &[1.7, 0.6], &DeriveOptions::default()).unwrap();
+    let hb = derive(
+        &Product,
+        &label(1.0),
+        &heavy_ball(eta, beta),
+        &[1.7, 0.6],
+        &DeriveOptions::default(),
+    )
+    .unwrap();
+    let sg = derive(
+        &Product,
+        &label(1.0),
+        &sgd(eta / (1.0 - beta)),
+        &[1.7, 0.6],
+        &DeriveOptions::default(),
+    )
+    .unwrap();
     for k in 0..2 {
         assert!(rel(hb.drift_per_step[k], sg.drift_per_step[k]) < 1e-2);
     }
@@ -246,14 +370,32 @@ fn heavy_ball_is_sgd_with_effective_rate() {
 fn exact_and_leading_converge_linearly() {
     let m = Valley::new(vec![1.0, 3.0], 1, Profile::Quadratic, 1.0).with_random_rotation(2);
     let phi = m.to_theta(&[0.0, 0.0, 0.8]);
-    let nesterov =
-        |eta: f64| AnyOptimizer::Nesterov(Nesterov { lr: Schedule::Constant(eta), beta: 0.5, weight_decay: 0.0 });
-    for make in [sgd as fn(f64) -> AnyOptimizer, |e| heavy_ball(e, 0.7), nesterov] {
+    let nesterov = |eta: f64| {
+        AnyOptimizer::Nesterov(Nesterov {
+            lr: Schedule::Constant(eta),
+            beta: 0.5,
+            weight_decay: 0.0,
+        })
+    };
+    for make in [
+        sgd as fn(f64) -> AnyOptimizer,
+        |e| heavy_ball(e, 0.7),
+        nesterov,
+    ] {
         let diff = |eta: f64| {
-            derive(&m, &NoiseModel::Isotropic { sigma: 1.0, batch: 1 }, &make(eta), &phi, &DeriveOptions::default())
-                .unwrap()
-                .equilibrium
-                .relative_difference
+            derive(
+                &m,
+                &NoiseModel::Isotropic {
+                    sigma: 1.0,
+                    batch: 1,
+                },
+                &make(eta),
+                &phi,
+                &DeriveOptions::default(),
+            )
+            .unwrap()
+            .equilibrium
+            .relative_difference
         };
         let ratio = diff(0.01) / diff(0.005);
         assert!((ratio - 2.0).abs() < 0.1, "ratio {ratio}");
@@ -269,7 +411,12 @@ fn optimizer_special_cases_agree() {
     let o = DeriveOptions::default();
     let a = derive(&m, &label(1.0), &heavy_ball(0.05, 0.0), &phi, &o).unwrap();
     let b = derive(&m, &label(1.0), &sgd(0.05), &phi, &o).unwrap();
-    let rms = AnyOptimizer::RmsProp(RmsProp { lr: Schedule::Constant(0.01), alpha: 0.99, eps: 1e-8, bias_correction: true });
+    let rms = AnyOptimizer::RmsProp(RmsProp {
+        lr: Schedule::Constant(0.01),
+        alpha: 0.99,
+        eps: 1e-8,
+        bias_correction: true,
+    });
     let c = derive(&m, &label(1.0), &adam(0.01, 0.0, 0.99, 1e-8), &phi, &o).unwrap();
     let d = derive(&m, &label(1.0), &rms, &phi, &o).unwrap();
     for k in 0..2 {
@@ -283,27 +430,54 @@ fn optimizer_special_cases_agree() {
 /// (`d = 10`, `n = 3`), for SGD, Adam and isotropic noise.
 #[test]
 fn low_rank_path_matches_dense() {
-    let valley = Valley::new(vec![1.0, 2.0, 0.5], 2, Profile::Quadratic, 0.8).with_random_rotation(21);
+    let valley =
+        Valley::new(vec![1.0, 2.0, 0.5], 2, Profile::Quadratic, 0.8).with_random_rotation(21);
     let vphi = valley.to_theta(&[0.0, 0.0, 0.0, 0.7, -0.4]);
     let diag = Diagonal::new();
     // Project once, so that both paths start on the same manifold point (their finishers,
     // Newton and Gauss-Newton, agree only to second order in the distance at the switch).
-    let dphi = crate::manifold::project(&diag, &diag.default_start(), &Default::default()).unwrap().point;
+    let dphi = crate::manifold::project(&diag, &diag.default_start(), &Default::default())
+        .unwrap()
+        .point;
     let cases: Vec<(AnyOptimizer, NoiseModel)> = vec![
         (sgd(0.02), label(1.0)),
-        (heavy_ball(0.01, 0.9), NoiseModel::Isotropic { sigma: 0.5, batch: 1 }),
+        (
+            heavy_ball(0.01, 0.9),
+            NoiseModel::Isotropic {
+                sigma: 0.5,
+                batch: 1,
+            },
+        ),
         (adam(1e-3, 0.9, 0.999, 1e-8), label(1.0)),
     ];
-    let dense = DeriveOptions { path: PathChoice::Dense, ..Default::default() };
-    let low = DeriveOptions { path: PathChoice::LowRank, ..Default::default() };
+    let dense = DeriveOptions {
+        path: PathChoice::Dense,
+        ..Default::default()
+    };
+    let low = DeriveOptions {
+        path: PathChoice::LowRank,
+        ..Default::default()
+    };
     let check = |a: &Derivation, b: &Derivation| {
         let scale = norm(&a.drift_per_step);
         for k in 0..a.drift_per_step.len() {
-            assert!((a.drift_per_step[k] - b.drift_per_step[k]).abs() < 1e-8 * scale, "{} drift", a.model);
+            assert!(
+                (a.drift_per_step[k] - b.drift_per_step[k]).abs() < 1e-8 * scale,
+                "{} drift",
+                a.model
+            );
         }
         assert!(rel(b.equilibrium.exact.trace, a.equilibrium.exact.trace) < 1e-8);
-        assert!(rel(b.tangent_noise.trace_per_step + 1.0, a.tangent_noise.trace_per_step + 1.0) < 1e-8);
-        let (ca, cb) = (a.regularisers[0].cosine.unwrap(), b.regularisers[0].cosine.unwrap());
+        assert!(
+            rel(
+                b.tangent_noise.trace_per_step + 1.0,
+                a.tangent_noise.trace_per_step + 1.0
+            ) < 1e-8
+        );
+        let (ca, cb) = (
+            a.regularisers[0].cosine.unwrap(),
+            b.regularisers[0].cosine.unwrap(),
+        );
         assert!((ca - cb).abs() < 1e-8, "cosines {ca} vs {cb}");
     };
     for (opt, noise) in &cases {
@@ -322,10 +496,24 @@ fn low_rank_path_matches_dense() {
 #[test]
 fn refusals() {
     let m = Valley::planar(Profile::Quadratic, 1.0);
-    let e = derive(&m, &label(1.0), &sgd(1.0), &[0.0, 1.5], &DeriveOptions::default()).unwrap_err().to_string();
+    let e = derive(
+        &m,
+        &label(1.0),
+        &sgd(1.0),
+        &[0.0, 1.5],
+        &DeriveOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("lambda_max") && e.contains(">= 2"), "{e}");
-    let hb = AnyOptimizer::HeavyBall(HeavyBall { lr: Schedule::Constant(0.1), beta: 0.9, weight_decay: 0.01 });
-    let e = derive(&m, &label(1.0), &hb, &[0.0, 1.5], &DeriveOptions::default()).unwrap_err().to_string();
+    let hb = AnyOptimizer::HeavyBall(HeavyBall {
+        lr: Schedule::Constant(0.1),
+        beta: 0.9,
+        weight_decay: 0.01,
+    });
+    let e = derive(&m, &label(1.0), &hb, &[0.0, 1.5], &DeriveOptions::default())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("weight_decay"), "{e}");
 }
 
@@ -333,8 +521,8 @@ fn refusals() {
 /// noise `sigma = 1`, `eta = 0.05`), `N = 4000` trajectories from `(0, 1.5)`: after a burn-in
 /// of 40 steps (normal relaxation time 1/(eta a) ~ 6 steps) the mean of `y` over the next
 /// 200 steps follows the ODE `dy/dk = b_y(y)` integrated from the measured mean at step 40.
-/// Tolerance: 4 Monte-Carlo standard errors of the mean displacement plus 3% of the
-/// displacement for the `O(eta)` finite-rate terms beyond the exact `S` (THEORY.md section 9).
+/// Tolerance: 4 Monte-Carlo standard errors of the mean displacement plus 0.5% of the
+/// displacement (measured gap: 1e-4 for a displacement of 0.335, SE 5e-4) for the `O(eta)` finite-rate terms beyond the exact `S` (THEORY.md section 9).
 #[test]
 fn drift_predicts_simulated_mean_drift() {
     use crate::observe::Observable;
@@ -355,7 +543,9 @@ fn drift_predicts_simulated_mean_drift() {
         observables: vec![Observable::ManifoldCoordinate(0)],
         progress: false,
     };
-    let AnyOptimizer::Sgd(inner) = &opt else { unreachable!() };
+    let AnyOptimizer::Sgd(inner) = &opt else {
+        unreachable!()
+    };
     let res = run_ensemble(&m, &noise, inner, &spec);
     assert!(res.divergences.is_empty());
     let c0 = res.steps.iter().position(|&s| s == burn).unwrap();
@@ -369,14 +559,18 @@ fn drift_predicts_simulated_mean_drift() {
     // Integrate the derived drift from the measured mean at the end of the burn-in.
     let mut y = y0.iter().sum::<f64>() / n as f64;
     let y_start = y;
-    let o = DeriveOptions { regularisers: false, ..Default::default() };
+    let o = DeriveOptions {
+        regularisers: false,
+        ..Default::default()
+    };
     for _ in 0..steps {
-        let b = derive(&m, &noise, &opt, &[0.0, y], &o).unwrap().drift_per_step[1];
+        let b = derive(&m, &noise, &opt, &[0.0, y], &o)
+            .unwrap()
+            .drift_per_step[1];
         y += b;
     }
     let predicted = y - y_start;
-    let tol = 4.0 * se + 0.03 * predicted.abs();
-    eprintln!("SIMCHECK {mean} {se} {predicted}");
+    let tol = 4.0 * se + 0.005 * predicted.abs();
     assert!(
         (mean - predicted).abs() < tol,
         "mean displacement {mean:.5} +- {se:.5} (N = {n}, {steps} steps) vs derived {predicted:.5} (tol {tol:.5})"

@@ -14,7 +14,13 @@ use crate::model::{derivatives, Model};
 
 /// `sum_k w_k D3L(theta)[a_k, b_k, .]` over the columns `a_k`, `b_k` of `a`, `b` (`d x k`);
 /// terms with `w_k = 0` are skipped.
-pub fn contract_pairs<M: Model>(model: &M, theta: &[f64], a: &DMatrix<f64>, b: &DMatrix<f64>, w: &[f64]) -> Vec<f64> {
+pub fn contract_pairs<M: Model>(
+    model: &M,
+    theta: &[f64],
+    a: &DMatrix<f64>,
+    b: &DMatrix<f64>,
+    w: &[f64],
+) -> Vec<f64> {
     let d = model.dim();
     (0..w.len())
         .into_par_iter()

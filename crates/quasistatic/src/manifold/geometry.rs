@@ -41,7 +41,10 @@ pub struct RankOptions {
 
 impl Default for RankOptions {
     fn default() -> Self {
-        Self { min_gap: 1e3, rank: None }
+        Self {
+            min_gap: 1e3,
+            rank: None,
+        }
     }
 }
 
@@ -98,7 +101,10 @@ impl Curvature {
                  use the dense path"
             )));
         }
-        Ok(Curvature::Jacobian { jacobian, residuals })
+        Ok(Curvature::Jacobian {
+            jacobian,
+            residuals,
+        })
     }
 
     /// Which path this is.
@@ -134,7 +140,10 @@ impl Curvature {
             Curvature::Hessian(h) => h.diagonal().iter().copied().collect(),
             Curvature::Jacobian { jacobian, .. } => {
                 let n = jacobian.nrows() as f64;
-                jacobian.column_iter().map(|c| c.norm_squared() / n).collect()
+                jacobian
+                    .column_iter()
+                    .map(|c| c.norm_squared() / n)
+                    .collect()
             }
         }
     }
@@ -222,7 +231,7 @@ fn descending(values: &[f64]) -> Vec<usize> {
 /// eigenvalues were computed (the rest, up to `dim`, are exactly 0).
 fn decide_rank(spectrum: &[f64], dim: usize, options: &RankOptions) -> Result<(usize, f64)> {
     let lmax = spectrum.first().copied().unwrap_or(0.0);
-    if !(lmax > 0.0) || !lmax.is_finite() {
+    if lmax.is_nan() || lmax <= 0.0 || !lmax.is_finite() {
         return Err(Error::Numerical(format!(
             "the Hessian has no positive eigenvalue (lambda_max = {lmax:.3e}): no normal space at this point"
         )));
@@ -322,7 +331,10 @@ impl Geometry {
 
     /// Normal coordinates `V^T x` (length `r`).
     pub fn normal_coordinates(&self, x: &[f64]) -> Vec<f64> {
-        self.basis.tr_mul(&DVector::from_column_slice(x)).as_slice().to_vec()
+        self.basis
+            .tr_mul(&DVector::from_column_slice(x))
+            .as_slice()
+            .to_vec()
     }
 
     /// `P_N x = V V^T x`.
@@ -412,14 +424,21 @@ mod tests {
         let metric = [0.7, 1.3, 0.9, 1.1, 2.0];
         for met in [None, Some(&metric[..])] {
             let gd = Curvature::dense(&m, &phi).geometry(met, &opts).unwrap();
-            let gl = Curvature::low_rank(&m, &phi, 1e-12).unwrap().geometry(met, &opts).unwrap();
+            let gl = Curvature::low_rank(&m, &phi, 1e-12)
+                .unwrap()
+                .geometry(met, &opts)
+                .unwrap();
             assert_eq!(gd.rank, 2);
             assert_eq!(gl.rank, 2);
             for (a, b) in gd.curvatures.iter().zip(&gl.curvatures) {
                 assert!((a - b).abs() < 1e-12 * a, "{a} vs {b}");
             }
             let x = [0.3, -1.0, 0.2, 0.8, 0.5];
-            for (a, b) in gd.tangent_projection(&x).iter().zip(gl.tangent_projection(&x)) {
+            for (a, b) in gd
+                .tangent_projection(&x)
+                .iter()
+                .zip(gl.tangent_projection(&x))
+            {
                 assert!((a - b).abs() < 1e-12);
             }
             for (a, b) in gd.pseudo_inverse(&x).iter().zip(gl.pseudo_inverse(&x)) {
@@ -441,20 +460,39 @@ mod tests {
     fn ambiguous_rank_is_refused() {
         let h = DMatrix::from_diagonal(&DVector::from_vec(vec![1.0, 0.3, 0.1, 0.05]));
         let c = Curvature::Hessian(h.clone());
-        let err = c.geometry(None, &RankOptions::default()).unwrap_err().to_string();
+        let err = c
+            .geometry(None, &RankOptions::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("full rank"), "{err}");
         let h = DMatrix::from_diagonal(&DVector::from_vec(vec![1.0, 0.3, 0.1, 0.0]));
-        let g = Curvature::Hessian(h).geometry(None, &RankOptions::default()).unwrap();
+        let g = Curvature::Hessian(h)
+            .geometry(None, &RankOptions::default())
+            .unwrap();
         assert_eq!(g.rank, 3);
         // A spectrum decaying smoothly by factors of 100 down to the round-off floor.
         let smooth: Vec<f64> = (0..9).map(|k| 10f64.powi(-2 * k)).collect();
         let h = DMatrix::from_diagonal(&DVector::from_vec(smooth));
         let err = Curvature::Hessian(h.clone())
-            .geometry(None, &RankOptions { min_gap: 1e3, rank: None })
+            .geometry(
+                None,
+                &RankOptions {
+                    min_gap: 1e3,
+                    rank: None,
+                },
+            )
             .unwrap_err()
             .to_string();
         assert!(err.contains("ambiguous normal rank"), "{err}");
-        let g = Curvature::Hessian(h).geometry(None, &RankOptions { min_gap: 1e3, rank: Some(4) }).unwrap();
+        let g = Curvature::Hessian(h)
+            .geometry(
+                None,
+                &RankOptions {
+                    min_gap: 1e3,
+                    rank: Some(4),
+                },
+            )
+            .unwrap();
         assert_eq!(g.rank, 4);
         assert!((g.gap - 100.0).abs() < 1e-9);
     }

@@ -43,7 +43,12 @@ pub enum CovarianceOperator {
 impl CovarianceOperator {
     /// The operator for `noise` at `phi`: dense from [`NoiseModel::covariance`] on the dense
     /// path, Jacobian-based on the low-rank path.
-    pub fn new<M: Model>(model: &M, noise: &NoiseModel, phi: &[f64], curvature: &Curvature) -> Self {
+    pub fn new<M: Model>(
+        model: &M,
+        noise: &NoiseModel,
+        phi: &[f64],
+        curvature: &Curvature,
+    ) -> Self {
         match curvature {
             Curvature::Hessian(_) => CovarianceOperator::Dense(noise.covariance(model, phi)),
             Curvature::Jacobian { jacobian, .. } => {
@@ -67,7 +72,9 @@ impl CovarianceOperator {
                     NoiseModel::Hessian { sigma, batch } => {
                         CovarianceOperator::GaussNewton(sigma * sigma / *batch as f64)
                     }
-                    NoiseModel::Fixed { covariance, .. } => CovarianceOperator::Dense(covariance.clone()),
+                    NoiseModel::Fixed { covariance, .. } => {
+                        CovarianceOperator::Dense(covariance.clone())
+                    }
                 }
             }
         }
@@ -80,8 +87,15 @@ impl CovarianceOperator {
             CovarianceOperator::Dense(s) => s * x,
             CovarianceOperator::Scaled(c) => x * *c,
             CovarianceOperator::GaussNewton(c) => curvature.apply(x) * *c,
-            CovarianceOperator::Label { label_factor, batch_factor } => {
-                let Curvature::Jacobian { jacobian: j, residuals } = curvature else {
+            CovarianceOperator::Label {
+                label_factor,
+                batch_factor,
+            } => {
+                let Curvature::Jacobian {
+                    jacobian: j,
+                    residuals,
+                } = curvature
+                else {
                     unreachable!("label operator is built only on the low-rank path")
                 };
                 let n = j.nrows() as f64;
@@ -103,7 +117,12 @@ impl CovarianceOperator {
     }
 
     /// `Sigma~ X = D^{1/2} Sigma D^{1/2} X` in the geometry's metric (`Sigma X` without one).
-    pub fn apply_in_metric(&self, curvature: &Curvature, geometry: &Geometry, x: &DMatrix<f64>) -> DMatrix<f64> {
+    pub fn apply_in_metric(
+        &self,
+        curvature: &Curvature,
+        geometry: &Geometry,
+        x: &DMatrix<f64>,
+    ) -> DMatrix<f64> {
         match &geometry.metric {
             None => self.apply(curvature, x),
             Some(m) => {
@@ -189,7 +208,11 @@ pub fn covariance_diagonal<M: Model>(model: &M, noise: &NoiseModel, theta: &[f64
             let b = batch.unwrap_or(n);
             let (j, r) = derivatives::jacobian(model, theta);
             let lf = sigma * sigma / (b as f64 * n as f64);
-            let bf = if b < n { (n - b) as f64 / (b as f64 * (n - 1) as f64) } else { 0.0 };
+            let bf = if b < n {
+                (n - b) as f64 / (b as f64 * (n - 1) as f64)
+            } else {
+                0.0
+            };
             let mut out = vec![0.0; d];
             let mut gl = vec![0.0; d];
             for i in 0..n {
@@ -213,7 +236,9 @@ pub fn covariance_diagonal<M: Model>(model: &M, noise: &NoiseModel, theta: &[f64
             } else {
                 let (j, _) = derivatives::jacobian(model, theta);
                 let n = j.nrows() as f64;
-                j.column_iter().map(|col| c * col.norm_squared() / n).collect()
+                j.column_iter()
+                    .map(|col| c * col.norm_squared() / n)
+                    .collect()
             }
         }
         NoiseModel::Fixed { covariance, .. } => covariance.diagonal().iter().copied().collect(),
@@ -235,13 +260,28 @@ mod tests {
         let theta = [0.2, -0.1, 0.3, 0.7, -0.4];
         let x = DMatrix::from_fn(5, 2, |i, j| (i as f64 + 1.0) * 0.3 - j as f64 * 0.5);
         for noise in [
-            NoiseModel::Label { sigma: 0.7, batch: None },
-            NoiseModel::Label { sigma: 0.7, batch: Some(2) },
-            NoiseModel::Label { sigma: 0.0, batch: Some(1) },
-            NoiseModel::Isotropic { sigma: 0.5, batch: 2 },
+            NoiseModel::Label {
+                sigma: 0.7,
+                batch: None,
+            },
+            NoiseModel::Label {
+                sigma: 0.7,
+                batch: Some(2),
+            },
+            NoiseModel::Label {
+                sigma: 0.0,
+                batch: Some(1),
+            },
+            NoiseModel::Isotropic {
+                sigma: 0.5,
+                batch: 2,
+            },
         ] {
             let (jacobian, residuals) = derivatives::jacobian(&m, &theta);
-            let curv = Curvature::Jacobian { jacobian, residuals };
+            let curv = Curvature::Jacobian {
+                jacobian,
+                residuals,
+            };
             let op = CovarianceOperator::new(&m, &noise, &theta, &curv);
             let dense = noise.covariance(&m, &theta);
             let err = (op.apply(&curv, &x) - &dense * &x).abs().max();
@@ -258,14 +298,19 @@ mod tests {
     fn isotropic_tangent_trace() {
         let m = Valley::new(vec![1.0, 2.0], 3, Profile::Quadratic, 0.8).with_random_rotation(5);
         let phi = m.to_theta(&[0.0, 0.0, 0.3, 0.7, -0.4]);
-        let noise = NoiseModel::Isotropic { sigma: 0.5, batch: 1 };
+        let noise = NoiseModel::Isotropic {
+            sigma: 0.5,
+            batch: 1,
+        };
         let dense = Curvature::dense(&m, &phi);
         let metric = [0.5, 1.5, 1.0, 2.0, 0.8];
         for met in [None, Some(&metric[..])] {
             let g = dense.geometry(met, &RankOptions::default()).unwrap();
             let op = CovarianceOperator::Scaled(0.25);
             let t = op.tangent_block_trace(&dense, &g);
-            let full = CovarianceOperator::new(&m, &noise, &phi, &dense).tangent_block_matrix(&dense, &g).trace();
+            let full = CovarianceOperator::new(&m, &noise, &phi, &dense)
+                .tangent_block_matrix(&dense, &g)
+                .trace();
             assert!((t - full).abs() < 1e-12, "{t} vs {full}");
         }
     }

@@ -92,7 +92,11 @@ fn norm(x: &[f64]) -> f64 {
 }
 
 /// Project `theta` onto the manifold of minima: `Phi(theta)` (see the module docs).
-pub fn project<M: Model>(model: &M, theta: &[f64], options: &ProjectionOptions) -> Result<Projection> {
+pub fn project<M: Model>(
+    model: &M,
+    theta: &[f64],
+    options: &ProjectionOptions,
+) -> Result<Projection> {
     let d = model.dim();
     if theta.len() != d {
         return Err(Error::Numerical(format!(
@@ -100,15 +104,22 @@ pub fn project<M: Model>(model: &M, theta: &[f64], options: &ProjectionOptions) 
             theta.len()
         )));
     }
-    let finisher =
-        options.finisher.unwrap_or(if d <= 400 { Finisher::Newton } else { Finisher::GaussNewton });
+    let finisher = options.finisher.unwrap_or(if d <= 400 {
+        Finisher::Newton
+    } else {
+        Finisher::GaussNewton
+    });
     let mut y = theta.to_vec();
     let mut k1 = vec![0.0; d];
     derivatives::gradient(model, &y, &mut k1);
     let mut gnorm = norm(&k1);
     // Phase 1: gradient flow, Bogacki–Shampine 3(2) with FSAL.
     let (mut steps, mut time) = (0usize, 0.0);
-    let mut h = if gnorm > 0.0 { 0.1 / gnorm.max(1.0) } else { 0.0 };
+    let mut h = if gnorm > 0.0 {
+        0.1 / gnorm.max(1.0)
+    } else {
+        0.0
+    };
     let (mut k2, mut k3, mut k4) = (vec![0.0; d], vec![0.0; d], vec![0.0; d]);
     let (mut tmp, mut y1) = (vec![0.0; d], vec![0.0; d]);
     let mut rejected = 0usize;
@@ -130,7 +141,8 @@ pub fn project<M: Model>(model: &M, theta: &[f64], options: &ProjectionOptions) 
         derivatives::gradient(model, &y1, &mut k4);
         let mut err = 0.0f64;
         for i in 0..d {
-            let z = y[i] - h * (7.0 / 24.0 * k1[i] + 0.25 * k2[i] + 1.0 / 3.0 * k3[i] + 0.125 * k4[i]);
+            let z =
+                y[i] - h * (7.0 / 24.0 * k1[i] + 0.25 * k2[i] + 1.0 / 3.0 * k3[i] + 0.125 * k4[i]);
             let scale = options.flow_tolerance * (1.0 + y[i].abs().max(y1[i].abs()));
             err = err.max((y1[i] - z).abs() / scale);
         }
@@ -148,7 +160,11 @@ pub fn project<M: Model>(model: &M, theta: &[f64], options: &ProjectionOptions) 
         } else {
             rejected += 1;
         }
-        let factor = if err == 0.0 { 5.0 } else { (0.9 * err.powf(-1.0 / 3.0)).clamp(0.2, 5.0) };
+        let factor = if err == 0.0 {
+            5.0
+        } else {
+            (0.9 * err.powf(-1.0 / 3.0)).clamp(0.2, 5.0)
+        };
         h *= factor;
     }
     // Phase 2: Newton steps in the normal space.
@@ -181,7 +197,7 @@ pub fn project<M: Model>(model: &M, theta: &[f64], options: &ProjectionOptions) 
             break;
         }
     }
-    if !(gnorm <= options.gradient_tolerance) {
+    if gnorm.is_nan() || gnorm > options.gradient_tolerance {
         return Err(Error::Numerical(format!(
             "projection onto the manifold did not converge: after {steps} gradient-flow steps \
              (flow time {time:.3e}) and {newton_steps} {} steps, |grad L| = {gnorm:.3e} > tolerance {:.1e}",
@@ -254,7 +270,10 @@ mod tests {
         for angle in [0.0, 0.7] {
             let m = Valley::planar(Profile::Quadratic, 1.0).with_angle(angle);
             for fin in [Finisher::Newton, Finisher::GaussNewton] {
-                let opts = ProjectionOptions { finisher: Some(fin), ..Default::default() };
+                let opts = ProjectionOptions {
+                    finisher: Some(fin),
+                    ..Default::default()
+                };
                 let p = project(&m, &m.to_theta(&[x0, y0]), &opts).unwrap();
                 let z = m.to_coordinates(&p.point);
                 assert!(z[0].abs() < 1e-10, "x = {}", z[0]);
@@ -269,8 +288,15 @@ mod tests {
     #[test]
     fn projection_failure_is_reported() {
         let m = Valley::planar(Profile::Quadratic, 1.0);
-        let opts = ProjectionOptions { max_flow_steps: 2, max_newton_steps: 0, ..Default::default() };
+        let opts = ProjectionOptions {
+            max_flow_steps: 2,
+            max_newton_steps: 0,
+            ..Default::default()
+        };
         let err = project(&m, &[2.0, 1.0], &opts).unwrap_err().to_string();
-        assert!(err.contains("did not converge") && err.contains("|grad L|"), "{err}");
+        assert!(
+            err.contains("did not converge") && err.contains("|grad L|"),
+            "{err}"
+        );
     }
 }
