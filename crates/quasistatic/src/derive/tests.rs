@@ -198,10 +198,15 @@ fn valley_heavy_ball_matches_theory() {
 /// with the `tr H` direction is 1 (1e-12).
 #[test]
 fn product_sgd_descends_trace_hessian() {
+    check_product_sgd(&Product);
+    check_product_sgd(&crate::model::ProductModel::scalar(2, 1.0));
+}
+
+fn check_product_sgd<M: Model>(model: &M) {
     for &(t, sigma, eta) in &[(2.0, 1.0, 0.01), (0.7, 0.5, 0.1), (-1.6, 1.3, 0.02)] {
         let phi = [t, 1.0 / t];
         let out = derive(
-            &Product,
+            model,
             &label(sigma),
             &sgd(eta),
             &phi,
@@ -234,11 +239,16 @@ fn product_sgd_descends_trace_hessian() {
 /// tolerance 1e-3 relative at `eta = 1e-4`.
 #[test]
 fn product_adam_descends_sqrt_diag_hessian() {
+    check_product_adam(&Product);
+    check_product_adam(&crate::model::ProductModel::scalar(2, 1.0));
+}
+
+fn check_product_adam<M: Model>(model: &M) {
     for &(t, sigma, beta1) in &[(2.0, 1.0, 0.9), (0.6, 0.5, 0.0), (-1.5, 1.0, 0.5)] {
         let eta = 1e-4;
         let phi = [t, 1.0 / t];
         let out = derive(
-            &Product,
+            model,
             &label(sigma),
             &adam(eta, beta1, 0.999, 1e-12),
             &phi,
@@ -575,4 +585,57 @@ fn drift_predicts_simulated_mean_drift() {
         (mean - predicted).abs() < tol,
         "mean displacement {mean:.5} +- {se:.5} (N = {n}, {steps} steps) vs derived {predicted:.5} (tol {tol:.5})"
     );
+}
+
+/// The low-rank path equals the dense path (1e-8) on the models branch's diagonal network
+/// (`p = 12`, `n = 5`, sparse teacher, `d = 24`) at its projected default start, SGD and Adam.
+#[test]
+fn low_rank_path_matches_dense_on_diagonal_network() {
+    use crate::data::{generate, SyntheticSpec, Teacher};
+    let data = generate(&SyntheticSpec {
+        n: 5,
+        n_test: 0,
+        p: 12,
+        teacher: Teacher::Sparse { k: 2, value: 1.0 },
+        label_noise: 0.0,
+        seed: 4,
+    });
+    let m = crate::model::DiagonalNetwork::new(data.train, None, data.teacher);
+    let phi = crate::manifold::project(&m, &m.default_start(), &Default::default())
+        .unwrap()
+        .point;
+    for opt in [sgd(0.01), adam(1e-3, 0.9, 0.999, 1e-8)] {
+        let a = derive(
+            &m,
+            &label(1.0),
+            &opt,
+            &phi,
+            &DeriveOptions {
+                path: PathChoice::Dense,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let b = derive(
+            &m,
+            &label(1.0),
+            &opt,
+            &phi,
+            &DeriveOptions {
+                path: PathChoice::LowRank,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(a.geometry.normal_rank, 5);
+        let scale = norm(&a.drift_per_step);
+        for k in 0..m.dim() {
+            assert!((a.drift_per_step[k] - b.drift_per_step[k]).abs() < 1e-8 * scale);
+        }
+        let (ca, cb) = (
+            a.regularisers[0].cosine.unwrap(),
+            b.regularisers[0].cosine.unwrap(),
+        );
+        assert!((ca - cb).abs() < 1e-8, "cosines {ca} vs {cb}");
+    }
 }
