@@ -127,5 +127,26 @@ mod tests {
         for t in super::standard_benchmarks(1).unwrap() {
             println!("{t:?}");
         }
+        // Breakdown of the large case: projection alone.
+        use crate::data::{generate, SyntheticSpec, Teacher};
+        use crate::model::{Activation, Model, TwoLayerNetwork};
+        let data = generate(&SyntheticSpec {
+            n: 100,
+            n_test: 0,
+            p: 99,
+            teacher: Teacher::TanhNetwork { width: 4, seed: 2 },
+            label_noise: 0.0,
+            seed: 3,
+        });
+        let net = TwoLayerNetwork::new(1000, Activation::Tanh, data.train, None);
+        let t0 = std::time::Instant::now();
+        let p = crate::manifold::project(&net, &net.default_start(), &Default::default()).unwrap();
+        println!(
+            "projection: {:.2} s, {} flow steps, {} Gauss-Newton steps, distance {:.3e}",
+            t0.elapsed().as_secs_f64(),
+            p.flow_steps,
+            p.newton_steps,
+            p.distance
+        );
     }
 }
