@@ -30,8 +30,8 @@ pub mod rng;
 pub mod run;
 pub mod sde;
 pub mod simulate;
-pub mod validate;
 pub mod stats;
 pub mod studies;
+pub mod validate;
 
 pub use error::{Error, Result};

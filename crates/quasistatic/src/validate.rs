@@ -48,8 +48,17 @@ impl<'a, M: Model> DerivedDynamics<'a, M> {
     /// Derived dynamics with options suited to integration: no regulariser interpretation,
     /// `Q` always as a matrix.
     pub fn new(model: &'a M, noise: &'a NoiseModel, optimizer: &'a AnyOptimizer) -> Self {
-        let options = DeriveOptions { regularisers: false, matrices_up_to: usize::MAX, ..DeriveOptions::default() };
-        Self { model, noise, optimizer, options }
+        let options = DeriveOptions {
+            regularisers: false,
+            matrices_up_to: usize::MAX,
+            ..DeriveOptions::default()
+        };
+        Self {
+            model,
+            noise,
+            optimizer,
+            options,
+        }
     }
 }
 
@@ -58,7 +67,9 @@ impl<M: Model> ManifoldDynamics for DerivedDynamics<'_, M> {
         let dv = derive(self.model, self.noise, self.optimizer, phi, &self.options)?;
         let d = phi.len();
         let factor = match &dv.tangent_noise.matrix_per_step {
-            Some(rows) if dv.tangent_noise.trace_per_step > 0.0 => psd_sqrt(&DMatrix::from_fn(d, d, |i, j| rows[i][j])),
+            Some(rows) if dv.tangent_noise.trace_per_step > 0.0 => {
+                psd_sqrt(&DMatrix::from_fn(d, d, |i, j| rows[i][j]))
+            }
             _ => DMatrix::zeros(d, 1),
         };
         Ok((dv.drift_per_step, factor))
@@ -120,13 +131,21 @@ pub fn compared(observables: &[Observable]) -> Vec<Observable> {
     observables
         .iter()
         .copied()
-        .filter(|o| !matches!(o, Observable::Loss | Observable::DistanceToManifold | Observable::GradOutputSq))
+        .filter(|o| {
+            !matches!(
+                o,
+                Observable::Loss | Observable::DistanceToManifold | Observable::GradOutputSq
+            )
+        })
         .collect()
 }
 
 /// Largest divisor of `every` that is at most `target` (at least 1).
 fn step_size(every: u64, target: u64) -> u64 {
-    (1..=target.clamp(1, every)).rev().find(|h| every % h == 0).unwrap_or(1)
+    (1..=target.clamp(1, every))
+        .rev()
+        .find(|h| every % h == 0)
+        .unwrap_or(1)
 }
 
 /// Compare true and derived dynamics for a built configuration; writes `dir/true`,
@@ -165,10 +184,19 @@ fn compare_model<M: Model>(
         ));
     }
     let dynamics = DerivedDynamics::new(model, &built.noise, &built.optimizer);
-    let start: Derivation = derive(model, &built.noise, &built.optimizer, &built.spec.start, &dynamics.options)?;
+    let start: Derivation = derive(
+        model,
+        &built.noise,
+        &built.optimizer,
+        &built.spec.start,
+        &dynamics.options,
+    )?;
     let phi0 = start.point.clone();
     let s_rows = start.equilibrium.exact.matrix.clone().ok_or_else(|| {
-        Error::Numerical("the normal equilibrium matrix is unavailable (model too large for the dense path)".into())
+        Error::Numerical(
+            "the normal equilibrium matrix is unavailable (model too large for the dense path)"
+                .into(),
+        )
     })?;
     let s = DMatrix::from_fn(d, d, |i, j| s_rows[i][j]);
     let observables = compared(&built.spec.observables);
@@ -186,7 +214,13 @@ fn compare_model<M: Model>(
     spec.progress = progress;
     let truth = run_ensemble(model, &built.noise, &built.optimizer, &spec);
     let unit = start.diagnostics.drift_unit_steps;
-    let target = h.unwrap_or_else(|| if unit.is_finite() { (unit / 200.0).floor().max(1.0) as u64 } else { spec.record_every });
+    let target = h.unwrap_or_else(|| {
+        if unit.is_finite() {
+            (unit / 200.0).floor().max(1.0) as u64
+        } else {
+            spec.record_every
+        }
+    });
     let h = step_size(spec.record_every, target);
     let sde = SdeSpec {
         steps: spec.steps,
@@ -201,14 +235,28 @@ fn compare_model<M: Model>(
     let meta = |what: &str| RunMeta {
         title: format!("{title} ({what})"),
         config_toml: config_toml.to_string(),
-        description: vec![("dynamics".into(), what.into()), ("SDE step h".into(), h.to_string())],
+        description: vec![
+            ("dynamics".into(), what.into()),
+            ("SDE step h".into(), h.to_string()),
+        ],
         save_trajectories: false,
     };
     write_ensemble(&dir.join("true"), &truth, &meta("true optimizer"))?;
-    write_ensemble(&dir.join("derived"), &derived, &meta("derived manifold dynamics"))?;
+    write_ensemble(
+        &dir.join("derived"),
+        &derived,
+        &meta("derived manifold dynamics"),
+    )?;
     let names: Vec<String> = observables.iter().map(|o| o.name()).collect();
     let keep = |r: &EnsembleResult| subset(r, &names);
-    let (gaps, _) = write_comparison(dir, title, ("true", &keep(&truth)), ("derived", &keep(&derived)), 1.0, "optimizer step")?;
+    let (gaps, _) = write_comparison(
+        dir,
+        title,
+        ("true", &keep(&truth)),
+        ("derived", &keep(&derived)),
+        1.0,
+        "optimizer step",
+    )?;
     let max_relative_gap = gaps.iter().map(|g| g.relative).fold(0.0, f64::max);
     let max_noise_floor = gaps.iter().map(|g| g.noise_floor).fold(0.0, f64::max);
     let c = Comparison {
@@ -227,11 +275,22 @@ fn compare_model<M: Model>(
         derived_seconds: derived.seconds,
         divergences: (truth.divergences.len(), derived.divergences.len()),
         separation_ratio: start.diagnostics.separation_ratio,
-        stability: (start.diagnostics.lr_lambda_max, start.diagnostics.stability_bound),
+        stability: (
+            start.diagnostics.lr_lambda_max,
+            start.diagnostics.stability_bound,
+        ),
         warnings: start.warnings.clone(),
     };
-    write_atomic(&dir.join("comparison.json"), serde_json::to_string_pretty(&c).unwrap_or_default().as_bytes())?;
-    write_atomic(&dir.join("report.md"), comparison_markdown(title, &c).as_bytes())?;
+    write_atomic(
+        &dir.join("comparison.json"),
+        serde_json::to_string_pretty(&c)
+            .unwrap_or_default()
+            .as_bytes(),
+    )?;
+    write_atomic(
+        &dir.join("report.md"),
+        comparison_markdown(title, &c).as_bytes(),
+    )?;
     Ok(c)
 }
 
@@ -267,7 +326,10 @@ pub fn verdict(c: &Comparison) -> String {
 }
 
 fn comparison_markdown(title: &str, c: &Comparison) -> String {
-    let mut md = format!("# {title}: true vs derived dynamics\n\n**{}**\n\n", verdict(c));
+    let mut md = format!(
+        "# {title}: true vs derived dynamics\n\n**{}**\n\n",
+        verdict(c)
+    );
     let _ = writeln!(
         md,
         "eta = {}, {} steps, {} trajectories each, SDE step h = {} optimizer steps; \
@@ -275,10 +337,19 @@ fn comparison_markdown(title: &str, c: &Comparison) -> String {
         c.eta, c.steps, c.trajectories, c.h, c.stability.0, c.stability.1, c.separation_ratio
     );
     md += "| | gradient evaluations | wall time (s) |\n|---|---:|---:|\n";
-    let _ = writeln!(md, "| true optimizer | {} | {:.3} |", c.true_gradient_evaluations, c.true_seconds);
-    let _ = writeln!(md, "| derived dynamics | {} | {:.3} |\n", c.derived_gradient_evaluations, c.derived_seconds);
+    let _ = writeln!(
+        md,
+        "| true optimizer | {} | {:.3} |",
+        c.true_gradient_evaluations, c.true_seconds
+    );
+    let _ = writeln!(
+        md,
+        "| derived dynamics | {} | {:.3} |\n",
+        c.derived_gradient_evaluations, c.derived_seconds
+    );
     md += "Gap = sup over time of |mean true - mean derived|, relative to the range of the true mean.\n\n";
-    md += "| observable | relative gap (95% CI) | at step | MC noise floor |\n|---|---|---:|---:|\n";
+    md +=
+        "| observable | relative gap (95% CI) | at step | MC noise floor |\n|---|---|---:|---:|\n";
     for g in &c.gaps {
         let _ = writeln!(
             md,
@@ -332,7 +403,13 @@ pub struct Sweep {
 
 /// Compare at `eta0 * f` for each factor `f` (time in slow time), write `dir/eta_<eta>/...`,
 /// a log-log plot of the gap against eta with the fitted slope, and `dir/sweep.md`.
-pub fn eta_sweep(config: &Config, dir: &Path, factors: &[f64], tolerance: f64, progress: bool) -> Result<Sweep> {
+pub fn eta_sweep(
+    config: &Config,
+    dir: &Path,
+    factors: &[f64],
+    tolerance: f64,
+    progress: bool,
+) -> Result<Sweep> {
     let eta0 = config.optimizer.lr;
     let mut comparisons = Vec::new();
     for &f in factors {
@@ -340,8 +417,19 @@ pub fn eta_sweep(config: &Config, dir: &Path, factors: &[f64], tolerance: f64, p
         let cfg = scaled_config(config, eta0, eta);
         let built = cfg.build()?;
         let sub = dir.join(format!("eta_{eta:.3e}"));
-        let title = format!("{} at eta {eta:.3e}", config.title.clone().unwrap_or_else(|| "comparison".into()));
-        comparisons.push(compare_built(&built, &cfg.to_toml(), &title, &sub, None, tolerance, progress)?);
+        let title = format!(
+            "{} at eta {eta:.3e}",
+            config.title.clone().unwrap_or_else(|| "comparison".into())
+        );
+        comparisons.push(compare_built(
+            &built,
+            &cfg.to_toml(),
+            &title,
+            &sub,
+            None,
+            tolerance,
+            progress,
+        )?);
     }
     let etas: Vec<f64> = comparisons.iter().map(|c| c.eta).collect();
     let gaps: Vec<f64> = comparisons.iter().map(|c| c.max_relative_gap).collect();
@@ -354,25 +442,61 @@ pub fn eta_sweep(config: &Config, dir: &Path, factors: &[f64], tolerance: f64, p
             mean: gaps.iter().map(|g| g.log10()).collect(),
             lower: comparisons
                 .iter()
-                .map(|c| c.gaps.iter().map(|g| g.relative_low).fold(0.0, f64::max).max(1e-300).log10())
+                .map(|c| {
+                    c.gaps
+                        .iter()
+                        .map(|g| g.relative_low)
+                        .fold(0.0, f64::max)
+                        .max(1e-300)
+                        .log10()
+                })
                 .collect(),
-            upper: comparisons.iter().map(|c| c.gaps.iter().map(|g| g.relative_high).fold(0.0, f64::max).log10()).collect(),
+            upper: comparisons
+                .iter()
+                .map(|c| {
+                    c.gaps
+                        .iter()
+                        .map(|g| g.relative_high)
+                        .fold(0.0, f64::max)
+                        .log10()
+                })
+                .collect(),
             outer_lower: None,
             outer_upper: None,
         },
         Series {
             label: format!("fit: slope {slope:.2} +- {:.2}", slope_se),
             x: lx.clone(),
-            mean: etas.iter().map(|e| (intercept + slope * e.ln()) / std::f64::consts::LN_10).collect(),
-            lower: etas.iter().map(|e| (intercept + slope * e.ln()) / std::f64::consts::LN_10).collect(),
-            upper: etas.iter().map(|e| (intercept + slope * e.ln()) / std::f64::consts::LN_10).collect(),
+            mean: etas
+                .iter()
+                .map(|e| (intercept + slope * e.ln()) / std::f64::consts::LN_10)
+                .collect(),
+            lower: etas
+                .iter()
+                .map(|e| (intercept + slope * e.ln()) / std::f64::consts::LN_10)
+                .collect(),
+            upper: etas
+                .iter()
+                .map(|e| (intercept + slope * e.ln()) / std::f64::consts::LN_10)
+                .collect(),
             outer_lower: None,
             outer_upper: None,
         },
     ];
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
-    band_plot(&dir.join("sweep.svg"), "gap between true and derived dynamics", "log10 eta", "log10 relative gap", &series)?;
-    let sweep = Sweep { comparisons, slope, slope_se };
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+    band_plot(
+        &dir.join("sweep.svg"),
+        "gap between true and derived dynamics",
+        "log10 eta",
+        "log10 relative gap",
+        &series,
+    )?;
+    let sweep = Sweep {
+        comparisons,
+        slope,
+        slope_se,
+    };
     let mut md = format!(
         "# Learning-rate sweep\n\nHorizon fixed in slow time `eta^2 k`. Fitted slope of log gap vs log eta: **{slope:.2} +- {slope_se:.2}** (1 expected: the leading order has an O(eta) error).\n\n| eta | steps | max relative gap | noise floor | verdict |\n|---:|---:|---:|---:|---|\n"
     );
@@ -389,15 +513,33 @@ pub fn eta_sweep(config: &Config, dir: &Path, factors: &[f64], tolerance: f64, p
     }
     md += "\n![sweep](sweep.svg)\n";
     write_atomic(&dir.join("sweep.md"), md.as_bytes())?;
-    write_atomic(&dir.join("sweep.json"), serde_json::to_string_pretty(&sweep).unwrap_or_default().as_bytes())?;
+    write_atomic(
+        &dir.join("sweep.json"),
+        serde_json::to_string_pretty(&sweep)
+            .unwrap_or_default()
+            .as_bytes(),
+    )?;
     Ok(sweep)
 }
 
 /// Convenience: compare from a config file's contents into `dir`.
-pub fn compare(config: &Config, dir: &Path, h: Option<u64>, tolerance: f64, progress: bool) -> Result<(Comparison, PathBuf)> {
+pub fn compare(
+    config: &Config,
+    dir: &Path,
+    h: Option<u64>,
+    tolerance: f64,
+    progress: bool,
+) -> Result<(Comparison, PathBuf)> {
     let built = config.build()?;
     let title = config.title.clone().unwrap_or_else(|| "comparison".into());
-    let c = compare_built(&built, &config.to_toml(), &title, dir, h, tolerance, progress)?;
+    let c = compare_built(
+        &built,
+        &config.to_toml(),
+        &title,
+        dir,
+        h,
+        tolerance,
+        progress,
+    )?;
     Ok((c, dir.join("report.md")))
 }
-

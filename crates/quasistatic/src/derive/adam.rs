@@ -176,7 +176,7 @@ pub fn preconditioner<M: Model>(
             break;
         }
     }
-    if !(residual <= options.tolerance) {
+    if residual.is_nan() || residual > options.tolerance {
         return Err(Error::Numerical(format!(
             "Adam's preconditioner did not converge: after {iterations} fixed-point iterations the relative \
              change of sqrt(v) + eps is {residual:.3e} > tolerance {:.1e}",

@@ -59,3 +59,94 @@ pub fn time_derivation<M: Model>(
         seconds,
     })
 }
+
+/// The two standard benchmarks of the derivation, SGD with label noise (`sigma = 1`, full
+/// batch, `eta = 1e-3`) at the model's projected default start:
+///
+/// 1. diagonal linear network, `p = 100` features, `n = 40` samples (`d = 200`, dense path);
+/// 2. two-layer tanh network, `n = 100` samples, `p = 99` features, width 1000
+///    (`d = 10^5`, low-rank Jacobian path).
+///
+/// `repetitions` derivations each; returns one [`DeriveTiming`] per model.
+pub fn standard_benchmarks(repetitions: usize) -> Result<Vec<DeriveTiming>> {
+    use crate::data::{generate, SyntheticSpec, Teacher};
+    use crate::model::{Activation, DiagonalNetwork, TwoLayerNetwork};
+    use crate::optim::{Schedule, Sgd};
+    let noise = NoiseModel::Label {
+        sigma: 1.0,
+        batch: None,
+    };
+    let sgd = AnyOptimizer::Sgd(Sgd {
+        lr: Schedule::Constant(1e-3),
+    });
+    let options = DeriveOptions::default();
+    let data = generate(&SyntheticSpec {
+        n: 40,
+        n_test: 0,
+        p: 100,
+        teacher: Teacher::Sparse { k: 5, value: 1.0 },
+        label_noise: 0.0,
+        seed: 1,
+    });
+    let diag = DiagonalNetwork::new(data.train, None, data.teacher);
+    let first = time_derivation(
+        &diag,
+        &noise,
+        &sgd,
+        &diag.default_start(),
+        &options,
+        repetitions,
+    )?;
+    let data = generate(&SyntheticSpec {
+        n: 100,
+        n_test: 0,
+        p: 99,
+        teacher: Teacher::TanhNetwork { width: 4, seed: 2 },
+        label_noise: 0.0,
+        seed: 3,
+    });
+    let net = TwoLayerNetwork::new(1000, Activation::Tanh, data.train, None);
+    let second = time_derivation(
+        &net,
+        &noise,
+        &sgd,
+        &net.default_start(),
+        &options,
+        repetitions,
+    )?;
+    Ok(vec![first, second])
+}
+
+#[cfg(test)]
+mod tests {
+    /// Prints the standard timings; run with
+    /// `cargo test -p quasistatic --release standard_benchmarks -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "benchmark: slow in the dev profile"]
+    fn standard_benchmarks_run() {
+        for t in super::standard_benchmarks(1).unwrap() {
+            println!("{t:?}");
+        }
+        // Breakdown of the large case: projection alone.
+        use crate::data::{generate, SyntheticSpec, Teacher};
+        use crate::model::{Activation, Model, TwoLayerNetwork};
+        let data = generate(&SyntheticSpec {
+            n: 100,
+            n_test: 0,
+            p: 99,
+            teacher: Teacher::TanhNetwork { width: 4, seed: 2 },
+            label_noise: 0.0,
+            seed: 3,
+        });
+        let net = TwoLayerNetwork::new(1000, Activation::Tanh, data.train, None);
+        let t0 = std::time::Instant::now();
+        let p = crate::manifold::project(&net, &net.default_start(), &Default::default()).unwrap();
+        println!(
+            "projection: {:.2} s, {} flow steps, {} Gauss-Newton steps, distance {:.3e}",
+            t0.elapsed().as_secs_f64(),
+            p.flow_steps,
+            p.newton_steps,
+            p.distance
+        );
+    }
+}

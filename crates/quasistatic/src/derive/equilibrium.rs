@@ -97,7 +97,7 @@ impl NormalDynamics {
     pub fn check_stability(&self, lambda_max: f64) -> Result<()> {
         let x = self.lr() * lambda_max;
         let bound = self.stability_bound();
-        if !(x < bound) {
+        if x.is_nan() || x >= bound {
             return Err(Error::Numerical(format!(
                 "no stable normal equilibrium: lr * lambda_max = {} * {lambda_max:.6e} = {x:.6e} >= {} = {bound:.6} \
                  (the normal oscillation grows; reduce the learning rate)",

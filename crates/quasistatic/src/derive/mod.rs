@@ -252,7 +252,7 @@ fn plan(optimizer: &AnyOptimizer) -> Result<Plan> {
         }
         Ok(())
     };
-    if !(eta > 0.0) {
+    if eta.is_nan() || eta <= 0.0 {
         return Err(Error::invalid(
             "optimizer.lr",
             eta,

@@ -1,6 +1,8 @@
 //! Tests of the derivation against independent values: THEORY.md's closed forms, symmetry,
 //! limits, the dense path, and simulation of the true optimizer.
 
+#![allow(clippy::needless_range_loop)]
+
 use super::*;
 use crate::model::{Profile, Scalar, Valley};
 use crate::optim::{Adam, HeavyBall, Nesterov, RmsProp, Schedule, Sgd};
@@ -196,10 +198,15 @@ fn valley_heavy_ball_matches_theory() {
 /// with the `tr H` direction is 1 (1e-12).
 #[test]
 fn product_sgd_descends_trace_hessian() {
+    check_product_sgd(&Product);
+    check_product_sgd(&crate::model::ProductModel::scalar(2, 1.0));
+}
+
+fn check_product_sgd<M: Model>(model: &M) {
     for &(t, sigma, eta) in &[(2.0, 1.0, 0.01), (0.7, 0.5, 0.1), (-1.6, 1.3, 0.02)] {
         let phi = [t, 1.0 / t];
         let out = derive(
-            &Product,
+            model,
             &label(sigma),
             &sgd(eta),
             &phi,
@@ -232,11 +239,16 @@ fn product_sgd_descends_trace_hessian() {
 /// tolerance 1e-3 relative at `eta = 1e-4`.
 #[test]
 fn product_adam_descends_sqrt_diag_hessian() {
+    check_product_adam(&Product);
+    check_product_adam(&crate::model::ProductModel::scalar(2, 1.0));
+}
+
+fn check_product_adam<M: Model>(model: &M) {
     for &(t, sigma, beta1) in &[(2.0, 1.0, 0.9), (0.6, 0.5, 0.0), (-1.5, 1.0, 0.5)] {
         let eta = 1e-4;
         let phi = [t, 1.0 / t];
         let out = derive(
-            &Product,
+            model,
             &label(sigma),
             &adam(eta, beta1, 0.999, 1e-12),
             &phi,
@@ -519,8 +531,8 @@ fn refusals() {
 /// noise `sigma = 1`, `eta = 0.05`), `N = 4000` trajectories from `(0, 1.5)`: after a burn-in
 /// of 40 steps (normal relaxation time 1/(eta a) ~ 6 steps) the mean of `y` over the next
 /// 200 steps follows the ODE `dy/dk = b_y(y)` integrated from the measured mean at step 40.
-/// Tolerance: 4 Monte-Carlo standard errors of the mean displacement plus 3% of the
-/// displacement for the `O(eta)` finite-rate terms beyond the exact `S` (THEORY.md section 9).
+/// Tolerance: 4 Monte-Carlo standard errors of the mean displacement plus 0.5% of the
+/// displacement (measured gap: 1e-4 for a displacement of 0.335, SE 5e-4) for the `O(eta)` finite-rate terms beyond the exact `S` (THEORY.md section 9).
 #[test]
 fn drift_predicts_simulated_mean_drift() {
     use crate::observe::Observable;
@@ -569,10 +581,62 @@ fn drift_predicts_simulated_mean_drift() {
         y += b;
     }
     let predicted = y - y_start;
-    let tol = 4.0 * se + 0.03 * predicted.abs();
-    eprintln!("SIMCHECK {mean} {se} {predicted}");
+    let tol = 4.0 * se + 0.005 * predicted.abs();
     assert!(
         (mean - predicted).abs() < tol,
         "mean displacement {mean:.5} +- {se:.5} (N = {n}, {steps} steps) vs derived {predicted:.5} (tol {tol:.5})"
     );
+}
+
+/// The low-rank path equals the dense path (1e-8) on the models branch's diagonal network
+/// (`p = 12`, `n = 5`, sparse teacher, `d = 24`) at its projected default start, SGD and Adam.
+#[test]
+fn low_rank_path_matches_dense_on_diagonal_network() {
+    use crate::data::{generate, SyntheticSpec, Teacher};
+    let data = generate(&SyntheticSpec {
+        n: 5,
+        n_test: 0,
+        p: 12,
+        teacher: Teacher::Sparse { k: 2, value: 1.0 },
+        label_noise: 0.0,
+        seed: 4,
+    });
+    let m = crate::model::DiagonalNetwork::new(data.train, None, data.teacher);
+    let phi = crate::manifold::project(&m, &m.default_start(), &Default::default())
+        .unwrap()
+        .point;
+    for opt in [sgd(0.01), adam(1e-3, 0.9, 0.999, 1e-8)] {
+        let a = derive(
+            &m,
+            &label(1.0),
+            &opt,
+            &phi,
+            &DeriveOptions {
+                path: PathChoice::Dense,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let b = derive(
+            &m,
+            &label(1.0),
+            &opt,
+            &phi,
+            &DeriveOptions {
+                path: PathChoice::LowRank,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(a.geometry.normal_rank, 5);
+        let scale = norm(&a.drift_per_step);
+        for k in 0..m.dim() {
+            assert!((a.drift_per_step[k] - b.drift_per_step[k]).abs() < 1e-8 * scale);
+        }
+        let (ca, cb) = (
+            a.regularisers[0].cosine.unwrap(),
+            b.regularisers[0].cosine.unwrap(),
+        );
+        assert!((ca - cb).abs() < 1e-8, "cosines {ca} vs {cb}");
+    }
 }

@@ -231,7 +231,7 @@ fn descending(values: &[f64]) -> Vec<usize> {
 /// eigenvalues were computed (the rest, up to `dim`, are exactly 0).
 fn decide_rank(spectrum: &[f64], dim: usize, options: &RankOptions) -> Result<(usize, f64)> {
     let lmax = spectrum.first().copied().unwrap_or(0.0);
-    if !(lmax > 0.0) || !lmax.is_finite() {
+    if lmax.is_nan() || lmax <= 0.0 || !lmax.is_finite() {
         return Err(Error::Numerical(format!(
             "the Hessian has no positive eigenvalue (lambda_max = {lmax:.3e}): no normal space at this point"
         )));

@@ -197,7 +197,7 @@ pub fn project<M: Model>(
             break;
         }
     }
-    if !(gnorm <= options.gradient_tolerance) {
+    if gnorm.is_nan() || gnorm > options.gradient_tolerance {
         return Err(Error::Numerical(format!(
             "projection onto the manifold did not converge: after {steps} gradient-flow steps \
              (flow time {time:.3e}) and {newton_steps} {} steps, |grad L| = {gnorm:.3e} > tolerance {:.1e}",
