@@ -80,6 +80,7 @@ fn measure<M: Model>(
                 start_factor: None,
                 observables: vec![Observable::Loss],
                 progress: false,
+                observe_at: None,
             };
             let t = Instant::now();
             let r = run_ensemble(model, noise, opt, &spec);

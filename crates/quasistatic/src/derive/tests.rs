@@ -553,6 +553,7 @@ fn drift_predicts_simulated_mean_drift() {
         start_factor: None,
         observables: vec![Observable::ManifoldCoordinate(0)],
         progress: false,
+        observe_at: None,
     };
     let AnyOptimizer::Sgd(inner) = &opt else {
         unreachable!()
