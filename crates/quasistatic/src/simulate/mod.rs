@@ -53,11 +53,12 @@ pub struct EnsembleSpec {
     pub observe_at: Option<ObservationMap>,
 }
 
+/// The function inside an [`ObservationMap`]: parameters in, mapped parameters or a reason out.
+pub type MapFn = dyn Fn(&[f64]) -> Result<Vec<f64>, String> + Send + Sync;
+
 /// A map applied to parameters before observing them (see [`EnsembleSpec::observe_at`]).
 #[derive(Clone)]
-pub struct ObservationMap(
-    pub std::sync::Arc<dyn Fn(&[f64]) -> Result<Vec<f64>, String> + Send + Sync>,
-);
+pub struct ObservationMap(pub std::sync::Arc<MapFn>);
 
 impl std::fmt::Debug for ObservationMap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
