@@ -98,7 +98,7 @@ enum Command {
     /// The main job: run the built-in studies and write DIR/report.md with every figure and
     /// table.
     Reproduce {
-        /// `quick` (minutes on a laptop) or `full` (publication-size ensembles).
+        /// `tiny` (seconds, smoke test), `quick` (minutes on two cores) or `full` (publication-size).
         #[arg(long, value_enum, default_value_t = Scale::Quick)]
         scale: Scale,
         /// Output folder.
@@ -116,6 +116,9 @@ enum Command {
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Scale {
+    /// Seconds: smoke test (effects' directions only).
+    Tiny,
+    /// Minutes on two cores.
     Quick,
     Full,
 }
@@ -289,6 +292,7 @@ fn execute(command: Command) -> quasistatic::Result<()> {
         }
         Command::Reproduce { scale, out } => {
             let scale = match scale {
+                Scale::Tiny => studies::Scale::Tiny,
                 Scale::Quick => studies::Scale::Quick,
                 Scale::Full => studies::Scale::Full,
             };
