@@ -104,6 +104,10 @@ enum Command {
         /// Output folder.
         #[arg(long, short, default_value = "results")]
         out: PathBuf,
+        /// Run only these studies (comma-separated: closeness, momentum_scaling,
+        /// adam_rotation, flatness).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
     },
     /// Measure throughput (trajectory-steps per second) of the simulator on the standard
     /// tasks and print a table.
@@ -290,13 +294,13 @@ fn execute(command: Command) -> quasistatic::Result<()> {
             );
             Ok(())
         }
-        Command::Reproduce { scale, out } => {
+        Command::Reproduce { scale, out, only } => {
             let scale = match scale {
                 Scale::Tiny => studies::Scale::Tiny,
                 Scale::Quick => studies::Scale::Quick,
                 Scale::Full => studies::Scale::Full,
             };
-            let report = studies::reproduce(scale, &out)?;
+            let report = studies::reproduce(scale, &out, &only)?;
             println!("wrote {}", report.display());
             Ok(())
         }

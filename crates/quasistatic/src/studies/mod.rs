@@ -124,13 +124,35 @@ pub const STUDIES: [(&str, StudyFn); 4] = [
 /// Run every study at `scale` into `out` and write `out/report.md` and `out/report.html`;
 /// returns the markdown report's path. A study that fails is reported in its section (with the
 /// error) and as a failed claim; the others still run.
-pub fn reproduce(scale: Scale, out: &Path) -> Result<PathBuf> {
+///
+/// `only` restricts the run to the studies with these folder names (all when empty); an
+/// unknown name is an error listing the valid ones.
+pub fn reproduce(scale: Scale, out: &Path, only: &[String]) -> Result<PathBuf> {
+    for name in only {
+        if !STUDIES.iter().any(|(n, _)| n == name) {
+            return Err(Error::invalid(
+                "--only",
+                name,
+                format!(
+                    "one of {}",
+                    STUDIES
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+    }
     std::fs::create_dir_all(out)
         .map_err(|e| Error::io(format!("cannot create {}", out.display()), e))?;
     let t0 = Instant::now();
     let mut claims: Vec<(String, Claim)> = Vec::new();
     let mut sections = String::new();
     for (name, study) in STUDIES {
+        if !only.is_empty() && !only.iter().any(|o| o == name) {
+            continue;
+        }
         let dir = out.join(name);
         let started = Instant::now();
         eprintln!("study {name} ...");
