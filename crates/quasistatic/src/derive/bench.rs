@@ -117,7 +117,9 @@ fn timed_at_manifold<M: Model>(
     repetitions: usize,
 ) -> Result<DeriveTiming> {
     let t0 = Instant::now();
-    let phi = crate::manifold::projection::project(model, &model.default_start(), &options.projection)?.point;
+    let phi =
+        crate::manifold::projection::project(model, &model.default_start(), &options.projection)?
+            .point;
     let projection_seconds = t0.elapsed().as_secs_f64();
     let mut t = time_derivation(model, noise, optimizer, &phi, options, repetitions)?;
     t.projection_seconds = projection_seconds;
