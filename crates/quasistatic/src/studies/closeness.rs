@@ -59,7 +59,7 @@ const SETTINGS: &[Setting] = &[
         body: "[model]\nkind = \"product\"\n[noise]\nkind = \"isotropic\"\nsigma = 0.3\n[start]\ntheta = [3.0, 0.3333333333333333]\n",
         lrs: [0.05, 0.005, 0.02],
         steps: 8000,
-        more: 4,
+        more: 2,
     },
     Setting {
         name: "product_minibatch",
@@ -84,7 +84,7 @@ const SETTINGS: &[Setting] = &[
                teacher = \"sparse\"\nteacher_k = 2\nseed = 1\n[noise]\nkind = \"isotropic\"\nsigma = 0.2\n",
         lrs: [0.02, 0.002, 0.005],
         steps: 8000,
-        more: 4,
+        more: 2,
     },
     Setting {
         name: "diagonal_minibatch",
