@@ -21,8 +21,7 @@ fn temp_dir(name: &str) -> PathBuf {
 }
 
 fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("binary runs");
-    out
+    cmd.output().expect("binary runs")
 }
 
 fn text(b: &[u8]) -> String {
@@ -35,7 +34,15 @@ fn simulate_small(config: &Path, out: &Path, extra: &[&str]) -> Output {
         .arg(config)
         .arg("--out")
         .arg(out)
-        .args(["--steps", "200", "--trajectories", "6", "--record-every", "50", "--no-progress"])
+        .args([
+            "--steps",
+            "200",
+            "--trajectories",
+            "6",
+            "--record-every",
+            "50",
+            "--no-progress",
+        ])
         .args(extra))
 }
 
@@ -54,18 +61,35 @@ fn every_example_runs_and_writes_its_files() {
         let out = temp_dir(&name);
         let o = simulate_small(&cfg, &out, &[]);
         assert!(o.status.success(), "{name} failed: {}", text(&o.stderr));
-        for f in ["config.toml", "trajectories.csv", "summary.csv", "summary.json", "report.md", "plot_loss.svg"] {
+        for f in [
+            "config.toml",
+            "trajectories.csv",
+            "summary.csv",
+            "summary.json",
+            "report.md",
+            "plot_loss.svg",
+        ] {
             let p = out.join(f);
             assert!(p.is_file(), "{name}: {f} missing");
-            assert!(std::fs::metadata(&p).unwrap().len() > 0, "{name}: {f} empty");
+            assert!(
+                std::fs::metadata(&p).unwrap().len() > 0,
+                "{name}: {f} empty"
+            );
         }
         // 6 trajectories x 5 checkpoints x (at least the loss) rows + header.
         let csv = std::fs::read_to_string(out.join("trajectories.csv")).unwrap();
         assert!(csv.starts_with("step,trajectory,observable,value"));
-        assert!(csv.lines().filter(|l| l.contains(",loss,")).count() == 30, "{name}: wrong number of loss rows");
+        assert!(
+            csv.lines().filter(|l| l.contains(",loss,")).count() == 30,
+            "{name}: wrong number of loss rows"
+        );
         // The resolved config is itself a valid config.
         let again = run(bin().arg("check").arg(out.join("config.toml")));
-        assert!(again.status.success(), "{name}: resolved config invalid: {}", text(&again.stderr));
+        assert!(
+            again.status.success(),
+            "{name}: resolved config invalid: {}",
+            text(&again.stderr)
+        );
         let _ = std::fs::remove_dir_all(&out);
     }
 }
@@ -82,7 +106,15 @@ fn results_do_not_depend_on_thread_count() {
         .arg(&cfg)
         .arg("--out")
         .arg(&b)
-        .args(["--steps", "200", "--trajectories", "6", "--record-every", "50", "--no-progress"]));
+        .args([
+            "--steps",
+            "200",
+            "--trajectories",
+            "6",
+            "--record-every",
+            "50",
+            "--no-progress",
+        ]));
     assert!(oa.status.success() && ob.status.success());
     for f in ["trajectories.csv", "summary.csv"] {
         let x = std::fs::read(a.join(f)).unwrap();
@@ -116,21 +148,49 @@ fn expect_rejected(name: &str, body: &str, needles: &[&str]) {
     let cfg = write_config(name, body);
     let out = cfg.parent().unwrap().join("out");
     let o = simulate_small(&cfg, &out, &[]);
-    assert_eq!(o.status.code(), Some(2), "{name}: expected exit code 2, stderr: {}", text(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{name}: expected exit code 2, stderr: {}",
+        text(&o.stderr)
+    );
     let err = text(&o.stderr);
     for n in needles {
         assert!(err.contains(n), "{name}: message `{err}` lacks `{n}`");
     }
-    assert!(!out.join("summary.csv").exists(), "{name}: a rejected run wrote results");
+    assert!(
+        !out.join("summary.csv").exists(),
+        "{name}: a rejected run wrote results"
+    );
 }
 
 #[test]
 fn bad_configs_are_rejected_with_field_value_and_allowed() {
-    expect_rejected("lr", &GOOD.replace("lr = 0.05", "lr = -0.5"), &["optimizer.lr", "-0.5", "> 0"]);
-    expect_rejected("sigma", &GOOD.replace("sigma = 1.0", "sigma = -2.0"), &["noise.sigma", "-2", ">= 0"]);
-    expect_rejected("beta", &GOOD.replace("kind = \"sgd\"", "kind = \"momentum\"\nbeta = 1.2"), &["optimizer.beta", "1.2", "[0, 1)"]);
-    expect_rejected("unknown", &GOOD.replace("lr = 0.05", "lr = 0.05\nmomentum = 0.9"), &["momentum", "unknown field"]);
-    expect_rejected("batch", &GOOD.replace("sigma = 1.0", "sigma = 1.0\nbatch = 2"), &["noise.batch", "2", "1..=1"]);
+    expect_rejected(
+        "lr",
+        &GOOD.replace("lr = 0.05", "lr = -0.5"),
+        &["optimizer.lr", "-0.5", "> 0"],
+    );
+    expect_rejected(
+        "sigma",
+        &GOOD.replace("sigma = 1.0", "sigma = -2.0"),
+        &["noise.sigma", "-2", ">= 0"],
+    );
+    expect_rejected(
+        "beta",
+        &GOOD.replace("kind = \"sgd\"", "kind = \"momentum\"\nbeta = 1.2"),
+        &["optimizer.beta", "1.2", "[0, 1)"],
+    );
+    expect_rejected(
+        "unknown",
+        &GOOD.replace("lr = 0.05", "lr = 0.05\nmomentum = 0.9"),
+        &["momentum", "unknown field"],
+    );
+    expect_rejected(
+        "batch",
+        &GOOD.replace("sigma = 1.0", "sigma = 1.0\nbatch = 2"),
+        &["noise.batch", "2", "1..=1"],
+    );
 }
 
 #[test]
@@ -158,9 +218,14 @@ lr = 0.01
     let o = simulate_small(&cfg, &d.join("out"), &[]);
     assert_eq!(o.status.code(), Some(2));
     let err = text(&o.stderr);
-    assert!(err.contains("data.csv") && err.contains('y') && err.contains("target"), "{err}");
+    assert!(
+        err.contains("data.csv") && err.contains('y') && err.contains("target"),
+        "{err}"
+    );
     // A product model needs scalar inputs; this file has two features.
-    let body = body.replace("kind = \"diagonal\"", "kind = \"product\"").replace("target = \"y\"", "target = \"target\"");
+    let body = body
+        .replace("kind = \"diagonal\"", "kind = \"product\"")
+        .replace("target = \"y\"", "target = \"target\"");
     std::fs::write(&cfg, body).unwrap();
     let o = simulate_small(&cfg, &d.join("out"), &[]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
@@ -181,7 +246,13 @@ fn divergence_is_reported_not_hidden() {
     let o = simulate_small(&cfg, &out, &[]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let err = text(&o.stderr);
-    assert!(err.contains("trajectory 0 diverged at step") && err.contains("last finite loss"), "{err}");
+    assert!(
+        err.contains("trajectory 0 diverged at step") && err.contains("last finite loss"),
+        "{err}"
+    );
     let json = std::fs::read_to_string(out.join("summary.json")).unwrap();
-    assert!(json.contains("divergences") && json.contains("max_loss"), "{json}");
+    assert!(
+        json.contains("divergences") && json.contains("max_loss"),
+        "{json}"
+    );
 }

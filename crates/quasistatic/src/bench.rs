@@ -469,6 +469,7 @@ fn bench_task<M: Model>(s: &Setup<M>, repeats: usize, log: bool) -> (Vec<BenchRo
         max_loss: 1e12,
         start: s.start.clone(),
         start_noise: 0.0,
+        start_factor: None,
         observables: s.observables.clone(),
         progress: false,
     };

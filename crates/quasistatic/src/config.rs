@@ -443,9 +443,7 @@ impl Config {
         };
         match d.kind.as_str() {
             "synthetic" => {
-                for (v, f) in [(&d.target, "data.target")] {
-                    only_for(v, f, "synthetic", "`csv`")?;
-                }
+                only_for(&d.target, "data.target", "synthetic", "`csv`")?;
                 only_for(&d.path, "data.path", "synthetic", "`csv`")?;
                 only_for(&d.test_fraction, "data.test_fraction", "synthetic", "`csv`")?;
                 let n = at_least(
@@ -1169,6 +1167,7 @@ impl Config {
             max_loss: self.max_loss,
             start,
             start_noise,
+            start_factor: None,
             observables,
             progress: true,
         })

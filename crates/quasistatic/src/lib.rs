@@ -14,6 +14,7 @@
 //! - [`output`], [`plot`]: atomically written CSV / JSON / SVG files.
 
 pub mod bench;
+pub mod compare;
 pub mod config;
 pub mod data;
 pub mod error;
@@ -25,7 +26,9 @@ pub mod output;
 pub mod plot;
 pub mod rng;
 pub mod run;
+pub mod sde;
 pub mod simulate;
+pub mod stats;
 pub mod studies;
 
 pub use error::{Error, Result};

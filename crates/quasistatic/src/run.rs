@@ -43,7 +43,7 @@ pub fn describe(config: &Config, built: &Built) -> Vec<(String, String)> {
             ),
         ),
         ("noise".into(), noise),
-        ("optimizer".into(), format!("{:?}", built.optimizer)),
+        ("optimizer".into(), built.optimizer.to_string()),
         ("steps".into(), config.steps.to_string()),
         ("trajectories".into(), config.trajectories.to_string()),
         ("record_every".into(), config.record_every.to_string()),

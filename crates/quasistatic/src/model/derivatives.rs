@@ -154,10 +154,10 @@ pub(crate) mod testing {
             let y = model.targets();
             let mut gf = vec![0.0; d];
             let mut gd = vec![0.0; d];
-            for i in 0..n {
-                let r = model.output_and_grad(theta, i, &mut gf) - y[i];
-                for k in 0..d {
-                    gd[k] += r * gf[k] / n as f64;
+            for (i, &yi) in y.iter().enumerate() {
+                let r = model.output_and_grad(theta, i, &mut gf) - yi;
+                for (g, &df) in gd.iter_mut().zip(&gf) {
+                    *g += r * df / n as f64;
                 }
             }
             for k in 0..d {

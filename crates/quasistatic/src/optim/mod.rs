@@ -118,3 +118,69 @@ impl Optimizer for AnyOptimizer {
 
 #[cfg(test)]
 mod tests;
+
+impl std::fmt::Display for Schedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Schedule::Constant(eta) => write!(f, "{eta}"),
+            Schedule::Step { eta, gamma, every } => {
+                write!(f, "{eta} x {gamma} every {every} steps")
+            }
+            Schedule::Cosine {
+                eta,
+                eta_min,
+                steps,
+            } => write!(f, "cosine {eta} -> {eta_min} over {steps} steps"),
+            Schedule::Warmup { eta, warmup } => write!(f, "{eta} after {warmup} warm-up steps"),
+        }
+    }
+}
+
+impl std::fmt::Display for AnyOptimizer {
+    /// E.g. `heavy_ball (lr 0.005, beta 0.9)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = self.name();
+        match self {
+            AnyOptimizer::Sgd(o) => write!(f, "{name} (lr {})", o.lr),
+            AnyOptimizer::HeavyBall(HeavyBall {
+                lr,
+                beta,
+                weight_decay,
+            })
+            | AnyOptimizer::Nesterov(Nesterov {
+                lr,
+                beta,
+                weight_decay,
+            }) => {
+                write!(f, "{name} (lr {lr}, beta {beta}")?;
+                if *weight_decay > 0.0 {
+                    write!(f, ", weight decay {weight_decay}")?;
+                }
+                write!(f, ")")
+            }
+            AnyOptimizer::Adam(o) => {
+                write!(
+                    f,
+                    "{name} (lr {}, beta1 {}, beta2 {}, eps {:e}",
+                    o.lr, o.beta1, o.beta2, o.eps
+                )?;
+                if o.weight_decay > 0.0 {
+                    write!(f, ", weight decay {}", o.weight_decay)?;
+                }
+                write!(f, ")")
+            }
+            AnyOptimizer::RmsProp(o) => write!(
+                f,
+                "{name} (lr {}, alpha {}, eps {:e}{})",
+                o.lr,
+                o.alpha,
+                o.eps,
+                if o.bias_correction {
+                    ", bias-corrected"
+                } else {
+                    ""
+                }
+            ),
+        }
+    }
+}

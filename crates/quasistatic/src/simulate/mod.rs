@@ -39,6 +39,10 @@ pub struct EnsembleSpec {
     /// Standard deviation of an independent Gaussian perturbation of each trajectory's start
     /// (0 for none).
     pub start_noise: f64,
+    /// A factor `F` (`d x r`) of a start covariance: each trajectory starts at
+    /// `start + F z`, `z ~ N(0, I_r)` (e.g. the normal equilibrium `S = F F^T` around a manifold
+    /// point). Drawn after `start_noise`, from the same per-trajectory stream.
+    pub start_factor: Option<nalgebra::DMatrix<f64>>,
     /// What to record.
     pub observables: Vec<Observable>,
     /// Show a progress bar on stderr (only drawn when stderr is a terminal).
@@ -194,6 +198,13 @@ fn run_trajectory<M: Model, O: Optimizer>(
         for x in theta.iter_mut() {
             let z: f64 = r.sample(StandardNormal);
             *x += spec.start_noise * z;
+        }
+    }
+    if let Some(f) = &spec.start_factor {
+        let mut r = rng::stream(spec.seed, j as u64, 3);
+        let z: Vec<f64> = (0..f.ncols()).map(|_| r.sample(StandardNormal)).collect();
+        for (i, x) in theta.iter_mut().enumerate() {
+            *x += (0..f.ncols()).map(|k| f[(i, k)] * z[k]).sum::<f64>();
         }
     }
     let mut rng = rng::stream(spec.seed, j as u64, 0);

@@ -15,6 +15,7 @@ fn spec(model: &Valley, steps: u64, n: usize) -> EnsembleSpec {
         max_loss: 1e8,
         start: model.default_start(),
         start_noise: 0.0,
+        start_factor: None,
         observables: default_observables(model),
         progress: false,
     }

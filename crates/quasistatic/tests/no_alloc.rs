@@ -1,0 +1,165 @@
+//! The hot loop allocates nothing: one stochastic gradient plus one optimizer step, for every
+//! model x noise (except the Hessian-shaped noise, documented to factorise a dense Hessian)
+//! x optimizer, counted by a global allocator wrapper.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use quasistatic::data::{generate, SyntheticSpec, Teacher};
+use quasistatic::model::{
+    Activation, AnyModel, DiagonalNetwork, LinearTwoLayer, Model, ProductModel, Profile,
+    TwoLayerNetwork, Valley,
+};
+use quasistatic::noise::NoiseModel;
+use quasistatic::optim::{
+    Adam, AnyOptimizer, HeavyBall, Nesterov, Optimizer, RmsProp, Schedule, Sgd,
+};
+use quasistatic::{rng, with_model};
+
+struct Counting;
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn steps_allocate<M: Model>(model: &M, noise: &NoiseModel, opt: &AnyOptimizer) -> usize {
+    let d = model.dim();
+    let mut theta = model.default_start();
+    let mut state = opt.init(d);
+    let mut ws = noise.workspace(model);
+    let mut grad = vec![0.0; d];
+    let mut r = rng::stream(1, 0, 0);
+    // Warm up once (nothing should be lazily allocated, but be fair).
+    noise.stochastic_gradient(model, &theta, &mut r, &mut ws, &mut grad);
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    for _ in 0..20 {
+        noise.stochastic_gradient(model, &theta, &mut r, &mut ws, &mut grad);
+        opt.step(&mut state, &mut theta, &grad);
+    }
+    ALLOCATIONS.load(Ordering::SeqCst) - before
+}
+
+#[test]
+fn hot_loop_allocates_nothing() {
+    let sparse = generate(&SyntheticSpec {
+        n: 6,
+        n_test: 0,
+        p: 10,
+        teacher: Teacher::Sparse { k: 2, value: 1.0 },
+        label_noise: 0.0,
+        seed: 1,
+    });
+    let scalar = generate(&SyntheticSpec {
+        n: 8,
+        n_test: 0,
+        p: 1,
+        teacher: Teacher::Linear(vec![1.0]),
+        label_noise: 0.3,
+        seed: 1,
+    });
+    let models = vec![
+        AnyModel::Valley(Valley::planar(Profile::Quadratic, 1.0).with_angle(0.5)),
+        AnyModel::Valley(
+            Valley::new(vec![1.0, 2.0, 3.0], 2, Profile::Sin2, 1.0).with_random_rotation(1),
+        ),
+        AnyModel::Product(ProductModel::new(3, scalar.train, None)),
+        AnyModel::Diagonal(DiagonalNetwork::new(
+            sparse.train.clone(),
+            None,
+            sparse.teacher.clone(),
+        )),
+        AnyModel::TwoLayer(TwoLayerNetwork::new(
+            4,
+            Activation::Gelu,
+            sparse.train.clone(),
+            None,
+        )),
+        AnyModel::Linear2(LinearTwoLayer::new(3, sparse.train, None, None)),
+    ];
+    let lr = Schedule::Constant(1e-3);
+    let optimizers = [
+        AnyOptimizer::Sgd(Sgd { lr: lr.clone() }),
+        AnyOptimizer::HeavyBall(HeavyBall {
+            lr: lr.clone(),
+            beta: 0.9,
+            weight_decay: 0.0,
+        }),
+        AnyOptimizer::Nesterov(Nesterov {
+            lr: lr.clone(),
+            beta: 0.9,
+            weight_decay: 0.1,
+        }),
+        AnyOptimizer::Adam(Adam {
+            lr: lr.clone(),
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.01,
+        }),
+        AnyOptimizer::RmsProp(RmsProp {
+            lr,
+            alpha: 0.99,
+            eps: 1e-8,
+            bias_correction: true,
+        }),
+    ];
+    // The counter works: the Hessian-shaped noise (dense eigen-decomposition) does allocate.
+    let planar = Valley::planar(Profile::Quadratic, 1.0);
+    assert!(
+        steps_allocate(
+            &planar,
+            &NoiseModel::Hessian {
+                sigma: 0.1,
+                batch: 1
+            },
+            &optimizers[0]
+        ) > 0
+    );
+    for model in &models {
+        let n = model.n_samples();
+        let d = model.dim();
+        let noises = [
+            NoiseModel::None,
+            NoiseModel::Label {
+                sigma: 0.5,
+                batch: None,
+            },
+            NoiseModel::Label {
+                sigma: 0.5,
+                batch: Some(n.div_ceil(2)),
+            },
+            NoiseModel::Isotropic {
+                sigma: 0.1,
+                batch: 1,
+            },
+            NoiseModel::fixed(nalgebra::DMatrix::identity(d, d) * 0.01),
+        ];
+        for noise in &noises {
+            for opt in &optimizers {
+                let count = with_model!(model, m => steps_allocate(m, noise, opt));
+                assert_eq!(
+                    count,
+                    0,
+                    "{} / {} / {} allocated {count} times in 20 steps",
+                    model.name(),
+                    noise.name(),
+                    opt.name()
+                );
+            }
+        }
+    }
+}
