@@ -97,7 +97,7 @@ def task_functions(key, task, dt):
         X, y = jnp.asarray(Xn, dt), jnp.asarray(yn, dt)
         n, p = Xn.shape
         m = task["width"]
-        inv = 1.0 / np.sqrt(m)
+        inv = float(1.0 / np.sqrt(m))  # a Python float keeps float32 runs in float32
         xsq = jnp.sum(X * X, axis=1)
 
         def init():
