@@ -38,6 +38,7 @@ def fmt(x):
 def agreement(rust_run, base_run, dtype):
     rel = 1e-9 if dtype == "float64" else 1e-4
     worst, fails, total = 0.0, 0, 0
+    where = []
     n_cp = min(len(rust_run["mean"]), len(base_run["mean"]))
     for c in range(n_cp):
         for o in range(len(rust_run["mean"][c])):
@@ -49,8 +50,12 @@ def agreement(rust_run, base_run, dtype):
             total += 1
             if not (d <= bound):
                 fails += 1
+                z = d / math.sqrt(sr * sr + sb * sb) if sr or sb else float("inf")
+                where.append(f"step {rust_run['checkpoints'][c]} "
+                             f"{rust_run['observables'][o]} ({z:.2f} se)")
             if bound > 0:
                 worst = max(worst, d / bound)
+    agreement.where = where
     return fails, total, worst, n_cp
 
 
@@ -213,6 +218,7 @@ def main():
     lines.append("|---|---|---|---:|---:|---:|---:|---|")
     rust_runs = {(tk, opt): run for (fw, tk, opt), (run, _, _) in runs0.items() if fw == "rust"}
     task_verdicts = {}
+    fail_notes = []
     for (fw, tk, opt), (run, dtype, var) in sorted(runs0.items()):
         if fw == "rust" or (tk, opt) not in rust_runs:
             continue
@@ -222,7 +228,14 @@ def main():
         task_verdicts[(tk, fw)] &= ok
         lines.append(f"| {tk} | {fw} | {opt} | {n_cp} | {total} | {fails} | {worst:.2f} | "
                      f"{'PASS' if ok else 'FAIL'} |")
+        if not ok:
+            fail_notes.append(f"{tk} {fw} {opt}: " + ", ".join(agreement.where))
     lines.append("")
+    if fail_notes:
+        lines.append("Failed comparisons (checkpoint, observable, |difference| in combined "
+                     "standard errors):\n")
+        lines.extend(f"- {n}" for n in fail_notes)
+        lines.append("")
     for (tk, fw), ok in sorted(task_verdicts.items()):
         lines.append(f"- {tk} {fw}: {'PASS' if ok else 'FAIL'}")
     lines.append("")
