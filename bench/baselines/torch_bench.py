@@ -7,10 +7,10 @@ Variants (`--variant`), fastest kept as the default:
 - `chunk` (default): label noise drawn once per checkpoint chunk, `torch.randn(record_every,
   N, n)`, then one in-place update per step (`mul_`, `add_`, `addcmul_`, `addcdiv_`, `out=`).
 - `step`: `torch.randn(..., out=buf)` every step (one more kernel launch per step; slower).
-- `compile`: the chunked step function wrapped in `torch.compile` (inductor C++ backend).
-  On CPU it needs a working C++ toolchain and compiles for tens of seconds; where it works it
-  removes Python overhead per op but not per step, and was not faster here for the d = 2
-  tasks. It is tried only when asked.
+- `compile`: the per-step function wrapped in `torch.compile` (inductor C++ backend). It
+  works here but compiled for about 25 s and ran T1 SGD (N = 4096, 2000 steps) at 3.25e7
+  trajectory-steps/s against 3.31e7 for `chunk`: Python still dispatches every step. It is
+  tried only when asked.
 """
 
 import os
