@@ -1,10 +1,9 @@
 """NumPy baseline: the ensemble as arrays with a leading trajectory axis, one vectorised update
 per optimizer step, hand-written gradients, float64.
 
-Tried: drawing the label noise per step (`Generator.standard_normal(out=...)`) versus one
-draw per checkpoint chunk of shape (record_every, N, n); the chunked draw is faster (fewer
-calls) and is kept. PCG64 and SFC64 bit generators: SFC64 is a little faster and is kept.
-Updates use `out=` / in-place operators to avoid temporaries where it helps.
+The label noise of a whole checkpoint chunk, shape (record_every, N, n), is drawn by one
+`Generator(SFC64).standard_normal(out=...)` call; updates use `out=` / in-place operators to
+avoid temporaries.
 """
 
 import numpy as np
