@@ -12,8 +12,7 @@ Variants (`--variant`; the fastest on this machine is the default):
   under `jax.jit`) so that both cores work.
 - `outer`: like `chunk`, but the checkpoints too are a `lax.scan` (one jitted call runs the
   whole task and returns every record); timed as a whole.
-Gradients are written by hand; `jax.grad` of the per-trajectory loss compiles to the same
-fused loops here and was not faster.
+Gradients are written by hand (the same formulas as the other baselines).
 """
 
 import os
