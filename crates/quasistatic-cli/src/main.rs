@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use quasistatic::config::Config;
-use quasistatic::{bench, run, studies, Error};
+use quasistatic::{bench, run, studies, validate, Error};
 
 /// Stochastic optimizers on manifolds of minima: simulate them, derive their effective
 /// manifold dynamics, and compare the two.
@@ -46,6 +46,50 @@ enum Command {
         #[arg(long)]
         no_progress: bool,
     },
+    /// Derive the quasistatic manifold dynamics (normal equilibrium, drift, diffusion,
+    /// implicit regularisers, diagnostics) of the config's optimizer and noise at a point,
+    /// print a table, and write `derivation.json` into --out when given.
+    Derive {
+        /// The TOML configuration (its [model], [data], [noise], [optimizer]; the point is
+        /// `start.theta` or the model's default start unless --at is given).
+        config: PathBuf,
+        /// The point, comma-separated (d numbers); it is projected onto the manifold first.
+        #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+        at: Option<Vec<f64>>,
+        /// Output folder for derivation.json.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+    /// Run the true optimizer (started in its normal equilibrium around the config's start,
+    /// projected onto the manifold) and the derived manifold dynamics from the same point;
+    /// write overlaid plots, a gap table with Monte-Carlo intervals and a verdict into --out.
+    Compare {
+        /// The TOML configuration (constant learning rate).
+        config: PathBuf,
+        /// Output folder.
+        #[arg(long, short)]
+        out: PathBuf,
+        /// Repeat at eta x 1, 1/2, 1/4 (horizon fixed in slow time eta^2 k; Adam's 1 - beta2
+        /// scaled with eta^2) and fit the slope of log gap against log eta.
+        #[arg(long)]
+        eta_sweep: bool,
+        /// Optimizer steps per step of the derived SDE (default: automatic from the
+        /// diagnostics, a divisor of record_every).
+        #[arg(long)]
+        h: Option<u64>,
+        /// Largest relative gap (gap / range of the true mean) that still "agrees".
+        #[arg(long, default_value_t = 0.1)]
+        tolerance: f64,
+        /// Override `trajectories`.
+        #[arg(long)]
+        trajectories: Option<usize>,
+        /// Override `steps`.
+        #[arg(long)]
+        steps: Option<u64>,
+        /// Override `record_every`.
+        #[arg(long)]
+        record_every: Option<u64>,
+    },
     /// Validate a config without running it: prints the resolved model, noise and optimizer.
     Check {
         /// The TOML configuration.
@@ -54,12 +98,16 @@ enum Command {
     /// The main job: run the built-in studies and write DIR/report.md with every figure and
     /// table.
     Reproduce {
-        /// `quick` (minutes on a laptop) or `full` (publication-size ensembles).
+        /// `tiny` (seconds, smoke test), `quick` (minutes on two cores) or `full` (publication-size).
         #[arg(long, value_enum, default_value_t = Scale::Quick)]
         scale: Scale,
         /// Output folder.
         #[arg(long, short, default_value = "results")]
         out: PathBuf,
+        /// Run only these studies (comma-separated: closeness, momentum_scaling,
+        /// adam_rotation, flatness).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
     },
     /// Measure throughput (trajectory-steps per second) of the simulator on the standard
     /// tasks and print a table.
@@ -88,6 +136,9 @@ enum Command {
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Scale {
+    /// Seconds: smoke test (effects' directions only).
+    Tiny,
+    /// Minutes on two cores.
     Quick,
     Full,
 }
@@ -156,6 +207,89 @@ fn execute(command: Command) -> quasistatic::Result<()> {
             }
             Ok(())
         }
+        Command::Derive { config, at, out } => {
+            let cfg = Config::load(&config)?;
+            let built = cfg.build()?;
+            let d = built.model.dim();
+            let point = match at {
+                Some(p) => {
+                    if p.len() != d {
+                        return Err(Error::invalid(
+                            "--at",
+                            format!("{} numbers", p.len()),
+                            format!("exactly {d} comma-separated numbers (the model has d = {d} parameters)"),
+                        ));
+                    }
+                    if let Some(x) = p.iter().find(|x| !x.is_finite()) {
+                        return Err(Error::invalid("--at", x, "finite numbers"));
+                    }
+                    p
+                }
+                None => built.spec.start.clone(),
+            };
+            let options = quasistatic::derive::DeriveOptions::default();
+            let derivation = quasistatic::with_model!(&built.model, m => quasistatic::derive::derive(
+                m, &built.noise, &built.optimizer, &point, &options))?;
+            print!("{}", derivation.table());
+            if let Some(dir) = out {
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+                let path = dir.join("derivation.json");
+                let json = serde_json::to_string_pretty(&derivation).map_err(|e| {
+                    Error::Numerical(format!("cannot serialise the derivation: {e}"))
+                })?;
+                quasistatic::output::write_atomic(&path, json.as_bytes())?;
+                println!("wrote {}", path.display());
+            }
+            Ok(())
+        }
+        Command::Compare {
+            config,
+            out,
+            eta_sweep,
+            h,
+            tolerance,
+            trajectories,
+            steps,
+            record_every,
+        } => {
+            if !(tolerance.is_finite() && tolerance > 0.0) {
+                return Err(Error::invalid("--tolerance", tolerance, "a number > 0"));
+            }
+            if h == Some(0) {
+                return Err(Error::invalid("--h", 0, "an integer >= 1"));
+            }
+            let mut cfg = Config::load(&config)?;
+            if let Some(n) = trajectories {
+                cfg.trajectories = n;
+            }
+            if let Some(s) = steps {
+                cfg.steps = s;
+            }
+            if let Some(k) = record_every {
+                cfg.record_every = k;
+            }
+            if eta_sweep {
+                let sweep = validate::eta_sweep(&cfg, &out, &[1.0, 0.5, 0.25], tolerance, true)?;
+                for c in &sweep.comparisons {
+                    println!("eta {:.3e}: {}", c.eta, validate::verdict(c));
+                }
+                println!(
+                    "slope of log gap vs log eta: {:.2} +- {:.2}",
+                    sweep.slope, sweep.slope_se
+                );
+                println!("wrote {}", out.join("sweep.md").display());
+            } else {
+                let (c, report) = validate::compare(&cfg, &out, h, tolerance, true)?;
+                println!("{}", validate::verdict(&c));
+                println!(
+                    "cost: true {} gradients in {:.2} s, derived {} gradient-equivalents in {:.2} s",
+                    c.true_gradient_evaluations, c.true_seconds, c.derived_gradient_evaluations, c.derived_seconds
+                );
+                println!("wrote {}", report.display());
+            }
+            Ok(())
+        }
         Command::Check { config } => {
             let cfg = Config::load(&config)?;
             let built = cfg.build()?;
@@ -176,12 +310,13 @@ fn execute(command: Command) -> quasistatic::Result<()> {
             );
             Ok(())
         }
-        Command::Reproduce { scale, out } => {
+        Command::Reproduce { scale, out, only } => {
             let scale = match scale {
+                Scale::Tiny => studies::Scale::Tiny,
                 Scale::Quick => studies::Scale::Quick,
                 Scale::Full => studies::Scale::Full,
             };
-            let report = studies::reproduce(scale, &out)?;
+            let report = studies::reproduce(scale, &out, &only)?;
             println!("wrote {}", report.display());
             Ok(())
         }

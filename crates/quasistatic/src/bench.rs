@@ -562,6 +562,7 @@ fn bench_task<M: Model>(s: &Setup<M>, repeats: usize, log: bool) -> (Vec<BenchRo
         start_factor: None,
         observables: s.observables.clone(),
         progress: false,
+        observe_at: None,
     };
     let mut rows = Vec::new();
     let mut runs = serde_json::Map::new();
@@ -841,6 +842,7 @@ mod tests {
             start_factor: None,
             observables: s.observables.clone(),
             progress: false,
+            observe_at: None,
         };
         let r = OptSpec::Sgd { lr: 0.05 }.run(&s.model, &label(1.0), &spec);
         let (_, p) = prototype_valley_sgd(n, steps, every, 0.05, 1.0, [0.0, 2.0], 1);

@@ -1170,6 +1170,7 @@ impl Config {
             start_factor: None,
             observables,
             progress: true,
+            observe_at: None,
         })
     }
 }

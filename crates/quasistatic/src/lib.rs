@@ -17,7 +17,9 @@ pub mod bench;
 pub mod compare;
 pub mod config;
 pub mod data;
+pub mod derive;
 pub mod error;
+pub mod manifold;
 pub mod model;
 pub mod noise;
 pub mod observe;
@@ -30,5 +32,6 @@ pub mod sde;
 pub mod simulate;
 pub mod stats;
 pub mod studies;
+pub mod validate;
 
 pub use error::{Error, Result};

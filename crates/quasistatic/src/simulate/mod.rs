@@ -47,6 +47,23 @@ pub struct EnsembleSpec {
     pub observables: Vec<Observable>,
     /// Show a progress bar on stderr (only drawn when stderr is a terminal).
     pub progress: bool,
+    /// Evaluate observables at `map(theta)` instead of `theta` (e.g. the projection onto the
+    /// manifold, to compare with the derived dynamics). A map that fails ends the trajectory
+    /// and is reported as its divergence reason.
+    pub observe_at: Option<ObservationMap>,
+}
+
+/// The function inside an [`ObservationMap`]: parameters in, mapped parameters or a reason out.
+pub type MapFn = dyn Fn(&[f64]) -> Result<Vec<f64>, String> + Send + Sync;
+
+/// A map applied to parameters before observing them (see [`EnsembleSpec::observe_at`]).
+#[derive(Clone)]
+pub struct ObservationMap(pub std::sync::Arc<MapFn>);
+
+impl std::fmt::Debug for ObservationMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ObservationMap(..)")
+    }
 }
 
 /// A trajectory that diverged: which, when, why.
@@ -256,7 +273,22 @@ fn run_trajectory<M: Model, O: Optimizer>(
             });
             break;
         }
-        observer.observe(model, &theta, &mut values[c * n_obs..(c + 1) * n_obs]);
+        let out = &mut values[c * n_obs..(c + 1) * n_obs];
+        match &spec.observe_at {
+            None => observer.observe(model, &theta, out),
+            Some(map) => match (map.0)(&theta) {
+                Ok(p) => observer.observe(model, &p, out),
+                Err(reason) => {
+                    divergence = Some(Divergence {
+                        trajectory: j,
+                        step,
+                        last_finite_loss: last_loss,
+                        reason,
+                    });
+                    break;
+                }
+            },
+        }
         valid = c + 1;
     }
     TrajectoryOutput {

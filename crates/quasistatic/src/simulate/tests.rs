@@ -18,6 +18,7 @@ fn spec(model: &Valley, steps: u64, n: usize) -> EnsembleSpec {
         start_factor: None,
         observables: default_observables(model),
         progress: false,
+        observe_at: None,
     }
 }
 
