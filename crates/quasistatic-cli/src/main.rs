@@ -112,9 +112,25 @@ enum Command {
     /// Measure throughput (trajectory-steps per second) of the simulator on the standard
     /// tasks and print a table.
     Bench {
-        /// Fewer steps, for a smoke test.
+        /// About 10x fewer steps, for a smoke test.
         #[arg(long)]
         quick: bool,
+        /// Comma-separated tasks among t1 (valley), t2 (product), t3 (diagonal network),
+        /// t4 (two-layer tanh network).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "t1,t2,t3,t4",
+            value_parser = |s: &str| bench::Task::parse(s).ok_or(format!("unknown task `{s}`"))
+        )]
+        tasks: Vec<bench::Task>,
+        /// Timed repetitions of every run; the median is reported.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+        repeats: u32,
+        /// Write throughputs and per-checkpoint ensemble statistics to this JSON file, and the
+        /// task definitions (parameters, data, start points) to `tasks.json` beside it.
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
 }
 
@@ -304,8 +320,26 @@ fn execute(command: Command) -> quasistatic::Result<()> {
             println!("wrote {}", report.display());
             Ok(())
         }
-        Command::Bench { quick } => {
-            print!("{}", bench::run(quick));
+        Command::Bench {
+            quick,
+            tasks,
+            repeats,
+            json,
+        } => {
+            let opts = bench::BenchOptions {
+                quick,
+                tasks,
+                repeats: repeats as usize,
+                json: json.clone(),
+            };
+            print!("{}", bench::run(&opts)?);
+            if let Some(path) = json {
+                println!(
+                    "wrote {} and {}",
+                    path.display(),
+                    path.with_file_name("tasks.json").display()
+                );
+            }
             Ok(())
         }
     }

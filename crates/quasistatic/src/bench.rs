@@ -1,104 +1,250 @@
-//! Throughput benchmark of the simulator: trajectory-steps per second for SGD, heavy ball
-//! and Adam on the standard tasks, side by side in one run, plus the floor set by drawing the
-//! same Gaussian numbers alone. `quasistatic bench` prints the table.
+//! Throughput benchmark of the simulator on four canonical tasks, made to be compared side by
+//! side with hand-written ensembles in other frameworks (`bench/` at the workspace root).
+//!
+//! | task | model | noise | N | steps | optimizers |
+//! |---|---|---|---:|---:|---|
+//! | `t1` | valley `f = sqrt(1 + y^2) x`, start `(0, 2)` | label, sigma 1 | 4096 | 100 000 | SGD 0.05, heavy ball 0.005/0.9, Adam 0.001 |
+//! | `t2` | product `f = theta_1 theta_2`, target 1, start `(4, 0.25)` | label, sigma 0.5 | 4096 | 200 000 | SGD 0.02, Adam 0.002 |
+//! | `t3` | diagonal network, `p = 100`, `n = 40`, 5-sparse teacher | label, sigma 0.5 | 16 | 100 000 | SGD 0.01, Adam 0.001 |
+//! | `t4` | two-layer tanh, input 10, width 32, `n = 64`, tanh teacher of width 4 | label, sigma 0.1 | 16 | 50 000 | SGD 0.05 |
+//!
+//! Every task records its observables 101 times (every `steps / 100` steps); `quick` divides
+//! steps and the record interval by 10. Throughput is trajectory-steps per second (`N * steps`
+//! over the wall time of [`run_ensemble`], observer included), the median of `repeats` runs.
+//! The RNG floor of a task is the time to draw the same standard normals (one per sample per
+//! trajectory-step: 1 for `t1`/`t2`, `n` for `t3`/`t4`) with the simulator's generator,
+//! parallel over trajectories like the ensemble, and nothing else.
+//!
+//! [`run`] with a JSON path also writes `tasks.json` beside it: every task's parameters and,
+//! for `t3`/`t4`, the generated inputs, targets and start point (for `t4` the point reached by
+//! the deterministic gradient-descent warm-up), so that other implementations run the very
+//! same problems.
 
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use rand::Rng;
 use rand_distr::StandardNormal;
 use rayon::prelude::*;
+use serde_json::{json, Value};
 
 use crate::data::{generate, SyntheticSpec, Teacher};
-use crate::model::{Activation, DiagonalNetwork, Model, Profile, TwoLayerNetwork, Valley};
+use crate::model::{
+    Activation, Batch, DiagonalNetwork, Model, ProductModel, Profile, TwoLayerNetwork, Valley,
+};
 use crate::noise::NoiseModel;
 use crate::observe::Observable;
-use crate::optim::{Adam, AnyOptimizer, HeavyBall, Schedule, Sgd};
+use crate::optim::{Adam, HeavyBall, Optimizer, Schedule, Sgd};
 use crate::rng;
-use crate::simulate::{run_ensemble, EnsembleSpec};
+use crate::simulate::{run_ensemble, EnsembleResult, EnsembleSpec};
 
-/// One measured row.
+/// One of the canonical benchmark tasks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Task {
+    /// Planar valley, label noise, N = 4096.
+    T1,
+    /// Scalar product model, label noise, N = 4096.
+    T2,
+    /// Diagonal linear network, p = 100, n = 40, N = 16.
+    T3,
+    /// Two-layer tanh network, width 32, n = 64, N = 16.
+    T4,
+}
+
+impl Task {
+    /// All tasks, in order.
+    pub const ALL: [Task; 4] = [Task::T1, Task::T2, Task::T3, Task::T4];
+
+    /// Short key (`t1`, ...).
+    pub fn key(self) -> &'static str {
+        match self {
+            Task::T1 => "t1",
+            Task::T2 => "t2",
+            Task::T3 => "t3",
+            Task::T4 => "t4",
+        }
+    }
+
+    /// Parse a key as written by [`Task::key`] (case-insensitive).
+    pub fn parse(s: &str) -> Option<Task> {
+        Task::ALL
+            .into_iter()
+            .find(|t| t.key().eq_ignore_ascii_case(s.trim()))
+    }
+
+    /// Parse a comma-separated list of keys.
+    pub fn parse_list(s: &str) -> Result<Vec<Task>, String> {
+        let mut out = Vec::new();
+        for part in s.split(',').filter(|p| !p.trim().is_empty()) {
+            let t = Task::parse(part)
+                .ok_or_else(|| format!("unknown task `{part}` (expected t1, t2, t3, t4)"))?;
+            if !out.contains(&t) {
+                out.push(t);
+            }
+        }
+        if out.is_empty() {
+            return Err("no task given (expected e.g. t1,t2)".into());
+        }
+        Ok(out)
+    }
+
+    /// Human-readable description.
+    pub fn title(self) -> &'static str {
+        match self {
+            Task::T1 => "T1 valley (d=2)",
+            Task::T2 => "T2 product (d=2)",
+            Task::T3 => "T3 diagonal net (p=100, n=40)",
+            Task::T4 => "T4 two-layer tanh (w=32, p=10, n=64)",
+        }
+    }
+}
+
+/// What [`run`] does.
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    /// Divide steps (and the record interval) by 10.
+    pub quick: bool,
+    /// Tasks to run, in order.
+    pub tasks: Vec<Task>,
+    /// Timed repetitions of every run (the median is reported).
+    pub repeats: usize,
+    /// Where to write the JSON results (`tasks.json` goes beside it).
+    pub json: Option<PathBuf>,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        Self {
+            quick: false,
+            tasks: Task::ALL.to_vec(),
+            repeats: 3,
+            json: None,
+        }
+    }
+}
+
+/// An optimizer of a task, dispatched to the concrete (monomorphised) optimizer type.
+#[derive(Clone, Debug)]
+enum OptSpec {
+    Sgd { lr: f64 },
+    HeavyBall { lr: f64, beta: f64 },
+    Adam { lr: f64 },
+}
+
+const ADAM_BETAS: (f64, f64) = (0.9, 0.999);
+const ADAM_EPS: f64 = 1e-8;
+
+impl OptSpec {
+    fn name(&self) -> &'static str {
+        match self {
+            OptSpec::Sgd { .. } => "sgd",
+            OptSpec::HeavyBall { .. } => "heavy_ball",
+            OptSpec::Adam { .. } => "adam",
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        match self {
+            OptSpec::Sgd { lr } => json!({ "kind": "sgd", "lr": lr }),
+            OptSpec::HeavyBall { lr, beta } => {
+                json!({ "kind": "heavy_ball", "lr": lr, "beta": beta })
+            }
+            OptSpec::Adam { lr } => json!({
+                "kind": "adam", "lr": lr, "beta1": ADAM_BETAS.0, "beta2": ADAM_BETAS.1,
+                "eps": ADAM_EPS
+            }),
+        }
+    }
+
+    fn run<M: Model>(&self, model: &M, noise: &NoiseModel, spec: &EnsembleSpec) -> EnsembleResult {
+        match *self {
+            OptSpec::Sgd { lr } => run_ensemble(
+                model,
+                noise,
+                &Sgd {
+                    lr: Schedule::Constant(lr),
+                },
+                spec,
+            ),
+            OptSpec::HeavyBall { lr, beta } => run_ensemble(
+                model,
+                noise,
+                &HeavyBall {
+                    lr: Schedule::Constant(lr),
+                    beta,
+                    weight_decay: 0.0,
+                },
+                spec,
+            ),
+            OptSpec::Adam { lr } => run_ensemble(
+                model,
+                noise,
+                &Adam {
+                    lr: Schedule::Constant(lr),
+                    beta1: ADAM_BETAS.0,
+                    beta2: ADAM_BETAS.1,
+                    eps: ADAM_EPS,
+                    weight_decay: 0.0,
+                },
+                spec,
+            ),
+        }
+    }
+}
+
+/// A fully specified task: the model and everything the ensemble needs.
+struct Setup<M> {
+    task: Task,
+    model: M,
+    sigma: f64,
+    start: Vec<f64>,
+    trajectories: usize,
+    steps: u64,
+    record_every: u64,
+    observables: Vec<Observable>,
+    optimizers: Vec<OptSpec>,
+    /// Extra description for `tasks.json` (model parameters, data).
+    extra: Value,
+}
+
+/// One measured (task, optimizer) run.
 #[derive(Clone, Debug)]
 pub struct BenchRow {
-    /// Task name.
-    pub task: String,
-    /// Optimizer name.
+    /// Task.
+    pub task: Task,
+    /// Optimizer name, or `rng_floor`.
     pub optimizer: String,
     /// Trajectories.
     pub trajectories: usize,
     /// Steps per trajectory.
     pub steps: u64,
-    /// Wall time in seconds.
-    pub seconds: f64,
+    /// Wall time of every repetition, in seconds.
+    pub seconds: Vec<f64>,
 }
 
 impl BenchRow {
-    /// Trajectory-steps per second.
+    /// Median wall time.
+    pub fn median_seconds(&self) -> f64 {
+        median(&self.seconds)
+    }
+
+    /// Trajectory-steps per second at the median time.
     pub fn throughput(&self) -> f64 {
-        self.trajectories as f64 * self.steps as f64 / self.seconds
+        self.trajectories as f64 * self.steps as f64 / self.median_seconds()
     }
 }
 
-fn optimizers(eta_sgd: f64, eta_hb: f64, eta_adam: f64) -> Vec<AnyOptimizer> {
-    vec![
-        AnyOptimizer::Sgd(Sgd {
-            lr: Schedule::Constant(eta_sgd),
-        }),
-        AnyOptimizer::HeavyBall(HeavyBall {
-            lr: Schedule::Constant(eta_hb),
-            beta: 0.9,
-            weight_decay: 0.0,
-        }),
-        AnyOptimizer::Adam(Adam {
-            lr: Schedule::Constant(eta_adam),
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-        }),
-    ]
-}
-
-fn measure<M: Model>(
-    task: &str,
-    model: &M,
-    noise: &NoiseModel,
-    start: Vec<f64>,
-    n: usize,
-    steps: u64,
-    opts: &[AnyOptimizer],
-) -> Vec<BenchRow> {
-    opts.iter()
-        .map(|opt| {
-            let spec = EnsembleSpec {
-                steps,
-                record_every: steps,
-                trajectories: n,
-                seed: 1,
-                max_loss: 1e12,
-                start: start.clone(),
-                start_noise: 0.0,
-                start_factor: None,
-                observables: vec![Observable::Loss],
-                progress: false,
-                observe_at: None,
-            };
-            let t = Instant::now();
-            let r = run_ensemble(model, noise, opt, &spec);
-            let seconds = t.elapsed().as_secs_f64();
-            assert!(
-                r.divergences.is_empty(),
-                "benchmark task {task} diverged: {}",
-                r.divergences[0]
-            );
-            BenchRow {
-                task: task.into(),
-                optimizer: opt.name().into(),
-                trajectories: n,
-                steps,
-                seconds,
-            }
-        })
-        .collect()
+fn median(xs: &[f64]) -> f64 {
+    let mut v = xs.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let m = v.len() / 2;
+    if v.is_empty() {
+        f64::NAN
+    } else if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        0.5 * (v[m - 1] + v[m])
+    }
 }
 
 /// Time to draw `n * steps * per_step` standard normals with the simulator's generator,
@@ -121,100 +267,602 @@ pub fn rng_floor(n: usize, steps: u64, per_step: usize) -> f64 {
     t.elapsed().as_secs_f64()
 }
 
-/// Run every task and return the measured rows (`quick`: about 10x fewer steps).
-pub fn measure_all(quick: bool) -> Vec<BenchRow> {
-    let f = if quick { 10 } else { 1 };
-    let mut rows = Vec::new();
-    // Valley T1: f = sqrt(1 + y^2) x, label noise 1, start (0, 2), N = 4096.
-    let valley = Valley::planar(Profile::Quadratic, 1.0);
-    let label = NoiseModel::Label {
-        sigma: 1.0,
-        batch: None,
+/// Trajectories advanced together by [`prototype_valley_sgd`].
+pub const LANES: usize = 8;
+
+/// **Prototype, not the simulator**: T1 (planar valley, full-batch label noise, SGD) with
+/// [`LANES`] trajectories advanced together in structure-of-arrays form: per step, one normal
+/// from each lane's own stream ([`rng::stream`]`(seed, j, 0)`, as in the ensemble), then the
+/// valley gradient and the update as straight-line arithmetic over `[f64; LANES]` arrays (so
+/// the `sqrt`/`div` latency of one trajectory overlaps the others' and the compiler can use
+/// SIMD), divergence checked once per checkpoint instead of every step. The arithmetic is
+/// the valley's and SGD's, operation by operation, so the result is bit-identical to
+/// [`run_ensemble`] (tested). It measures what a lane-batched core could reach.
+///
+/// Returns the wall time and an [`EnsembleResult`] with `loss`, `y0`,
+/// `distance_to_manifold`.
+pub fn prototype_valley_sgd(
+    trajectories: usize,
+    steps: u64,
+    record_every: u64,
+    lr: f64,
+    sigma: f64,
+    start: [f64; 2],
+    seed: u64,
+) -> (f64, EnsembleResult) {
+    let cps = crate::simulate::checkpoints(steps, record_every);
+    let n_obs = 3;
+    let t0 = Instant::now();
+    let blocks: Vec<Vec<f64>> = (0..trajectories.div_ceil(LANES))
+        .into_par_iter()
+        .map(|b| {
+            let first = b * LANES;
+            let count = LANES.min(trajectories - first);
+            let mut rngs: [rng::TrajectoryRng; LANES] =
+                std::array::from_fn(|l| rng::stream(seed, (first + l) as u64, 0));
+            let mut x = [start[0]; LANES];
+            let mut y = [start[1]; LANES];
+            let mut z = [0.0; LANES];
+            let mut values = vec![f64::NAN; count * cps.len() * n_obs];
+            let mut step = 0;
+            for (c, &target) in cps.iter().enumerate() {
+                while step < target {
+                    for (zl, r) in z.iter_mut().zip(rngs.iter_mut()) {
+                        let e: f64 = r.sample(StandardNormal);
+                        *zl = sigma * e;
+                    }
+                    for l in 0..LANES {
+                        // Valley::coordinate_gradient with p = q = 1, lambda = c = 1.
+                        let s = y[l] * y[l] * 1.0 + 1.0;
+                        let sq = s.sqrt();
+                        let w = sq * x[l] * 1.0 - z[l];
+                        let gx = w * sq * 1.0;
+                        let gy = w * x[l] * 1.0 / (sq * 2.0) * (y[l] * 2.0);
+                        x[l] -= lr * gx;
+                        y[l] -= lr * gy;
+                    }
+                    step += 1;
+                }
+                for l in 0..count {
+                    let r = (y[l] * y[l] + 1.0).sqrt() * x[l];
+                    let o = ((l * cps.len()) + c) * n_obs;
+                    values[o] = r * r * 0.5;
+                    values[o + 1] = y[l];
+                    values[o + 2] = (x[l] * x[l]).sqrt();
+                }
+            }
+            values
+        })
+        .collect();
+    let seconds = t0.elapsed().as_secs_f64();
+    let values: Vec<f64> = blocks.into_iter().flatten().collect();
+    let valid = (0..trajectories)
+        .map(|j| {
+            let row = &values[j * cps.len() * n_obs..(j + 1) * cps.len() * n_obs];
+            row.chunks(n_obs)
+                .take_while(|o| o.iter().all(|v| v.is_finite()))
+                .count()
+        })
+        .collect();
+    let result = EnsembleResult {
+        observables: vec!["loss".into(), "y0".into(), "distance_to_manifold".into()],
+        steps: cps,
+        trajectories,
+        values,
+        valid,
+        divergences: Vec::new(),
+        gradient_evaluations: trajectories as u64 * steps,
+        seconds,
     };
-    let steps = 20_000 / f;
-    rows.extend(measure(
-        "valley (d=2)",
-        &valley,
-        &label,
-        vec![0.0, 2.0],
-        4096,
-        steps,
-        &optimizers(0.05, 0.005, 0.001),
-    ));
-    let floor = rng_floor(4096, steps, 1);
-    rows.push(BenchRow {
-        task: "valley (d=2)".into(),
-        optimizer: "RNG floor".into(),
+    (seconds, result)
+}
+
+/// `steps` full-batch gradient-descent steps from `theta` (deterministic, one trajectory).
+/// Returns the final point and its loss.
+pub fn gradient_descent<M: Model>(
+    model: &M,
+    theta: &[f64],
+    steps: u64,
+    lr: f64,
+) -> (Vec<f64>, f64) {
+    let d = model.dim();
+    let mut theta = theta.to_vec();
+    let mut grad = vec![0.0; d];
+    let mut scratch = vec![0.0; model.scratch_len()];
+    let opt = Sgd {
+        lr: Schedule::Constant(lr),
+    };
+    let mut state = opt.init(d);
+    for _ in 0..steps {
+        model.batch_gradient(&theta, Batch::FULL, &mut grad, &mut scratch);
+        opt.step(&mut state, &mut theta, &grad);
+    }
+    let loss = model.batch_gradient(&theta, Batch::FULL, &mut grad, &mut scratch);
+    (theta, loss)
+}
+
+/// Per checkpoint and observable: ensemble mean, sample standard deviation (`N - 1`) and the
+/// number of valid trajectories.
+fn ensemble_stats(r: &EnsembleResult) -> Value {
+    let (nc, no) = (r.steps.len(), r.observables.len());
+    let mut mean = vec![vec![0.0; no]; nc];
+    let mut std = vec![vec![0.0; no]; nc];
+    let mut count = vec![0usize; nc];
+    for c in 0..nc {
+        for o in 0..no {
+            let col = r.column(c, o);
+            let k = col.len() as f64;
+            let m = col.iter().sum::<f64>() / k;
+            let var = if col.len() > 1 {
+                col.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (k - 1.0)
+            } else {
+                0.0
+            };
+            mean[c][o] = m;
+            std[c][o] = var.sqrt();
+            count[c] = col.len();
+        }
+    }
+    json!({
+        "checkpoints": r.steps,
+        "observables": r.observables,
+        "mean": mean,
+        "std": std,
+        "count": count,
+        "divergences": r.divergences.len(),
+    })
+}
+
+fn scale(quick: bool, steps: u64) -> u64 {
+    if quick {
+        steps / 10
+    } else {
+        steps
+    }
+}
+
+fn label(sigma: f64) -> NoiseModel {
+    NoiseModel::Label { sigma, batch: None }
+}
+
+fn setup_t1(quick: bool) -> Setup<Valley> {
+    let steps = scale(quick, 100_000);
+    Setup {
+        task: Task::T1,
+        model: Valley::planar(Profile::Quadratic, 1.0),
+        sigma: 1.0,
+        start: vec![0.0, 2.0],
         trajectories: 4096,
         steps,
-        seconds: floor,
-    });
-    // Diagonal network p = 100, n = 40, sparse teacher, full-batch label noise 0.5, N = 16.
+        record_every: steps / 100,
+        observables: vec![
+            Observable::Loss,
+            Observable::ManifoldCoordinate(0),
+            Observable::DistanceToManifold,
+        ],
+        optimizers: vec![
+            OptSpec::Sgd { lr: 0.05 },
+            OptSpec::HeavyBall {
+                lr: 0.005,
+                beta: 0.9,
+            },
+            OptSpec::Adam { lr: 0.001 },
+        ],
+        extra: json!({
+            "model": "valley",
+            "formula": "theta = (x, y); f = sqrt(1 + y^2) x; target 0; one sample",
+        }),
+    }
+}
+
+fn setup_t2(quick: bool) -> Setup<ProductModel> {
+    let steps = scale(quick, 200_000);
+    Setup {
+        task: Task::T2,
+        model: ProductModel::scalar(2, 1.0),
+        sigma: 0.5,
+        start: vec![4.0, 0.25],
+        trajectories: 4096,
+        steps,
+        record_every: steps / 100,
+        observables: vec![Observable::Loss, Observable::ParamNorm],
+        optimizers: vec![OptSpec::Sgd { lr: 0.02 }, OptSpec::Adam { lr: 0.002 }],
+        extra: json!({
+            "model": "product",
+            "formula": "theta = (t1, t2); f = t1 t2; target 1; one sample",
+        }),
+    }
+}
+
+fn setup_t3(quick: bool) -> Setup<DiagonalNetwork> {
+    let (n, p, floor) = (40, 100, 1e-2);
     let data = generate(&SyntheticSpec {
-        n: 40,
+        n,
         n_test: 0,
-        p: 100,
+        p,
         teacher: Teacher::Sparse { k: 5, value: 1.0 },
         label_noise: 0.0,
         seed: 0,
     });
-    let diag = DiagonalNetwork::new(data.train, None, data.teacher);
-    let start = diag.default_start();
-    rows.extend(measure(
-        "diagonal (p=100, n=40)",
-        &diag,
-        &NoiseModel::Label {
-            sigma: 0.5,
-            batch: None,
-        },
+    let extra = json!({
+        "model": "diagonal",
+        "formula": "theta = (u[p], v[p]); f(x) = sum_j (u_j^2 - v_j^2) x_j",
+        "n": n, "p": p, "floor": floor,
+        "x": data.train.x, "y": data.train.y, "teacher": data.teacher,
+    });
+    let model = DiagonalNetwork::new(data.train, None, data.teacher).with_floor(floor);
+    let start = model.default_start();
+    let steps = scale(quick, 100_000);
+    Setup {
+        task: Task::T3,
+        model,
+        sigma: 0.5,
         start,
-        16,
-        20_000 / f,
-        &optimizers(0.01, 0.001, 0.001),
-    ));
-    // Two-layer tanh network, input 10, width 32, n = 64, label noise 0.1, N = 16.
+        trajectories: 16,
+        steps,
+        record_every: steps / 100,
+        observables: vec![
+            Observable::Loss,
+            Observable::TeacherDistance,
+            Observable::WeightL1,
+        ],
+        optimizers: vec![OptSpec::Sgd { lr: 0.01 }, OptSpec::Adam { lr: 0.001 }],
+        extra,
+    }
+}
+
+fn setup_t4(quick: bool) -> Setup<TwoLayerNetwork> {
+    let (n, p, width, gd_steps, gd_lr) = (64, 10, 32, 20_000, 0.05);
     let data = generate(&SyntheticSpec {
-        n: 64,
+        n,
         n_test: 0,
-        p: 10,
+        p,
         teacher: Teacher::TanhNetwork { width: 4, seed: 1 },
         label_noise: 0.0,
         seed: 0,
     });
-    let net = TwoLayerNetwork::new(32, Activation::Tanh, data.train, None).with_init(0, 1.0);
-    let start = net.default_start();
-    rows.extend(measure(
-        "two-layer tanh (w=32, p=10, n=64)",
-        &net,
-        &NoiseModel::Label {
-            sigma: 0.1,
-            batch: None,
-        },
+    let x = data.train.x.clone();
+    let y = data.train.y.clone();
+    let model = TwoLayerNetwork::new(width, Activation::Tanh, data.train, None).with_init(0, 1.0);
+    let init = model.default_start();
+    let (start, gd_loss) = gradient_descent(&model, &init, gd_steps, gd_lr);
+    let steps = scale(quick, 50_000);
+    Setup {
+        task: Task::T4,
+        model,
+        sigma: 0.1,
         start,
-        16,
-        5_000 / f,
-        &optimizers(0.05, 0.005, 0.001),
-    ));
-    rows
+        trajectories: 16,
+        steps,
+        record_every: steps / 100,
+        observables: vec![Observable::Loss, Observable::GradOutputSq],
+        optimizers: vec![OptSpec::Sgd { lr: 0.05 }],
+        extra: json!({
+            "model": "two_layer_tanh",
+            "formula": "theta = (a[width], W[width x p] row-major); \
+                        f(x) = sum_j a_j tanh(W_j . x) / sqrt(width)",
+            "n": n, "p": p, "width": width,
+            "x": x, "y": y,
+            "warmup": { "gd_steps": gd_steps, "lr": gd_lr, "final_loss": gd_loss },
+        }),
+    }
 }
 
-/// Markdown table of [`measure_all`].
-pub fn run(quick: bool) -> String {
-    let rows = measure_all(quick);
+/// Run one task: every optimizer `repeats` times, and its RNG floor.
+fn bench_task<M: Model>(s: &Setup<M>, repeats: usize, log: bool) -> (Vec<BenchRow>, Value, Value) {
+    let noise = label(s.sigma);
+    let spec = EnsembleSpec {
+        steps: s.steps,
+        record_every: s.record_every,
+        trajectories: s.trajectories,
+        seed: 1,
+        max_loss: 1e12,
+        start: s.start.clone(),
+        start_noise: 0.0,
+        start_factor: None,
+        observables: s.observables.clone(),
+        progress: false,
+        observe_at: None,
+    };
+    let mut rows = Vec::new();
+    let mut runs = serde_json::Map::new();
+    for opt in &s.optimizers {
+        let mut seconds = Vec::with_capacity(repeats);
+        let mut stats = Value::Null;
+        for _ in 0..repeats.max(1) {
+            let t = Instant::now();
+            let r = opt.run(&s.model, &noise, &spec);
+            seconds.push(t.elapsed().as_secs_f64());
+            stats = ensemble_stats(&r);
+        }
+        let row = BenchRow {
+            task: s.task,
+            optimizer: opt.name().into(),
+            trajectories: s.trajectories,
+            steps: s.steps,
+            seconds,
+        };
+        if log {
+            eprintln!(
+                "{} {}: {:.3e} trajectory-steps/s (median of {:?} s)",
+                s.task.key(),
+                row.optimizer,
+                row.throughput(),
+                row.seconds
+            );
+        }
+        let mut entry = json!({
+            "seconds": row.seconds,
+            "seconds_median": row.median_seconds(),
+            "throughput": row.throughput(),
+            "compile_seconds": 0.0,
+        });
+        if let (Value::Object(e), Value::Object(st)) = (&mut entry, stats) {
+            e.extend(st);
+        }
+        runs.insert(opt.name().into(), entry);
+        rows.push(row);
+    }
+    let per_step = s.model.n_samples();
+    let seconds: Vec<f64> = (0..repeats.max(1))
+        .map(|_| rng_floor(s.trajectories, s.steps, per_step))
+        .collect();
+    let floor = BenchRow {
+        task: s.task,
+        optimizer: "rng_floor".into(),
+        trajectories: s.trajectories,
+        steps: s.steps,
+        seconds,
+    };
+    if log {
+        eprintln!(
+            "{} rng floor: {:.3e} trajectory-steps/s",
+            s.task.key(),
+            floor.throughput()
+        );
+    }
+    let result = json!({
+        "trajectories": s.trajectories,
+        "steps": s.steps,
+        "record_every": s.record_every,
+        "runs": runs,
+        "rng_floor": {
+            "normals_per_step": per_step,
+            "seconds": floor.seconds,
+            "seconds_median": floor.median_seconds(),
+            "throughput": floor.throughput(),
+        },
+    });
+    rows.push(floor);
+    let mut task = json!({
+        "title": s.task.title(),
+        "trajectories": s.trajectories,
+        "steps": s.steps,
+        "record_every": s.record_every,
+        "sigma": s.sigma,
+        "start": s.start,
+        "observables": s.observables.iter().map(|o| o.name()).collect::<Vec<_>>(),
+        "optimizers": s.optimizers.iter().map(|o| (o.name().to_string(), o.to_json()))
+            .collect::<serde_json::Map<_, _>>(),
+        "dim": s.model.dim(),
+        "n_samples": s.model.n_samples(),
+    });
+    if let (Value::Object(t), Value::Object(e)) = (&mut task, s.extra.clone()) {
+        t.extend(e);
+    }
+    (rows, result, task)
+}
+
+/// Time [`prototype_valley_sgd`] on T1 (same N, steps, seed and learning rate as the SGD run).
+fn bench_prototype(quick: bool, repeats: usize, log: bool) -> (BenchRow, Value) {
+    let s = setup_t1(quick);
+    let lr = match s.optimizers[0] {
+        OptSpec::Sgd { lr } => lr,
+        _ => unreachable!("T1 lists SGD first"),
+    };
+    let mut seconds = Vec::new();
+    let mut stats = Value::Null;
+    for _ in 0..repeats.max(1) {
+        let (sec, r) = prototype_valley_sgd(
+            s.trajectories,
+            s.steps,
+            s.record_every,
+            lr,
+            s.sigma,
+            [s.start[0], s.start[1]],
+            1,
+        );
+        seconds.push(sec);
+        stats = ensemble_stats(&r);
+    }
+    let row = BenchRow {
+        task: Task::T1,
+        optimizer: format!("sgd, {LANES}-lane prototype (not the simulator)"),
+        trajectories: s.trajectories,
+        steps: s.steps,
+        seconds,
+    };
+    if log {
+        eprintln!(
+            "t1 sgd {LANES}-lane prototype: {:.3e} trajectory-steps/s",
+            row.throughput()
+        );
+    }
+    let mut entry = json!({
+        "lanes": LANES,
+        "seconds": row.seconds,
+        "seconds_median": row.median_seconds(),
+        "throughput": row.throughput(),
+    });
+    if let (Value::Object(e), Value::Object(st)) = (&mut entry, stats) {
+        e.extend(st);
+    }
+    (row, entry)
+}
+
+/// Everything [`run`] measured.
+#[derive(Clone, Debug)]
+pub struct BenchReport {
+    /// Measured rows (optimizers and RNG floors).
+    pub rows: Vec<BenchRow>,
+    /// Results as JSON (throughputs and ensemble statistics per checkpoint).
+    pub results: Value,
+    /// Task definitions as JSON (parameters, data, start points).
+    pub tasks: Value,
+}
+
+/// Run the selected tasks.
+pub fn measure(opts: &BenchOptions, log: bool) -> BenchReport {
+    let mut rows = Vec::new();
+    let mut results = serde_json::Map::new();
+    let mut tasks = serde_json::Map::new();
+    for &task in &opts.tasks {
+        let (r, res, t) = match task {
+            Task::T1 => bench_task(&setup_t1(opts.quick), opts.repeats, log),
+            Task::T2 => bench_task(&setup_t2(opts.quick), opts.repeats, log),
+            Task::T3 => bench_task(&setup_t3(opts.quick), opts.repeats, log),
+            Task::T4 => bench_task(&setup_t4(opts.quick), opts.repeats, log),
+        };
+        rows.extend(r);
+        let mut res = res;
+        if task == Task::T1 {
+            let (row, proto) = bench_prototype(opts.quick, opts.repeats, log);
+            rows.push(row);
+            if let Value::Object(m) = &mut res {
+                m.insert("prototypes".into(), json!({ "sgd_lanes": proto }));
+            }
+        }
+        results.insert(task.key().into(), res);
+        tasks.insert(task.key().into(), t);
+    }
+    let meta = json!({
+        "framework": "quasistatic",
+        "version": env!("CARGO_PKG_VERSION"),
+        "dtype": "float64",
+        "threads": rayon::current_num_threads(),
+        "quick": opts.quick,
+        "repeats": opts.repeats,
+    });
+    let mut res = meta.clone();
+    if let Value::Object(m) = &mut res {
+        m.insert("tasks".into(), Value::Object(results));
+    }
+    let mut tk = json!({ "quick": opts.quick });
+    if let Value::Object(m) = &mut tk {
+        m.insert("tasks".into(), Value::Object(tasks));
+    }
+    BenchReport {
+        rows,
+        results: res,
+        tasks: tk,
+    }
+}
+
+/// Markdown table of measured rows, with the ratio of each run to its task's RNG floor.
+pub fn table(rows: &[BenchRow]) -> String {
     let mut s = format!(
-        "threads: {}\n\n| task | optimizer | N | steps | seconds | trajectory-steps/s |\n|---|---|---:|---:|---:|---:|\n",
+        "threads: {}\n\n| task | optimizer | N | steps | median s | trajectory-steps/s | / RNG floor |\n\
+         |---|---|---:|---:|---:|---:|---:|\n",
         rayon::current_num_threads()
     );
-    for r in &rows {
+    for r in rows {
+        let floor = rows
+            .iter()
+            .find(|f| f.task == r.task && f.optimizer == "rng_floor")
+            .map(|f| f.throughput());
+        let ratio = match (r.optimizer.as_str(), floor) {
+            ("rng_floor", _) | (_, None) => String::new(),
+            (_, Some(f)) => format!("{:.0}%", 100.0 * r.throughput() / f),
+        };
         s += &format!(
-            "| {} | {} | {} | {} | {:.3} | {:.3e} |\n",
-            r.task,
+            "| {} | {} | {} | {} | {:.3} | {:.3e} | {} |\n",
+            r.task.title(),
             r.optimizer,
             r.trajectories,
             r.steps,
-            r.seconds,
-            r.throughput()
+            r.median_seconds(),
+            r.throughput(),
+            ratio
         );
     }
     s
+}
+
+fn write_json(path: &Path, value: &Value) -> crate::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir.display().to_string(), e))?;
+    }
+    let text = serde_json::to_string(value).expect("JSON values serialise");
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, text).map_err(|e| crate::Error::io(tmp.display().to_string(), e))?;
+    std::fs::rename(&tmp, path).map_err(|e| crate::Error::io(path.display().to_string(), e))
+}
+
+/// Run the benchmark, write the JSON files if asked, and return the Markdown table.
+pub fn run(opts: &BenchOptions) -> crate::Result<String> {
+    let report = measure(opts, opts.json.is_some());
+    if let Some(path) = &opts.json {
+        write_json(path, &report.results)?;
+        let tasks = path.with_file_name("tasks.json");
+        write_json(&tasks, &report.tasks)?;
+    }
+    Ok(table(&report.rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_lists_parse() {
+        assert_eq!(Task::parse_list("t1,T3").unwrap(), vec![Task::T1, Task::T3]);
+        assert_eq!(Task::parse_list("t2, t2").unwrap(), vec![Task::T2]);
+        assert!(Task::parse_list("t5").is_err());
+        assert!(Task::parse_list("").is_err());
+    }
+
+    #[test]
+    fn median_of_even_and_odd() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+
+    #[test]
+    fn prototype_is_bit_identical_to_the_ensemble() {
+        let s = setup_t1(true);
+        let (n, steps, every) = (11, 300, 100);
+        let spec = EnsembleSpec {
+            steps,
+            record_every: every,
+            trajectories: n,
+            seed: 1,
+            max_loss: 1e12,
+            start: s.start.clone(),
+            start_noise: 0.0,
+            start_factor: None,
+            observables: s.observables.clone(),
+            progress: false,
+            observe_at: None,
+        };
+        let r = OptSpec::Sgd { lr: 0.05 }.run(&s.model, &label(1.0), &spec);
+        let (_, p) = prototype_valley_sgd(n, steps, every, 0.05, 1.0, [0.0, 2.0], 1);
+        assert_eq!(r.observables, p.observables);
+        assert_eq!(r.values, p.values);
+        assert_eq!(r.valid, p.valid);
+    }
+
+    #[test]
+    fn valley_stats_are_consistent() {
+        let mut s = setup_t1(true);
+        s.trajectories = 8;
+        s.steps = 200;
+        s.record_every = 100;
+        let (rows, res, task) = bench_task(&s, 1, false);
+        assert_eq!(rows.len(), 4);
+        let sgd = &res["runs"]["sgd"];
+        assert_eq!(sgd["checkpoints"].as_array().unwrap().len(), 3);
+        assert_eq!(sgd["mean"][0][1].as_f64(), Some(2.0));
+        assert_eq!(sgd["std"][0][1].as_f64(), Some(0.0));
+        assert_eq!(task["observables"][1], "y0");
+    }
 }

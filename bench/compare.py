@@ -1,0 +1,262 @@
+"""Assemble bench/RESULTS.md from the JSON files of `bench/run.sh`.
+
+Usage: compare.py OUT_DIR RESULTS_MD
+
+OUT_DIR holds rounds r1, r2, ... each with rust.json, tasks.json and one JSON per baseline
+(jax_f64_*.json, jax_f32_*.json, torch_f64.json, numpy_f64.json) and machine.txt. Per round
+every run has a throughput; the table shows the median over rounds. For a framework with
+several variants (JAX), the fastest variant per (task, optimizer) is shown, and named.
+The agreement check compares each baseline's per-checkpoint ensemble means with Rust's:
+|mean_rust - mean_base| <= 4 sqrt(se_rust^2 + se_base^2) + tol, se = std / sqrt(count),
+tol = 1e-9 (1 + |mean_rust|) in float64 and 1e-4 (1 + |mean_rust|) in float32 (so that
+checkpoints where every trajectory is still at the common start compare equal).
+"""
+
+import glob
+import json
+import math
+import os
+import statistics
+import sys
+
+TARGET_JAX = {"t1": 3.0, "t2": 3.0, "t3": 2.0, "t4": 2.0}
+TARGET_TORCH = 5.0
+TARGET_FLOOR = 0.6
+COLUMNS = [("jax_f64", "JAX f64"), ("jax_f32", "JAX f32"), ("torch_f64", "PyTorch f64"),
+           ("numpy_f64", "NumPy f64")]
+
+
+def load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def fmt(x):
+    return "–" if x is None else f"{x:.3g}"
+
+
+def agreement(rust_run, base_run, dtype):
+    rel = 1e-9 if dtype == "float64" else 1e-4
+    worst, fails, total = 0.0, 0, 0
+    where = []
+    n_cp = min(len(rust_run["mean"]), len(base_run["mean"]))
+    for c in range(n_cp):
+        for o in range(len(rust_run["mean"][c])):
+            mr, mb = rust_run["mean"][c][o], base_run["mean"][c][o]
+            sr = rust_run["std"][c][o] / math.sqrt(max(rust_run["count"][c], 1))
+            sb = base_run["std"][c][o] / math.sqrt(max(base_run["count"][c], 1))
+            bound = 4.0 * math.sqrt(sr * sr + sb * sb) + rel * (1.0 + abs(mr))
+            d = abs(mr - mb)
+            total += 1
+            if not (d <= bound):
+                fails += 1
+                z = d / math.sqrt(sr * sr + sb * sb) if sr or sb else float("inf")
+                where.append(f"step {rust_run['checkpoints'][c]} "
+                             f"{rust_run['observables'][o]} ({z:.2f} se)")
+            if bound > 0:
+                worst = max(worst, d / bound)
+    agreement.where = where
+    return fails, total, worst, n_cp
+
+
+def main():
+    out_dir, results_md = sys.argv[1], sys.argv[2]
+    rounds = sorted(glob.glob(os.path.join(out_dir, "r*")))
+    rounds = [r for r in rounds if os.path.exists(os.path.join(r, "rust.json"))]
+    if not rounds:
+        sys.exit(f"no rounds with rust.json in {out_dir}")
+    first = rounds[0]
+    rust0 = load(os.path.join(first, "rust.json"))
+    tasks_def = load(os.path.join(first, "tasks.json"))["tasks"]
+    # throughput[(framework, task, opt)] -> list over rounds of (throughput, variant)
+    thr = {}
+    runs0 = {}  # first-round runs per framework for the agreement check
+    meta = {}
+    for r in rounds:
+        for path in sorted(glob.glob(os.path.join(r, "*.json"))):
+            name = os.path.basename(path)[:-5]
+            if name == "tasks":
+                continue
+            doc = load(path)
+            if name == "rust":
+                fw = "rust"
+            else:
+                fw = "_".join(name.split("_")[:2])  # jax_f64_chunk -> jax_f64
+            meta.setdefault(fw, doc)
+            for tk, t in doc["tasks"].items():
+                for opt, run in t["runs"].items():
+                    thr.setdefault((fw, tk, opt, r), []).append(
+                        (run["throughput"], doc.get("variant"), run.get("extrapolated", False),
+                         run.get("compile_seconds", 0.0), run.get("steps_run", t["steps"])))
+                    if r == first:
+                        prev = runs0.get((fw, tk, opt))
+                        if prev is None or run["throughput"] > prev[0]["throughput"]:
+                            runs0[(fw, tk, opt)] = (run, doc["dtype"], doc.get("variant"))
+                if fw == "rust":
+                    thr.setdefault(("floor", tk, "rng_floor", r), []).append(
+                        (t["rng_floor"]["throughput"], None, False, 0.0, t["steps"]))
+
+    def best_per_round(fw, tk, opt):
+        vals, variants, extrap, comp = [], [], False, []
+        for r in rounds:
+            xs = thr.get((fw, tk, opt, r))
+            if not xs:
+                continue
+            b = max(xs, key=lambda x: x[0])
+            vals.append(b[0])
+            variants.append(b[1])
+            extrap = extrap or b[2]
+            comp.append(b[3])
+        if not vals:
+            return None, None, False, None
+        var = max(set(variants), key=variants.count) if any(variants) else None
+        return statistics.median(vals), var, extrap, statistics.median(comp)
+
+    lines = []
+    quick = rust0.get("quick")
+    lines.append("# Throughput: quasistatic vs JAX, PyTorch, NumPy\n")
+    lines.append(f"Generated by `bench/run.sh{' --quick' if quick else ''}` "
+                 f"({len(rounds)} round(s), each running every implementation once, side by "
+                 "side; the median over rounds is shown). Unit: trajectory-steps per second "
+                 "(N x steps / wall time, recording of observables included, compilation "
+                 "and warm-up excluded). Ratios are Rust / baseline.\n")
+    machine = os.path.join(first, "machine.txt")
+    if os.path.exists(machine):
+        lines.append("## Machine\n")
+        lines.append("```")
+        lines.append(open(machine).read().strip())
+        lines.append("```\n")
+    lines.append("## Tasks\n")
+    lines.append("| task | N | steps | record every | optimizers |")
+    lines.append("|---|---:|---:|---:|---|")
+    for tk, t in tasks_def.items():
+        opts = ", ".join(f"{k} {v['lr']}" for k, v in t["optimizers"].items())
+        lines.append(f"| {t['title']} | {t['trajectories']} | {t['steps']} | "
+                     f"{t['record_every']} | {opts} |")
+    lines.append("")
+    lines.append("## Throughput\n")
+    hdr = "| task | optimizer | Rust f64 | RNG floor | Rust / floor |"
+    sep = "|---|---|---:|---:|---:|"
+    for _, label in COLUMNS:
+        hdr += f" {label} | Rust / {label} |"
+        sep += "---:|---:|"
+    lines.append(hdr)
+    lines.append(sep)
+    targets = []
+    notes = []
+    for tk, t in tasks_def.items():
+        floor, _, _, _ = best_per_round("floor", tk, "rng_floor")
+        for opt in t["optimizers"]:
+            rust, _, _, _ = best_per_round("rust", tk, opt)
+            if rust is None:
+                continue
+            row = f"| {tk} | {opt} | {rust:.3e} | {fmt(floor)} | "
+            row += f"{rust / floor:.0%} |" if floor else "– |"
+            if tk in ("t1", "t2") and floor:
+                targets.append((f"{tk} {opt}: Rust >= {TARGET_FLOOR:.0%} of RNG floor",
+                                rust / floor, TARGET_FLOOR))
+            for fw, label in COLUMNS:
+                b, var, extrap, comp = best_per_round(fw, tk, opt)
+                if b is None:
+                    row += " – | – |"
+                    continue
+                mark = "*" if extrap else ""
+                row += f" {b:.3e}{mark} | {rust / b:.2f}x |"
+                if var and fw.startswith("jax"):
+                    notes.append(f"{tk} {opt} {label}: variant `{var}`, compile {comp:.2f} s")
+                if fw == "jax_f64":
+                    targets.append((f"{tk} {opt}: Rust >= {TARGET_JAX[tk]:g}x JAX f64",
+                                    rust / b, TARGET_JAX[tk]))
+                if fw == "torch_f64":
+                    targets.append((f"{tk} {opt}: Rust >= {TARGET_TORCH:g}x PyTorch f64",
+                                    rust / b, TARGET_TORCH))
+            lines.append(row)
+    lines.append("")
+    lines.append("`*`: the baseline would have exceeded its time budget; it ran the first "
+                 "checkpoints only and its throughput is measured on those (extrapolated to "
+                 "the full task).\n")
+    protos = []
+    for r in rounds:
+        t1 = load(os.path.join(r, "rust.json"))["tasks"].get("t1", {})
+        pr = t1.get("prototypes", {}).get("sgd_lanes")
+        if pr:
+            protos.append(pr)
+    if protos:
+        pt = statistics.median(p["throughput"] for p in protos)
+        floor, _, _, _ = best_per_round("floor", "t1", "rng_floor")
+        rust, _, _, _ = best_per_round("rust", "t1", "sgd")
+        jax, _, _, _ = best_per_round("jax_f64", "t1", "sgd")
+        torch_, _, _, _ = best_per_round("torch_f64", "t1", "sgd")
+        fails, total, worst, _ = agreement(load(os.path.join(first, "rust.json"))["tasks"]["t1"]
+                                           ["runs"]["sgd"], protos[0], "float64")
+        lines.append("### What a lane-batched core reaches (prototype, not the simulator)\n")
+        lines.append(f"T1 SGD with {protos[0]['lanes']} trajectories advanced together in "
+                     "structure-of-arrays form, same random streams and arithmetic (its records "
+                     "are bit-identical to the simulator's: unit test in `bench.rs`; here "
+                     f"{fails} of {total} checkpoint means differ), divergence checked per "
+                     "checkpoint (`quasistatic::bench::prototype_valley_sgd`).\n")
+        lines.append("| | trajectory-steps/s | / RNG floor | / simulator SGD | / JAX f64 | "
+                     "/ PyTorch f64 |")
+        lines.append("|---|---:|---:|---:|---:|---:|")
+        def ratio(a, b):
+            return f"{a / b:.2f}x" if b else "–"
+        lines.append(f"| prototype | {pt:.3e} | {pt / floor:.0%} | {ratio(pt, rust)} | "
+                     f"{ratio(pt, jax)} | {ratio(pt, torch_)} |")
+        lines.append("")
+    lines.append("## Targets\n")
+    lines.append("| target | measured | needed | verdict |")
+    lines.append("|---|---:|---:|---|")
+    for name, got, need in targets:
+        lines.append(f"| {name} | {got:.2f} | {need:g} | "
+                     f"{'met' if got >= need else f'missed (x{need / got:.1f} short)'} |")
+    lines.append("")
+    lines.append("## Do the runs do the same work?\n")
+    lines.append("Per checkpoint and observable, the baseline's ensemble mean must be within "
+                 "4 combined standard errors of Rust's (first round; fastest variant):\n")
+    lines.append("| task | framework | optimizer | checkpoints | comparisons | failed | "
+                 "worst |diff| / bound | verdict |")
+    lines.append("|---|---|---|---:|---:|---:|---:|---|")
+    rust_runs = {(tk, opt): run for (fw, tk, opt), (run, _, _) in runs0.items() if fw == "rust"}
+    task_verdicts = {}
+    fail_notes = []
+    for (fw, tk, opt), (run, dtype, var) in sorted(runs0.items()):
+        if fw == "rust" or (tk, opt) not in rust_runs:
+            continue
+        fails, total, worst, n_cp = agreement(rust_runs[(tk, opt)], run, dtype)
+        ok = fails == 0
+        task_verdicts.setdefault((tk, fw), True)
+        task_verdicts[(tk, fw)] &= ok
+        lines.append(f"| {tk} | {fw} | {opt} | {n_cp} | {total} | {fails} | {worst:.2f} | "
+                     f"{'PASS' if ok else 'FAIL'} |")
+        if not ok:
+            fail_notes.append(f"{tk} {fw} {opt}: " + ", ".join(agreement.where))
+    lines.append("")
+    if fail_notes:
+        lines.append("Failed comparisons (checkpoint, observable, |difference| in combined "
+                     "standard errors):\n")
+        lines.extend(f"- {n}" for n in fail_notes)
+        lines.append("")
+    for (tk, fw), ok in sorted(task_verdicts.items()):
+        lines.append(f"- {tk} {fw}: {'PASS' if ok else 'FAIL'}")
+    lines.append("")
+    if notes:
+        lines.append("## Variants and compile times\n")
+        for n in sorted(set(notes)):
+            lines.append(f"- {n}")
+        lines.append("")
+    for fw in ("torch_f64",):
+        for r in rounds:
+            p = os.path.join(r, "torch_f64.json")
+            if os.path.exists(p):
+                d = load(p)
+                th = {f"{tk} {o}": run.get("threads") for tk, t in d["tasks"].items()
+                      for o, run in t["runs"].items()}
+                lines.append(f"PyTorch intra-op threads chosen at warm-up ({os.path.basename(r)}): "
+                             + ", ".join(f"{k}: {v}" for k, v in th.items()) + "\n")
+    with open(results_md, "w") as f:
+        f.write("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
