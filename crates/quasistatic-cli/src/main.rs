@@ -131,6 +131,11 @@ enum Command {
         /// task definitions (parameters, data, start points) to `tasks.json` beside it.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Also time one full derivation (`derive`) for the diagonal network (p = 100,
+        /// n = 40, dense path) and a two-layer tanh network with d = 10^5 parameters and
+        /// n = 100 samples (low-rank Jacobian path), at manifold points.
+        #[arg(long)]
+        derive: bool,
     },
 }
 
@@ -325,6 +330,7 @@ fn execute(command: Command) -> quasistatic::Result<()> {
             tasks,
             repeats,
             json,
+            derive,
         } => {
             let opts = bench::BenchOptions {
                 quick,
@@ -333,6 +339,23 @@ fn execute(command: Command) -> quasistatic::Result<()> {
                 json: json.clone(),
             };
             print!("{}", bench::run(&opts)?);
+            if derive {
+                println!("\n| derivation | d | n | path | normal rank | projection of the start (s) | derivation (s, best of {repeats}) |");
+                println!("|---|---:|---:|---|---:|---:|---:|");
+                for t in quasistatic::derive::bench::standard_benchmarks(repeats as usize)? {
+                    println!(
+                        "| {} / {} | {} | {} | {} | {} | {:.3} | {:.3} |",
+                        t.model,
+                        t.optimizer,
+                        t.dim,
+                        t.samples,
+                        t.path,
+                        t.normal_rank,
+                        t.projection_seconds,
+                        t.best_seconds
+                    );
+                }
+            }
             if let Some(path) = json {
                 println!(
                     "wrote {} and {}",
