@@ -57,7 +57,8 @@ pub fn describe(config: &Config, built: &Built) -> Vec<(String, String)> {
 pub fn simulate(config: &Config, out: &Path, progress: bool) -> Result<SimulationOutcome> {
     let mut built = config.build()?;
     built.spec.progress = progress;
-    let result = crate::with_model!(&built.model, m => run_ensemble(m, &built.noise, &built.optimizer, &built.spec));
+    // Monomorphised per model and optimizer: no dynamic dispatch in the step loop.
+    let result = crate::with_model!(&built.model, m => crate::with_optimizer!(&built.optimizer, o => run_ensemble(m, &built.noise, o, &built.spec)));
     let meta = RunMeta {
         title: config.title.clone().unwrap_or_else(|| {
             format!(

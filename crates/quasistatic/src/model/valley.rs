@@ -177,7 +177,7 @@ impl Valley {
     }
 
     /// `s(y)`.
-    #[inline]
+    #[inline(always)]
     fn profile_value<D: Scalar>(&self, y: &[D]) -> D {
         let mut acc = D::zero();
         match self.profile {
@@ -207,7 +207,7 @@ impl Valley {
 
     /// Gradient in valley coordinates of the batch loss; `z` are the coordinates, result in
     /// `gz`. Returns the clean batch loss.
-    #[inline]
+    #[inline(always)]
     fn coordinate_gradient<D: Scalar>(&self, z: &[D], batch: Batch<'_>, gz: &mut [D]) -> D {
         let (p, b) = (self.p, batch.len(self.p));
         let y = &z[p..];
@@ -289,6 +289,10 @@ impl Model for Valley {
         grad: &mut [D],
         scratch: &mut [D],
     ) -> D {
+        if self.rotation.is_none() {
+            // Unrotated: the coordinates are the parameters; no copies.
+            return self.coordinate_gradient(theta, batch, grad);
+        }
         let d = self.dim();
         let (z, gz) = scratch[..2 * d].split_at_mut(d);
         self.unrotate(theta, z);

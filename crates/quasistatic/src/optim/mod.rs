@@ -90,6 +90,21 @@ impl AnyOptimizer {
     }
 }
 
+/// Run `$body` with `$o` bound to the concrete optimizer inside an [`AnyOptimizer`], so that
+/// generic code (the simulation loop) is monomorphised per optimizer.
+#[macro_export]
+macro_rules! with_optimizer {
+    ($any:expr, $o:ident => $body:expr) => {
+        match $any {
+            $crate::optim::AnyOptimizer::Sgd($o) => $body,
+            $crate::optim::AnyOptimizer::HeavyBall($o) => $body,
+            $crate::optim::AnyOptimizer::Nesterov($o) => $body,
+            $crate::optim::AnyOptimizer::Adam($o) => $body,
+            $crate::optim::AnyOptimizer::RmsProp($o) => $body,
+        }
+    };
+}
+
 impl Optimizer for AnyOptimizer {
     type State = AnyState;
 
