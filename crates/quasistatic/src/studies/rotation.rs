@@ -29,7 +29,7 @@ use nalgebra::DMatrix;
 use serde::Serialize;
 
 use super::{mean_ci, Claim, Scale, StudyReport};
-use crate::derive::{derive, Derivation, DeriveOptions};
+use crate::derive::{derive, AdamOptions, Derivation, DeriveOptions};
 use crate::error::{Error, Result};
 use crate::manifold::projection::project;
 use crate::model::{Model, Profile, Valley};
@@ -58,6 +58,8 @@ pub struct PairedSpec {
     /// Optimizer steps per SDE step (`None`: about 1/50 of the steps to drift a unit
     /// distance, a divisor of `record_every`).
     pub h: Option<u64>,
+    /// Options of Adam's fixed-point iteration for `v` (`None`: the defaults).
+    pub adam: Option<AdamOptions>,
 }
 
 /// A true ensemble and the derived dynamics run from the same manifold point.
@@ -92,7 +94,10 @@ pub fn paired_runs<M: Model + Clone + 'static>(
     spec: &PairedSpec,
 ) -> Result<Paired> {
     let d = model.dim();
-    let dynamics = DerivedDynamics::new(model, noise, optimizer);
+    let mut dynamics = DerivedDynamics::new(model, noise, optimizer);
+    if let Some(a) = &spec.adam {
+        dynamics.options.adam = a.clone();
+    }
     let at = derive(model, noise, optimizer, start, &dynamics.options)?;
     let phi0 = at.point.clone();
     let s_rows = at.equilibrium.exact.matrix.clone().ok_or_else(|| {
@@ -244,6 +249,7 @@ fn measure(
             seed: setup.seed,
             observables: vec![Observable::ManifoldCoordinate(0)],
             h: None,
+            adam: None,
         },
     )?;
     let last = paired.truth.steps.len() - 1;
