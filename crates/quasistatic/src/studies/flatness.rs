@@ -241,13 +241,13 @@ fn finals(opt: &str, dynamics: &str, r: &EnsembleResult) -> Vec<Final> {
 pub fn run(scale: Scale, dir: &Path, link: &str) -> Result<StudyReport> {
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
-    let (n, p, k) = scale.pick((8, 12, 2), (20, 30, 3), (40, 100, 5));
-    let trajectories = scale.pick(8, 48, 128);
+    let (n, p, k) = scale.pick((8, 12, 2), (16, 24, 3), (40, 100, 5));
+    let trajectories = scale.pick(8, 24, 128);
     let sigma = 0.5;
     let sgd_lr = 0.05;
     let adam_lr = 0.002;
     let adam_beta2 = 0.9999;
-    let steps: u64 = scale.pick(6_000, 40_000, 100_000);
+    let steps: u64 = scale.pick(6_000, 20_000, 100_000);
     let records = scale.pick(6, 20, 40);
     let data = generate(&SyntheticSpec {
         n,
@@ -452,10 +452,18 @@ pub fn run(scale: Scale, dir: &Path, link: &str) -> Result<StudyReport> {
         claims.push(Claim {
             claim: format!("The derived {opt} dynamics is defined along the whole horizon"),
             measured: match stopped.first() {
-                None => format!("all {} derived trajectories reached step {steps}", paired.derived.trajectories),
-                Some(d) => format!("{} of {} stopped; first: {d}", stopped.len(), paired.derived.trajectories),
+                None => format!(
+                    "all {} derived trajectories reached step {steps}",
+                    paired.derived.trajectories
+                ),
+                Some(d) => format!(
+                    "{} of {} stopped; first: {d}",
+                    stopped.len(),
+                    paired.derived.trajectories
+                ),
             },
-            expected: "no failure of the derivation (projection, rank decision, Adam fixed point)".into(),
+            expected: "no failure of the derivation (projection, rank decision, Adam fixed point)"
+                .into(),
             holds: stopped.is_empty(),
         });
     }
@@ -597,7 +605,10 @@ mod tests {
             get("Adam", "sqrt_diag_trace", "change") + get("Adam", "sqrt_diag_trace", "change_ci")
                 < 0.0
         );
-        let (s, a) = (get("SGD", "weight_l1", "end"), get("Adam", "weight_l1", "end"));
+        let (s, a) = (
+            get("SGD", "weight_l1", "end"),
+            get("Adam", "weight_l1", "end"),
+        );
         assert!((s - a).abs() > 0.01 * s, "final ||w||_1: SGD {s}, Adam {a}");
         // Every claim holds except, possibly, "Adam's solution is sparser": at these horizons
         // Adam first shrinks the balanced (u, v) pairs of unused features (|u| + |v| at fixed

@@ -133,7 +133,11 @@ pub fn paired_runs<M: Model + Clone + 'static>(
         }
     });
     let h = step_size(spec.record_every, target);
-    let deterministic = at.tangent_noise.trace_per_step == 0.0;
+    // Deterministic when the tangent noise moves y by less than 1e-3 of the drift over the
+    // horizon (label noise on an interpolating manifold: Q = 0 up to rounding).
+    let drift = at.drift_per_step.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let steps = spec.steps as f64;
+    let deterministic = (at.tangent_noise.trace_per_step * steps).sqrt() <= 1e-3 * drift * steps;
     let derived = run_sde(
         model,
         &dynamics,
@@ -359,14 +363,16 @@ pub fn run(scale: Scale, dir: &Path, link: &str) -> Result<StudyReport> {
     let angles: Vec<f64> = scale.pick(
         vec![0.0, 45.0, 90.0],
         vec![0.0, 15.0, 30.0, 45.0, 60.0, 75.0, 90.0],
-        vec![0.0, 7.5, 15.0, 22.5, 30.0, 37.5, 45.0, 52.5, 60.0, 67.5, 75.0, 82.5, 90.0],
+        vec![
+            0.0, 7.5, 15.0, 22.5, 30.0, 37.5, 45.0, 52.5, 60.0, 67.5, 75.0, 82.5, 90.0,
+        ],
     );
     let dims: Vec<usize> = scale.pick(vec![2, 4], vec![2, 4, 8, 16], vec![2, 4, 8, 16, 32]);
     let seeds: Vec<u64> = scale.pick(vec![1, 2], vec![1, 2, 3], vec![1, 2, 3, 4, 5, 6]);
     let setup = Setup {
-        trajectories: scale.pick(32, 256, 1024),
-        displacement: scale.pick(0.3, 0.5, 0.5),
-        max_window: scale.pick(20_000, 40_000, 80_000),
+        trajectories: scale.pick(32, 96, 512),
+        displacement: scale.pick(0.3, 0.4, 0.5),
+        max_window: scale.pick(20_000, 20_000, 80_000),
         seed: 31,
     };
     let y0 = 2.0;
@@ -588,6 +594,7 @@ pub fn run(scale: Scale, dir: &Path, link: &str) -> Result<StudyReport> {
     let tol_sgd: f64 = 0.1;
     // 1. SGD flat in the angle.
     let sgd_der: Vec<f64> = sgd_pts.iter().map(|p| p.derived_speed).collect();
+    let sgd_init: Vec<f64> = sgd_pts.iter().map(|p| p.derived_initial).collect();
     let (smax, smin) = (
         sgd_pts
             .iter()
@@ -607,14 +614,15 @@ pub fn run(scale: Scale, dir: &Path, link: &str) -> Result<StudyReport> {
     claims.push(Claim {
         claim: "SGD's manifold speed is independent of the rotation angle".into(),
         measured: format!(
-            "true max/min over {} angles {:.3} (95% upper bound {:.3}); derived max/min {:.6}",
+            "true max/min over {} angles {:.3} (95% upper bound {:.3}); derived over the window max/min {:.4}; derived drift at the start max/min {:.7}",
             angles.len(),
             sgd_ratio,
             sgd_ratio_hi,
-            spread(&sgd_der)
+            spread(&sgd_der),
+            spread(&sgd_init)
         ),
-        expected: format!("ratio 1 (equivariance): true < 1 + {tol_sgd}, derived 1"),
-        holds: sgd_ratio < 1.0 + tol_sgd && spread(&sgd_der) < 1.001,
+        expected: format!("ratio 1 (equivariance): true < 1 + {tol_sgd}; derived drift 1 (< 1 + 1e-4), over the window within the integrator's error (< 1.01)"),
+        holds: sgd_ratio < 1.0 + tol_sgd && spread(&sgd_der) < 1.01 && spread(&sgd_init) < 1.0001,
     });
     // 2. Adam changes with angle; fast at 0/90, slow near 45.
     let adam_true: Vec<f64> = adam_pts.iter().map(|p| p.true_speed).collect();
@@ -696,7 +704,12 @@ pub fn run(scale: Scale, dir: &Path, link: &str) -> Result<StudyReport> {
         let (n_gap, n_mc) = worst(&near);
         let list: Vec<String> = near
             .iter()
-            .map(|p| format!("{} ({:.1} deg from the axis): {:+.3}", p.case, p.axis_angle, p.relative_gap))
+            .map(|p| {
+                format!(
+                    "{} ({:.1} deg from the axis): {:+.3}",
+                    p.case, p.axis_angle, p.relative_gap
+                )
+            })
             .collect();
         claims.push(Claim {
             claim: "Near (not at) an axis the leading-order Adam speed is least accurate (crossover between the axis-aligned and generic regimes)".into(),
@@ -738,8 +751,8 @@ pub fn run(scale: Scale, dir: &Path, link: &str) -> Result<StudyReport> {
             spread(&sgd_nd_true),
             spread(&sgd_nd_der)
         ),
-        expected: format!("≤ 1 + {tol_sgd} (true), 1 (derived)"),
-        holds: spread(&sgd_nd_true) < 1.0 + tol_sgd && spread(&sgd_nd_der) < 1.001,
+        expected: format!("≤ 1 + {tol_sgd} (true), < 1.01 (derived, integrator error)"),
+        holds: spread(&sgd_nd_true) < 1.0 + tol_sgd && spread(&sgd_nd_der) < 1.01,
     });
     let mut ratios = Vec::new();
     let mut ratio_text = Vec::new();
@@ -798,8 +811,7 @@ pub fn run(scale: Scale, dir: &Path, link: &str) -> Result<StudyReport> {
             p.true_ci,
             fmt_sci(p.derived_speed),
             p.relative_gap,
-            p.tau_x_over_tau_v
-                .map_or("-".into(), |t| format!("{t:.3}")),
+            p.tau_x_over_tau_v.map_or("-".into(), |t| format!("{t:.3}")),
             p.sqrt_v.as_ref().map_or("-".into(), |v| v
                 .iter()
                 .map(|x| format!("{x:.3e}"))
@@ -845,8 +857,7 @@ pub fn run(scale: Scale, dir: &Path, link: &str) -> Result<StudyReport> {
             p.true_ci,
             fmt_sci(p.derived_speed),
             p.relative_gap,
-            p.tau_x_over_tau_v
-                .map_or("-".into(), |t| format!("{t:.3}"))
+            p.tau_x_over_tau_v.map_or("-".into(), |t| format!("{t:.3}"))
         );
     }
     let divergences: usize = planar.iter().chain(&nd).map(|p| p.divergences).sum();
