@@ -105,6 +105,7 @@ pub fn preconditioner<M: Model>(
     let base = covariance_diagonal(model, noise, phi);
     let mut v: Vec<f64> = base.iter().map(|x| x.max(0.0)).collect();
     let mut residual = f64::INFINITY;
+    let mut omega: f64 = 1.0;
     let mut iterations = 0;
     let mut fluctuation_included = false;
     let (mut vc, mut vn, mut vt) = (vec![0.0; d], base.clone(), vec![0.0; d]);
@@ -167,10 +168,22 @@ pub fn preconditioner<M: Model>(
             }
         }
         let v_new: Vec<f64> = (0..d).map(|a| (vc[a] + vn[a] + vt[a]).max(0.0)).collect();
+        let previous = residual;
         residual = (0..d)
             .map(|a| (v_new[a].sqrt() - v[a].sqrt()).abs() / (v_new[a].sqrt() + eps))
             .fold(0.0, f64::max);
-        v = v_new;
+        // Damped update in sqrt(v): plain iteration (omega = 1) while the residual falls;
+        // halve omega whenever it grows (the map can oscillate when some coordinates of v
+        // collapse), down to 1/1024. The fixed point is the same for every omega.
+        if residual > previous {
+            omega = (omega * 0.5).max(1.0 / 1024.0);
+        }
+        v = (0..d)
+            .map(|a| {
+                let r = (1.0 - omega) * v[a].sqrt() + omega * v_new[a].sqrt();
+                r * r
+            })
+            .collect();
         geometry = Some(geom);
         if residual <= options.tolerance {
             break;
