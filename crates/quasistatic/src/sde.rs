@@ -24,7 +24,7 @@ use crate::error::Result;
 use crate::model::Model;
 use crate::observe::{Observable, Observer};
 use crate::rng;
-use crate::simulate::{checkpoints, Divergence, EnsembleResult};
+use crate::simulate::{checkpoints, Divergence, EnsembleResult, TrajectoryOutput};
 
 /// Drift, diffusion and projection of a derived manifold dynamics.
 pub trait ManifoldDynamics: Sync {
@@ -61,13 +61,6 @@ pub struct SdeSpec {
     pub observables: Vec<Observable>,
 }
 
-struct Trajectory {
-    values: Vec<f64>,
-    valid: usize,
-    divergence: Option<Divergence>,
-    evaluations: u64,
-}
-
 /// Run an ensemble of the derived dynamics. A trajectory whose coefficients or projection
 /// fail (e.g. it left the region where the equilibrium is stable) is reported as diverged,
 /// with the failure as its reason; the others finish.
@@ -80,7 +73,7 @@ pub fn run_sde<M: Model, Dyn: ManifoldDynamics>(
     let h = spec.h.max(1);
     let cps = checkpoints(spec.steps, spec.record_every);
     let n_obs = spec.observables.len();
-    let out: Vec<Trajectory> = (0..spec.trajectories)
+    let out: Vec<TrajectoryOutput> = (0..spec.trajectories)
         .into_par_iter()
         .map(|j| {
             let mut values = vec![f64::NAN; cps.len() * n_obs];
@@ -132,34 +125,15 @@ pub fn run_sde<M: Model, Dyn: ManifoldDynamics>(
                 observer.observe(model, &phi, &mut values[c * n_obs..(c + 1) * n_obs]);
                 valid = c + 1;
             }
-            Trajectory {
+            TrajectoryOutput {
                 values,
                 valid,
                 divergence,
-                evaluations,
+                gradients: evaluations,
             }
         })
         .collect();
-    let mut values = Vec::with_capacity(spec.trajectories * cps.len() * n_obs);
-    let mut valid = Vec::new();
-    let mut divergences = Vec::new();
-    let mut evaluations = 0;
-    for t in out {
-        values.extend_from_slice(&t.values);
-        valid.push(t.valid);
-        divergences.extend(t.divergence);
-        evaluations += t.evaluations;
-    }
-    EnsembleResult {
-        observables: spec.observables.iter().map(|o| o.name()).collect(),
-        steps: cps,
-        trajectories: spec.trajectories,
-        values,
-        valid,
-        divergences,
-        gradient_evaluations: evaluations,
-        seconds: t0.elapsed().as_secs_f64(),
-    }
+    EnsembleResult::assemble(&spec.observables, cps, out, t0.elapsed().as_secs_f64())
 }
 
 #[cfg(test)]

@@ -141,11 +141,48 @@ pub fn checkpoints(steps: u64, every: u64) -> Vec<u64> {
     c
 }
 
-struct TrajectoryOutput {
-    values: Vec<f64>,
-    valid: usize,
-    divergence: Option<Divergence>,
-    gradients: u64,
+/// What one trajectory recorded (used by the true and the derived ensembles).
+pub(crate) struct TrajectoryOutput {
+    /// Records, `checkpoints x observables`.
+    pub(crate) values: Vec<f64>,
+    /// Valid checkpoints.
+    pub(crate) valid: usize,
+    /// Its divergence, if any.
+    pub(crate) divergence: Option<Divergence>,
+    /// Gradient evaluations (or equivalents) it used.
+    pub(crate) gradients: u64,
+}
+
+impl EnsembleResult {
+    /// Collect per-trajectory outputs (in trajectory order) into an ensemble result.
+    pub(crate) fn assemble(
+        observables: &[Observable],
+        steps: Vec<u64>,
+        outputs: Vec<TrajectoryOutput>,
+        seconds: f64,
+    ) -> Self {
+        let trajectories = outputs.len();
+        let mut values = Vec::with_capacity(trajectories * steps.len() * observables.len());
+        let mut valid = Vec::with_capacity(trajectories);
+        let mut divergences = Vec::new();
+        let mut gradient_evaluations = 0;
+        for out in outputs {
+            values.extend_from_slice(&out.values);
+            valid.push(out.valid);
+            divergences.extend(out.divergence);
+            gradient_evaluations += out.gradients;
+        }
+        EnsembleResult {
+            observables: observables.iter().map(|o| o.name()).collect(),
+            steps,
+            trajectories,
+            values,
+            valid,
+            divergences,
+            gradient_evaluations,
+            seconds,
+        }
+    }
 }
 
 /// Run the ensemble. Divergent trajectories are reported in the result; the others finish.
@@ -174,27 +211,7 @@ pub fn run_ensemble<M: Model, O: Optimizer>(
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    let n_obs = spec.observables.len();
-    let mut values = Vec::with_capacity(spec.trajectories * cps.len() * n_obs);
-    let mut valid = Vec::with_capacity(spec.trajectories);
-    let mut divergences = Vec::new();
-    let mut gradient_evaluations = 0;
-    for out in outputs {
-        values.extend_from_slice(&out.values);
-        valid.push(out.valid);
-        divergences.extend(out.divergence);
-        gradient_evaluations += out.gradients;
-    }
-    EnsembleResult {
-        observables: spec.observables.iter().map(|o| o.name()).collect(),
-        steps: cps,
-        trajectories: spec.trajectories,
-        values,
-        valid,
-        divergences,
-        gradient_evaluations,
-        seconds: t0.elapsed().as_secs_f64(),
-    }
+    EnsembleResult::assemble(&spec.observables, cps, outputs, t0.elapsed().as_secs_f64())
 }
 
 fn run_trajectory<M: Model, O: Optimizer>(
