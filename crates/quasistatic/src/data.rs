@@ -30,6 +30,18 @@ impl Dataset {
         Self { x, y, n, p }
     }
 
+    /// `L_min` of a model that can realise every linear map `x -> w . x` (diagonal and
+    /// two-layer linear networks): exactly 0 when the inputs have full row rank (interpolation),
+    /// the linear least-squares residual loss otherwise.
+    pub fn linear_loss_min(&self) -> f64 {
+        let ls = self.least_squares();
+        if ls.rank == self.n {
+            0.0
+        } else {
+            ls.loss
+        }
+    }
+
     /// Input row `i` (length `p`).
     #[inline]
     pub fn row(&self, i: usize) -> &[f64] {

@@ -210,12 +210,7 @@ impl Model for LinearTwoLayer {
     /// Every `w` is reachable, so `L_min` is the linear least-squares residual: exactly 0 when
     /// `n <= p` and the inputs have full row rank (interpolation), the residual otherwise.
     fn loss_min(&self) -> Option<f64> {
-        let ls = self.train.least_squares();
-        Some(if ls.rank == self.train.n {
-            0.0
-        } else {
-            ls.loss
-        })
+        Some(self.train.linear_loss_min())
     }
 }
 
