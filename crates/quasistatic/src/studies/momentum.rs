@@ -212,6 +212,7 @@ pub fn run(scale: Scale, dir: &Path, link: &str) -> Result<StudyReport> {
     let mut bound_k = f64::NAN;
     let mut xs = Vec::new();
     let (mut m_series, mut e_series, mut l_series) = (Vec::new(), Vec::new(), Vec::new());
+    let mut m_ci: Vec<f64> = Vec::new();
     for &k in &kb {
         let cfg = config(
             n_data,
@@ -259,6 +260,7 @@ pub fn run(scale: Scale, dir: &Path, link: &str) -> Result<StudyReport> {
             exact_ok &= (lv - exact).abs() <= lv_ci + 0.1 * exact;
             xs.push(k as f64);
             m_series.push(lv);
+            m_ci.push(lv_ci);
             e_series.push(exact);
             l_series.push(lead);
         }
@@ -297,7 +299,11 @@ pub fn run(scale: Scale, dir: &Path, link: &str) -> Result<StudyReport> {
         "k (eta = k 0.002, B = k 2)",
         "E L - L_min",
         &[
-            line("measured", &m_series),
+            Series {
+                lower: m_series.iter().zip(&m_ci).map(|(m, c)| m - c).collect(),
+                upper: m_series.iter().zip(&m_ci).map(|(m, c)| m + c).collect(),
+                ..line("measured (95% CI)", &m_series)
+            },
             line("exact discrete S", &e_series),
             line("leading order (rule)", &l_series),
         ],
