@@ -28,8 +28,9 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-fn simulate_small(config: &Path, out: &Path, extra: &[&str]) -> Output {
-    run(bin()
+/// `simulate` at small size (200 steps, 6 trajectories, records every 50) in `cmd`.
+fn simulate_small_with(mut cmd: Command, config: &Path, out: &Path, extra: &[&str]) -> Output {
+    run(cmd
         .arg("simulate")
         .arg(config)
         .arg("--out")
@@ -44,6 +45,10 @@ fn simulate_small(config: &Path, out: &Path, extra: &[&str]) -> Output {
             "--no-progress",
         ])
         .args(extra))
+}
+
+fn simulate_small(config: &Path, out: &Path, extra: &[&str]) -> Output {
+    simulate_small_with(bin(), config, out, extra)
 }
 
 #[test]
@@ -100,21 +105,9 @@ fn results_do_not_depend_on_thread_count() {
     let a = temp_dir("threads1");
     let b = temp_dir("threads2");
     let oa = simulate_small(&cfg, &a, &["--threads", "1"]);
-    let ob = run(bin()
-        .env("RAYON_NUM_THREADS", "2")
-        .arg("simulate")
-        .arg(&cfg)
-        .arg("--out")
-        .arg(&b)
-        .args([
-            "--steps",
-            "200",
-            "--trajectories",
-            "6",
-            "--record-every",
-            "50",
-            "--no-progress",
-        ]));
+    let mut two = bin();
+    two.env("RAYON_NUM_THREADS", "2");
+    let ob = simulate_small_with(two, &cfg, &b, &[]);
     assert!(oa.status.success() && ob.status.success());
     for f in ["trajectories.csv", "summary.csv"] {
         let x = std::fs::read(a.join(f)).unwrap();

@@ -558,11 +558,8 @@ fn bench_task<M: Model>(s: &Setup<M>, repeats: usize, log: bool) -> (Vec<BenchRo
         seed: 1,
         max_loss: 1e12,
         start: s.start.clone(),
-        start_noise: 0.0,
-        start_factor: None,
         observables: s.observables.clone(),
-        progress: false,
-        observe_at: None,
+        ..EnsembleSpec::default()
     };
     let mut rows = Vec::new();
     let mut runs = serde_json::Map::new();
@@ -838,11 +835,8 @@ mod tests {
             seed: 1,
             max_loss: 1e12,
             start: s.start.clone(),
-            start_noise: 0.0,
-            start_factor: None,
             observables: s.observables.clone(),
-            progress: false,
-            observe_at: None,
+            ..EnsembleSpec::default()
         };
         let r = OptSpec::Sgd { lr: 0.05 }.run(&s.model, &label(1.0), &spec);
         let (_, p) = prototype_valley_sgd(n, steps, every, 0.05, 1.0, [0.0, 2.0], 1);

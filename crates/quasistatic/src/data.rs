@@ -42,6 +42,17 @@ impl Dataset {
         }
     }
 
+    /// Panics unless held-out data have this set's `p` features and teacher weights have `p`
+    /// entries (the consistency every model constructor needs).
+    pub fn assert_companions(&self, test: Option<&Dataset>, teacher: Option<&[f64]>) {
+        if let Some(t) = test {
+            assert_eq!(t.p, self.p, "test data need p = {} features", self.p);
+        }
+        if let Some(w) = teacher {
+            assert_eq!(w.len(), self.p, "teacher needs p = {} weights", self.p);
+        }
+    }
+
     /// Input row `i` (length `p`).
     #[inline]
     pub fn row(&self, i: usize) -> &[f64] {

@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::compare::{log_log_slope, write_comparison, Gap};
 use crate::config::{Built, Config};
-use crate::derive::{derive, Derivation, DeriveOptions};
+use crate::derive::{derive, AdamOptions, Derivation, DeriveOptions};
 use crate::error::{Error, Result};
 use crate::manifold::projection::project;
 use crate::model::Model;
@@ -30,7 +30,7 @@ use crate::optim::{AnyOptimizer, Schedule};
 use crate::output::{write_atomic, write_ensemble, RunMeta};
 use crate::plot::{band_plot, Series};
 use crate::sde::{run_sde, ManifoldDynamics, SdeSpec};
-use crate::simulate::{run_ensemble, EnsembleResult, ObservationMap};
+use crate::simulate::{run_ensemble, EnsembleResult, EnsembleSpec, ObservationMap};
 use std::sync::Arc;
 
 /// The derived dynamics of one optimizer x noise x model, as a [`ManifoldDynamics`].
@@ -151,6 +151,123 @@ fn step_size(every: u64, target: u64) -> u64 {
         .unwrap_or(1)
 }
 
+/// What to run in [`paired_runs`].
+#[derive(Clone, Debug)]
+pub struct PairedSpec {
+    /// Horizon in optimizer steps.
+    pub steps: u64,
+    /// Record every this many optimizer steps.
+    pub record_every: u64,
+    /// True trajectories (the derived ensemble uses 2 when it is deterministic).
+    pub trajectories: usize,
+    /// Master seed.
+    pub seed: u64,
+    /// Observables recorded in both ensembles.
+    pub observables: Vec<Observable>,
+    /// Optimizer steps per SDE step (`None`: about 1/50 of the steps to drift a unit
+    /// distance, a divisor of `record_every`).
+    pub h: Option<u64>,
+    /// Options of Adam's fixed-point iteration for `v` (`None`: the defaults).
+    pub adam: Option<AdamOptions>,
+    /// A true trajectory whose loss exceeds this has diverged.
+    pub max_loss: f64,
+    /// Progress bar for the true ensemble (drawn only on a terminal).
+    pub progress: bool,
+}
+
+/// A true ensemble and the derived dynamics run from the same manifold point.
+pub struct Paired {
+    /// The derivation at the start point (diagnostics, preconditioner, drift).
+    pub start: Derivation,
+    /// The true optimizer, started in the normal equilibrium, observed at `Phi(theta)`.
+    pub truth: EnsembleResult,
+    /// The derived manifold dynamics.
+    pub derived: EnsembleResult,
+    /// SDE step used (optimizer steps).
+    pub h: u64,
+}
+
+/// Run the true optimizer and the derived dynamics from the manifold point `Phi(start)` (true
+/// trajectories start at `phi + u`, `u ~ N(0, S_exact)`, optimizer state at zero, and are
+/// observed at their projection onto the manifold), returning both ensembles without writing
+/// files. The SDE step is about 1/50 of the steps to drift a unit distance (first-order Euler
+/// error well below the O(eta) error of the leading order), a divisor of `record_every`.
+pub fn paired_runs<M: Model + Clone + 'static>(
+    model: &M,
+    noise: &NoiseModel,
+    optimizer: &AnyOptimizer,
+    start: &[f64],
+    spec: &PairedSpec,
+) -> Result<Paired> {
+    let d = model.dim();
+    let mut dynamics = DerivedDynamics::new(model, noise, optimizer);
+    if let Some(a) = &spec.adam {
+        dynamics.options.adam = a.clone();
+    }
+    let at = derive(model, noise, optimizer, start, &dynamics.options)?;
+    let phi0 = at.point.clone();
+    let s_rows = at.equilibrium.exact.matrix.clone().ok_or_else(|| {
+        Error::Numerical("the normal equilibrium matrix is unavailable (dense path needed)".into())
+    })?;
+    let s = DMatrix::from_fn(d, d, |i, j| s_rows[i][j]);
+    let owned = model.clone();
+    let popts = dynamics.options.projection.clone();
+    let espec = EnsembleSpec {
+        steps: spec.steps,
+        record_every: spec.record_every,
+        trajectories: spec.trajectories,
+        seed: spec.seed,
+        max_loss: spec.max_loss,
+        start: phi0.clone(),
+        start_factor: Some(psd_sqrt(&s)),
+        observables: spec.observables.clone(),
+        progress: spec.progress,
+        // Observe the true iterates at their projection Phi(theta): the derived dynamics
+        // lives on the manifold, and a manifold observable of phi + u carries an O(|u|)
+        // offset that is not part of the dynamics being compared.
+        observe_at: Some(ObservationMap(Arc::new(move |theta: &[f64]| {
+            project(&owned, theta, &popts)
+                .map(|p| p.point)
+                .map_err(|e| format!("projection onto the manifold failed: {e}"))
+        }))),
+        ..EnsembleSpec::default()
+    };
+    let truth = run_ensemble(model, noise, optimizer, &espec);
+    let unit = at.diagnostics.drift_unit_steps;
+    let target = spec.h.unwrap_or_else(|| {
+        if unit.is_finite() {
+            (unit / 50.0).floor().max(1.0) as u64
+        } else {
+            spec.record_every
+        }
+    });
+    let h = step_size(spec.record_every, target);
+    // Deterministic when the tangent noise moves y by less than 1e-3 of the drift over the
+    // horizon (label noise on an interpolating manifold: Q = 0 up to rounding).
+    let drift = at.drift_per_step.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let steps = spec.steps as f64;
+    let deterministic = (at.tangent_noise.trace_per_step * steps).sqrt() <= 1e-3 * drift * steps;
+    let derived = run_sde(
+        model,
+        &dynamics,
+        &SdeSpec {
+            steps: spec.steps,
+            h,
+            record_every: spec.record_every,
+            trajectories: if deterministic { 2 } else { spec.trajectories },
+            seed: spec.seed,
+            start: phi0,
+            observables: spec.observables.clone(),
+        },
+    );
+    Ok(Paired {
+        start: at,
+        truth,
+        derived,
+        h,
+    })
+}
+
 /// Compare true and derived dynamics for a built configuration; writes `dir/true`,
 /// `dir/derived`, overlays, `gaps.md` and returns the measurements. `h = None` picks the SDE
 /// step automatically: about 1/200 of the steps to drift a unit distance, a divisor of
@@ -168,7 +285,7 @@ pub fn compare_built(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn compare_model<M: Model>(
+fn compare_model<M: Model + Clone + 'static>(
     model: &M,
     built: &Built,
     config_toml: &str,
@@ -178,7 +295,6 @@ fn compare_model<M: Model>(
     tolerance: f64,
     progress: bool,
 ) -> Result<Comparison> {
-    let d = model.dim();
     if !matches!(built.optimizer.schedule(), Schedule::Constant(_)) {
         return Err(Error::invalid(
             "optimizer.schedule",
@@ -186,22 +302,6 @@ fn compare_model<M: Model>(
             "a constant learning rate: the derived dynamics is for a fixed eta",
         ));
     }
-    let dynamics = DerivedDynamics::new(model, &built.noise, &built.optimizer);
-    let start: Derivation = derive(
-        model,
-        &built.noise,
-        &built.optimizer,
-        &built.spec.start,
-        &dynamics.options,
-    )?;
-    let phi0 = start.point.clone();
-    let s_rows = start.equilibrium.exact.matrix.clone().ok_or_else(|| {
-        Error::Numerical(
-            "the normal equilibrium matrix is unavailable (model too large for the dense path)"
-                .into(),
-        )
-    })?;
-    let s = DMatrix::from_fn(d, d, |i, j| s_rows[i][j]);
     let observables = compared(&built.spec.observables);
     if observables.is_empty() {
         return Err(Error::invalid(
@@ -210,50 +310,29 @@ fn compare_model<M: Model>(
             "at least one manifold observable (e.g. y0, trace_hessian, sharpness, weight_l1)",
         ));
     }
-    let mut spec = built.spec.clone();
-    spec.start = phi0.clone();
-    spec.start_noise = 0.0;
-    spec.start_factor = Some(psd_sqrt(&s));
-    spec.progress = progress;
-    spec.observables = observables.clone();
-    // Observe the true iterates at their projection Phi(theta): the derived dynamics lives on
-    // the manifold, and a manifold observable of phi + u carries an O(|u|) offset that is not
-    // part of the dynamics being compared.
-    let owned = built.model.clone();
-    let popts = dynamics.options.projection.clone();
-    spec.observe_at = Some(ObservationMap(Arc::new(move |theta: &[f64]| {
-        crate::with_model!(&owned, m => project(m, theta, &popts))
-            .map(|p| p.point)
-            .map_err(|e| format!("projection onto the manifold failed: {e}"))
-    })));
-    let truth = run_ensemble(model, &built.noise, &built.optimizer, &spec);
-    let unit = start.diagnostics.drift_unit_steps;
-    // About 2% of a unit distance per SDE step (first-order Euler error well below the
-    // O(eta) error of the leading order itself).
-    let target = h.unwrap_or_else(|| {
-        if unit.is_finite() {
-            (unit / 50.0).floor().max(1.0) as u64
-        } else {
-            spec.record_every
-        }
-    });
-    let h = step_size(spec.record_every, target);
-    // No tangent noise on an interpolating manifold with label noise (its covariance is
-    // proportional to H there, so Q = P_T Sigma P_T = 0 everywhere on G): the derived dynamics
-    // is a deterministic ODE and two trajectories represent the whole ensemble.
-    let deterministic = start.tangent_noise.trace_per_step == 0.0
-        && model.loss_min() == Some(0.0)
-        && matches!(built.noise, NoiseModel::Label { .. } | NoiseModel::None);
-    let sde = SdeSpec {
-        steps: spec.steps,
+    let spec = &built.spec;
+    let Paired {
+        start,
+        truth,
+        derived,
         h,
-        record_every: spec.record_every,
-        trajectories: if deterministic { 2 } else { spec.trajectories },
-        seed: spec.seed,
-        start: phi0,
-        observables: observables.clone(),
-    };
-    let derived = run_sde(model, &dynamics, &sde);
+    } = paired_runs(
+        model,
+        &built.noise,
+        &built.optimizer,
+        &spec.start,
+        &PairedSpec {
+            steps: spec.steps,
+            record_every: spec.record_every,
+            trajectories: spec.trajectories,
+            seed: spec.seed,
+            observables: observables.clone(),
+            h,
+            adam: None,
+            max_loss: spec.max_loss,
+            progress,
+        },
+    )?;
     let meta = |what: &str| RunMeta {
         title: format!("{title} ({what})"),
         config_toml: config_toml.to_string(),

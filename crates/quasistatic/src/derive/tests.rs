@@ -549,11 +549,8 @@ fn drift_predicts_simulated_mean_drift() {
         seed: 7,
         max_loss: 1e6,
         start: vec![0.0, 1.5],
-        start_noise: 0.0,
-        start_factor: None,
         observables: vec![Observable::ManifoldCoordinate(0)],
-        progress: false,
-        observe_at: None,
+        ..EnsembleSpec::default()
     };
     let AnyOptimizer::Sgd(inner) = &opt else {
         unreachable!()
@@ -691,11 +688,9 @@ fn cross_term_matches_simulation() {
         seed: 31,
         max_loss: 1e6,
         start: dv.point.clone(),
-        start_noise: 0.0,
         start_factor: Some(psd_sqrt(&s)),
         observables: vec![Observable::Loss],
-        progress: false,
-        observe_at: None,
+        ..EnsembleSpec::default()
     };
     // Record the tangent displacement through an observation map: theta -> (t . (theta - phi), .).
     let phi0 = dv.point.clone();

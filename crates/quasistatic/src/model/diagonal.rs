@@ -29,12 +29,7 @@ impl DiagonalNetwork {
             train.p >= 1 && train.n >= 1,
             "diagonal network needs p >= 1 and n >= 1"
         );
-        if let Some(t) = &test {
-            assert_eq!(t.p, train.p, "test data need p = {} features", train.p);
-        }
-        if let Some(w) = &teacher {
-            assert_eq!(w.len(), train.p, "teacher needs p = {} weights", train.p);
-        }
+        train.assert_companions(test.as_ref(), teacher.as_deref());
         Self {
             train,
             test,

@@ -110,9 +110,7 @@ impl TwoLayerNetwork {
             train.p >= 1 && train.n >= 1,
             "two-layer network needs p >= 1 and n >= 1"
         );
-        if let Some(t) = &test {
-            assert_eq!(t.p, train.p, "test data need p = {} features", train.p);
-        }
+        train.assert_companions(test.as_ref(), None);
         Self {
             width,
             activation,

@@ -53,6 +53,27 @@ pub struct EnsembleSpec {
     pub observe_at: Option<ObservationMap>,
 }
 
+impl Default for EnsembleSpec {
+    /// One trajectory of one step from an empty start, recorded every step, seed 0,
+    /// `max_loss = 1e8`, no start perturbation, no progress bar, observed as is: fill in what
+    /// a run needs with struct-update syntax.
+    fn default() -> Self {
+        Self {
+            steps: 1,
+            record_every: 1,
+            trajectories: 1,
+            seed: 0,
+            max_loss: 1e8,
+            start: Vec::new(),
+            start_noise: 0.0,
+            start_factor: None,
+            observables: Vec::new(),
+            progress: false,
+            observe_at: None,
+        }
+    }
+}
+
 /// The function inside an [`ObservationMap`]: parameters in, mapped parameters or a reason out.
 pub type MapFn = dyn Fn(&[f64]) -> Result<Vec<f64>, String> + Send + Sync;
 

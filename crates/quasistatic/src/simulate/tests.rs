@@ -14,11 +14,8 @@ fn spec(model: &Valley, steps: u64, n: usize) -> EnsembleSpec {
         seed: 11,
         max_loss: 1e8,
         start: model.default_start(),
-        start_noise: 0.0,
-        start_factor: None,
         observables: default_observables(model),
-        progress: false,
-        observe_at: None,
+        ..EnsembleSpec::default()
     }
 }
 

@@ -20,7 +20,6 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::rotation::{paired_runs, Paired, PairedSpec};
 use super::{mean_ci, Claim, Scale, StudyReport};
 use crate::compare::{write_comparison, Gap};
 use crate::data::{generate, Dataset, SyntheticSpec, Teacher};
@@ -34,6 +33,7 @@ use crate::output::write_atomic;
 use crate::plot::{band_plot, ensemble_series};
 use crate::simulate::EnsembleResult;
 use crate::stats::summarize_ensemble;
+use crate::validate::{paired_runs, Paired, PairedSpec};
 
 /// A [`DiagonalNetwork`] whose manifold coordinates are `[tr(diag H)^{1/2}, effective support]`
 /// (so that ensembles can record them as `y0`, `y1`); everything else is delegated.
@@ -292,6 +292,8 @@ pub fn run(scale: Scale, dir: &Path, link: &str) -> Result<StudyReport> {
             tolerance: 1e-7,
             ..AdamOptions::default()
         }),
+        max_loss: 1e8,
+        progress: false,
     };
     let mut runs: Vec<(&str, Paired, Vec<Gap>, f64)> = Vec::new();
     let mut cosines = Vec::new();

@@ -23,141 +23,19 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::sync::Arc;
 
-use nalgebra::DMatrix;
 use serde::Serialize;
 
 use super::{mean_ci, Claim, Scale, StudyReport};
-use crate::derive::{derive, AdamOptions, Derivation, DeriveOptions};
+use crate::derive::{derive, DeriveOptions};
 use crate::error::{Error, Result};
-use crate::manifold::projection::project;
 use crate::model::{Model, Profile, Valley};
-use crate::noise::{psd_sqrt, NoiseModel};
+use crate::noise::NoiseModel;
 use crate::observe::Observable;
 use crate::optim::{Adam, AnyOptimizer, Schedule, Sgd};
 use crate::output::write_atomic;
 use crate::plot::{band_plot, Series};
-use crate::sde::{run_sde, SdeSpec};
-use crate::simulate::{run_ensemble, EnsembleResult, EnsembleSpec, ObservationMap};
-use crate::validate::DerivedDynamics;
-
-/// What to run in [`paired_runs`].
-#[derive(Clone, Debug)]
-pub struct PairedSpec {
-    /// Horizon in optimizer steps.
-    pub steps: u64,
-    /// Record every this many optimizer steps.
-    pub record_every: u64,
-    /// True trajectories (the derived ensemble uses 2 when it is deterministic).
-    pub trajectories: usize,
-    /// Master seed.
-    pub seed: u64,
-    /// Observables recorded in both ensembles.
-    pub observables: Vec<Observable>,
-    /// Optimizer steps per SDE step (`None`: about 1/50 of the steps to drift a unit
-    /// distance, a divisor of `record_every`).
-    pub h: Option<u64>,
-    /// Options of Adam's fixed-point iteration for `v` (`None`: the defaults).
-    pub adam: Option<AdamOptions>,
-}
-
-/// A true ensemble and the derived dynamics run from the same manifold point.
-pub struct Paired {
-    /// The derivation at the start point (diagnostics, preconditioner, drift).
-    pub start: Derivation,
-    /// The true optimizer, started in the normal equilibrium, observed at `Phi(theta)`.
-    pub truth: EnsembleResult,
-    /// The derived manifold dynamics.
-    pub derived: EnsembleResult,
-    /// SDE step used (optimizer steps).
-    pub h: u64,
-}
-
-/// Largest divisor of `every` that is at most `target` (at least 1).
-fn step_size(every: u64, target: u64) -> u64 {
-    (1..=target.clamp(1, every))
-        .rev()
-        .find(|h| every.is_multiple_of(*h))
-        .unwrap_or(1)
-}
-
-/// Run the true optimizer and the derived dynamics from the manifold point `Phi(start)`, as
-/// [`crate::validate::compare_built`] does (true trajectories start at `phi + u`,
-/// `u ~ N(0, S_exact)`, optimizer state at zero, and are observed at their projection onto the
-/// manifold), returning both ensembles without writing files.
-pub fn paired_runs<M: Model + Clone + 'static>(
-    model: &M,
-    noise: &NoiseModel,
-    optimizer: &AnyOptimizer,
-    start: &[f64],
-    spec: &PairedSpec,
-) -> Result<Paired> {
-    let d = model.dim();
-    let mut dynamics = DerivedDynamics::new(model, noise, optimizer);
-    if let Some(a) = &spec.adam {
-        dynamics.options.adam = a.clone();
-    }
-    let at = derive(model, noise, optimizer, start, &dynamics.options)?;
-    let phi0 = at.point.clone();
-    let s_rows = at.equilibrium.exact.matrix.clone().ok_or_else(|| {
-        Error::Numerical("the normal equilibrium matrix is unavailable (dense path needed)".into())
-    })?;
-    let s = DMatrix::from_fn(d, d, |i, j| s_rows[i][j]);
-    let owned = model.clone();
-    let popts = dynamics.options.projection.clone();
-    let espec = EnsembleSpec {
-        steps: spec.steps,
-        record_every: spec.record_every,
-        trajectories: spec.trajectories,
-        seed: spec.seed,
-        max_loss: 1e8,
-        start: phi0.clone(),
-        start_noise: 0.0,
-        start_factor: Some(psd_sqrt(&s)),
-        observables: spec.observables.clone(),
-        progress: false,
-        observe_at: Some(ObservationMap(Arc::new(move |theta: &[f64]| {
-            project(&owned, theta, &popts)
-                .map(|p| p.point)
-                .map_err(|e| format!("projection onto the manifold failed: {e}"))
-        }))),
-    };
-    let truth = run_ensemble(model, noise, optimizer, &espec);
-    let unit = at.diagnostics.drift_unit_steps;
-    let target = spec.h.unwrap_or_else(|| {
-        if unit.is_finite() {
-            (unit / 50.0).floor().max(1.0) as u64
-        } else {
-            spec.record_every
-        }
-    });
-    let h = step_size(spec.record_every, target);
-    // Deterministic when the tangent noise moves y by less than 1e-3 of the drift over the
-    // horizon (label noise on an interpolating manifold: Q = 0 up to rounding).
-    let drift = at.drift_per_step.iter().map(|x| x * x).sum::<f64>().sqrt();
-    let steps = spec.steps as f64;
-    let deterministic = (at.tangent_noise.trace_per_step * steps).sqrt() <= 1e-3 * drift * steps;
-    let derived = run_sde(
-        model,
-        &dynamics,
-        &SdeSpec {
-            steps: spec.steps,
-            h,
-            record_every: spec.record_every,
-            trajectories: if deterministic { 2 } else { spec.trajectories },
-            seed: spec.seed,
-            start: phi0,
-            observables: spec.observables.clone(),
-        },
-    );
-    Ok(Paired {
-        start: at,
-        truth,
-        derived,
-        h,
-    })
-}
+use crate::validate::{paired_runs, PairedSpec};
 
 /// One measured manifold speed.
 #[derive(Clone, Debug, Serialize)]
@@ -254,6 +132,8 @@ fn measure(
             observables: vec![Observable::ManifoldCoordinate(0)],
             h: None,
             adam: None,
+            max_loss: 1e8,
+            progress: false,
         },
     )?;
     let last = paired.truth.steps.len() - 1;
