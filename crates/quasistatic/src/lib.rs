@@ -19,6 +19,7 @@ pub mod config;
 pub mod data;
 pub mod derive;
 pub mod error;
+pub mod lanes;
 pub mod manifold;
 pub mod model;
 pub mod noise;

@@ -20,6 +20,9 @@ pub mod valley;
 
 use num_dual::DualNum;
 
+use crate::lanes::Lanes;
+use crate::simulate::LANES;
+
 pub use diagonal::DiagonalNetwork;
 pub use linear2::LinearTwoLayer;
 pub use product::ProductModel;
@@ -135,6 +138,34 @@ pub trait Model: Send + Sync {
         loss * inv
     }
 
+    /// Scratch length [`Model::lane_gradients`] needs (default: `2 d + n + `
+    /// [`Model::scratch_len`], what [`lane_gradients_by_lane`] uses).
+    fn lane_scratch_len(&self) -> usize {
+        2 * self.dim() + self.n_samples() + self.scratch_len()
+    }
+
+    /// Batch gradients of the [`LANES`] trajectories of a group at once, as the ensemble engine
+    /// advances them together. Layout is coordinate-major ("structure of arrays"): coordinate
+    /// `k` of lane `l` is `theta[k * LANES + l]`, and so for `grad`; lane `l`'s clean batch
+    /// loss goes to `loss[l]`. Only lanes `0..batch.lanes` are in use; the others hold finite
+    /// parking values, may be computed or not, and are ignored. `scratch` has length at least
+    /// [`Model::lane_scratch_len`].
+    ///
+    /// The default ([`lane_gradients_by_lane`]) calls [`Model::batch_gradient`] lane by lane.
+    /// An override that computes the lanes together (vector instructions across trajectories)
+    /// must give **bit-identical** results to the default, so that a trajectory's numbers never
+    /// depend on which others share its group; the test-suite checks this for every model.
+    fn lane_gradients(
+        &self,
+        theta: &[f64],
+        batch: LaneBatch<'_>,
+        grad: &mut [f64],
+        scratch: &mut [f64],
+        loss: &mut [f64; LANES],
+    ) {
+        lane_gradients_by_lane(self, theta, batch, grad, scratch, loss);
+    }
+
     /// A parameter vector on (or near) the manifold of minima that makes a good default start.
     fn default_start(&self) -> Vec<f64>;
 
@@ -168,6 +199,103 @@ pub trait Model: Send + Sync {
     /// The minimum of the loss, `L_min` (0 for models that interpolate), where known.
     fn loss_min(&self) -> Option<f64> {
         None
+    }
+}
+
+/// The batches of a group of trajectories (see [`Model::lane_gradients`]).
+#[derive(Clone, Copy, Debug)]
+pub struct LaneBatch<'a> {
+    /// Lanes in use (`1..=LANES`).
+    pub lanes: usize,
+    /// Batch size `B` (the same for every lane).
+    pub size: usize,
+    /// Per-lane sample indices, lane `l`'s at `indices[l * stride..l * stride + size]`;
+    /// `None`: every lane uses all samples `0..n` in order.
+    pub indices: Option<&'a [usize]>,
+    /// Stride of `indices` between lanes.
+    pub stride: usize,
+    /// Label shifts, coordinate-major: batch position `k` of lane `l` at `shift[k * LANES + l]`;
+    /// `None` means zero.
+    pub shift: Option<&'a [f64]>,
+}
+
+impl<'a> LaneBatch<'a> {
+    /// Full batches of `n` samples, clean labels, for `lanes` lanes.
+    pub fn full(lanes: usize, n: usize) -> Self {
+        Self {
+            lanes,
+            size: n,
+            indices: None,
+            stride: 0,
+            shift: None,
+        }
+    }
+
+    /// Shifts of batch position `k` for all lanes (zeros without label noise).
+    #[inline(always)]
+    pub fn shifts_at(&self, k: usize) -> Lanes {
+        match self.shift {
+            None => Lanes::ZERO,
+            Some(s) => Lanes::load(&s[k * LANES..(k + 1) * LANES]),
+        }
+    }
+
+    /// Lane `l`'s batch as a [`Batch`]; its shifts are copied into `shift_buf` (length `>= size`).
+    pub fn lane<'b>(&self, l: usize, shift_buf: &'b mut [f64]) -> Batch<'b>
+    where
+        'a: 'b,
+    {
+        let shift = self.shift.map(|s| {
+            for (k, o) in shift_buf[..self.size].iter_mut().enumerate() {
+                *o = s[k * LANES + l];
+            }
+            &shift_buf[..self.size]
+        });
+        Batch {
+            indices: self
+                .indices
+                .map(|ix| &ix[l * self.stride..l * self.stride + self.size]),
+            shift,
+        }
+    }
+}
+
+/// Copy lane `l` of a coordinate-major group vector into `out` (length `d`).
+#[inline]
+pub fn gather_lane(group: &[f64], l: usize, out: &mut [f64]) {
+    for (k, o) in out.iter_mut().enumerate() {
+        *o = group[k * LANES + l];
+    }
+}
+
+/// Write `v` (length `d`) into lane `l` of a coordinate-major group vector.
+#[inline]
+pub fn scatter_lane(v: &[f64], l: usize, group: &mut [f64]) {
+    for (k, &x) in v.iter().enumerate() {
+        group[k * LANES + l] = x;
+    }
+}
+
+/// [`Model::lane_gradients`]'s default: [`Model::batch_gradient`] lane by lane (overrides use
+/// it for the cases they do not vectorise). `scratch` is split into the lane's parameters
+/// (`d`), its gradient (`d`), its label shifts (`n`) and the model's scratch.
+pub fn lane_gradients_by_lane<M: Model + ?Sized>(
+    model: &M,
+    theta: &[f64],
+    batch: LaneBatch<'_>,
+    grad: &mut [f64],
+    scratch: &mut [f64],
+    loss: &mut [f64; LANES],
+) {
+    let d = model.dim();
+    let n = model.n_samples();
+    let (th, rest) = scratch.split_at_mut(d);
+    let (g, rest) = rest.split_at_mut(d);
+    let (shift, ms) = rest.split_at_mut(n);
+    for (l, lo) in loss.iter_mut().enumerate().take(batch.lanes) {
+        gather_lane(theta, l, th);
+        *lo = model.batch_gradient(th, batch.lane(l, shift), g, ms);
+        scatter_lane(g, l, grad);
     }
 }
 

@@ -9,8 +9,10 @@
 //!
 //! Gradients `d f / d theta_k = x prod_{j != k} theta_j` use prefix and suffix products: no
 //! division, so `theta_k = 0` is fine, and no allocation.
-use super::{Batch, Model, Scalar};
+use super::{lane_gradients_by_lane, Batch, LaneBatch, Model, Scalar};
 use crate::data::Dataset;
+use crate::lanes::Lanes;
+use crate::simulate::LANES;
 
 /// Product model (see module docs).
 #[derive(Clone, Debug)]
@@ -142,6 +144,50 @@ impl Model for ProductModel {
         let inv = 1.0 / b as f64;
         Self::leave_one_out_products(theta, c * inv, grad);
         loss * inv
+    }
+
+    /// Full batches (T2's case) run all lanes in one vectorised pass with the arithmetic of
+    /// [`ProductModel::batch_gradient`] operation by operation (bit-identical); mini-batches go
+    /// lane by lane.
+    #[inline(always)]
+    fn lane_gradients(
+        &self,
+        theta: &[f64],
+        batch: LaneBatch<'_>,
+        grad: &mut [f64],
+        scratch: &mut [f64],
+        loss: &mut [f64; LANES],
+    ) {
+        if batch.indices.is_some() {
+            return lane_gradients_by_lane(self, theta, batch, grad, scratch, loss);
+        }
+        let depth = self.depth;
+        let t = |k: usize| Lanes::load(&theta[k * LANES..(k + 1) * LANES]);
+        let mut w = Lanes::splat(1.0);
+        for k in 0..depth {
+            w *= t(k);
+        }
+        let (mut lo, mut c) = (Lanes::ZERO, Lanes::ZERO);
+        for i in 0..self.train.n {
+            let (x, y) = (self.train.x[i], self.train.y[i]);
+            let r = w * x - y;
+            lo += r * r * 0.5;
+            c += (r - batch.shifts_at(i)) * x;
+        }
+        let inv = 1.0 / self.train.n as f64;
+        // leave_one_out_products, all lanes at once.
+        let mut prefix = c * inv;
+        for k in 0..depth {
+            prefix.store(&mut grad[k * LANES..(k + 1) * LANES]);
+            prefix *= t(k);
+        }
+        let mut suffix = Lanes::splat(1.0);
+        for k in (0..depth).rev() {
+            let g = &mut grad[k * LANES..(k + 1) * LANES];
+            (Lanes::load(g) * suffix).store(g);
+            suffix *= t(k);
+        }
+        *loss = (lo * inv).0;
     }
 
     /// `c (4, 1/4, 1, ..., 1)`, with the first entry's sign flipped when `w_ls < 0`, and

@@ -20,7 +20,9 @@ use nalgebra::DMatrix;
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 
-use super::{Batch, Model, Scalar};
+use super::{lane_gradients_by_lane, Batch, LaneBatch, Model, Scalar};
+use crate::lanes::Lanes;
+use crate::simulate::LANES;
 
 /// Flatness profile `s(y)` along the valley.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -299,6 +301,44 @@ impl Model for Valley {
         let loss = self.coordinate_gradient(z, batch, gz);
         self.rotate(gz, grad);
         loss
+    }
+
+    /// The planar unrotated valley with full batches (T1's case) runs all lanes in one
+    /// vectorised pass: the arithmetic of [`Valley::batch_gradient`] for `p = q = 1`, operation
+    /// by operation (including its additions to zero), so results are bit-identical. Every
+    /// other case goes lane by lane.
+    #[inline(always)]
+    fn lane_gradients(
+        &self,
+        theta: &[f64],
+        batch: LaneBatch<'_>,
+        grad: &mut [f64],
+        scratch: &mut [f64],
+        loss: &mut [f64; LANES],
+    ) {
+        let planar = self.p == 1 && self.q == 1 && self.rotation.is_none();
+        if !planar || batch.indices.is_some() {
+            return lane_gradients_by_lane(self, theta, batch, grad, scratch, loss);
+        }
+        let x = Lanes::load(&theta[..LANES]);
+        let y = Lanes::load(&theta[LANES..2 * LANES]);
+        let shift = batch.shifts_at(0);
+        let (sp, c) = (self.sqrt_p_lambdas[0], self.c);
+        // profile_value and profile_derivative; libm's sin only for Sin2.
+        let (s, dprofile) = match self.profile {
+            Profile::Quadratic => ((0.0 + y * y) * c + 1.0, y * (2.0 * c)),
+            Profile::Sin2 => {
+                let sn = y.map(f64::sin);
+                ((0.0 + sn * sn) * c + 1.0, (y * 2.0).map(f64::sin) * c)
+            }
+        };
+        let sqrt_s = s.sqrt();
+        let r = sqrt_s * x * sp;
+        let w = r - shift;
+        (0.0 + w * sqrt_s * sp).store(&mut grad[..LANES]);
+        let factor = (0.0 + w * x * sp) / (sqrt_s * 2.0);
+        (factor * dprofile).store(&mut grad[LANES..2 * LANES]);
+        *loss = (0.0 + r * r * 0.5).0;
     }
 
     fn default_start(&self) -> Vec<f64> {

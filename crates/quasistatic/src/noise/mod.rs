@@ -12,8 +12,9 @@ use nalgebra::DMatrix;
 use rand::Rng;
 use rand_distr::StandardNormal;
 
-use crate::model::{derivatives, Batch, Model};
+use crate::model::{derivatives, gather_lane, scatter_lane, Batch, LaneBatch, Model};
 use crate::rng::TrajectoryRng;
+use crate::simulate::LANES;
 
 /// A gradient noise model.
 #[derive(Clone, Debug, PartialEq)]
@@ -161,6 +162,93 @@ impl NoiseModel {
         }
     }
 
+    /// Buffers for [`NoiseModel::lane_stochastic_gradients`], sized for `model`.
+    pub fn lane_workspace<M: Model>(&self, model: &M) -> LaneNoiseWorkspace {
+        let (n, d) = (model.n_samples(), model.dim());
+        LaneNoiseWorkspace {
+            permutation: (0..LANES).flat_map(|_| 0..n).collect(),
+            shift: vec![0.0; n * LANES],
+            lane: self.workspace(model),
+            theta: vec![0.0; d],
+            grad: vec![0.0; d],
+        }
+    }
+
+    /// [`NoiseModel::stochastic_gradient`] for the trajectories of a group advanced together
+    /// (`rngs.len()` lanes in use; coordinate-major layout as in [`Model::lane_gradients`]).
+    /// Lane `l` draws from `rngs[l]` exactly what it would draw alone, in the same order, so
+    /// every lane's gradient and loss are bit-identical to the one-trajectory call. Label,
+    /// mini-batch and isotropic noise evaluate the model once for the group
+    /// ([`Model::lane_gradients`]); Hessian-shaped and fixed noise go lane by lane. `scratch` has
+    /// length at least [`Model::lane_scratch_len`]. Allocates nothing (except the
+    /// Hessian-shaped noise).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub fn lane_stochastic_gradients<M: Model>(
+        &self,
+        model: &M,
+        theta: &[f64],
+        rngs: &mut [TrajectoryRng],
+        ws: &mut LaneNoiseWorkspace,
+        grad: &mut [f64],
+        scratch: &mut [f64],
+        loss: &mut [f64; LANES],
+    ) {
+        let lanes = rngs.len();
+        let n = model.n_samples();
+        match self {
+            NoiseModel::None => {
+                model.lane_gradients(theta, LaneBatch::full(lanes, n), grad, scratch, loss)
+            }
+            NoiseModel::Isotropic { sigma, batch } => {
+                model.lane_gradients(theta, LaneBatch::full(lanes, n), grad, scratch, loss);
+                let scale = sigma / (*batch as f64).sqrt();
+                for (l, r) in rngs.iter_mut().enumerate() {
+                    for g in grad.iter_mut().skip(l).step_by(LANES) {
+                        let z: f64 = r.sample(StandardNormal);
+                        *g += scale * z;
+                    }
+                }
+            }
+            NoiseModel::Label { sigma, batch } => {
+                let b = batch.unwrap_or(n);
+                if b < n {
+                    for (perm, r) in ws.permutation.chunks_exact_mut(n).zip(rngs.iter_mut()) {
+                        // Partial Fisher-Yates, as in `stochastic_gradient`.
+                        for k in 0..b {
+                            let j = r.random_range(k..n);
+                            perm.swap(k, j);
+                        }
+                    }
+                }
+                if *sigma > 0.0 {
+                    for (l, r) in rngs.iter_mut().enumerate() {
+                        for k in 0..b {
+                            let z: f64 = r.sample(StandardNormal);
+                            ws.shift[k * LANES + l] = sigma * z;
+                        }
+                    }
+                }
+                let lane_batch = LaneBatch {
+                    lanes,
+                    size: b,
+                    indices: (b < n).then_some(&ws.permutation[..]),
+                    stride: n,
+                    shift: (*sigma > 0.0).then_some(&ws.shift[..]),
+                };
+                model.lane_gradients(theta, lane_batch, grad, scratch, loss);
+            }
+            NoiseModel::Hessian { .. } | NoiseModel::Fixed { .. } => {
+                for (l, r) in rngs.iter_mut().enumerate() {
+                    gather_lane(theta, l, &mut ws.theta);
+                    loss[l] =
+                        self.stochastic_gradient(model, &ws.theta, r, &mut ws.lane, &mut ws.grad);
+                    scatter_lane(&ws.grad, l, grad);
+                }
+            }
+        }
+    }
+
     /// The exact covariance `Sigma(theta)` of the noise `xi = g - grad L(theta)`.
     pub fn covariance<M: Model>(&self, model: &M, theta: &[f64]) -> DMatrix<f64> {
         let d = model.dim();
@@ -217,6 +305,20 @@ fn add_correlated(
         }
         *g += scale * acc;
     }
+}
+
+/// Reusable buffers of a group's noise (see [`NoiseModel::lane_stochastic_gradients`]).
+#[derive(Clone, Debug)]
+pub struct LaneNoiseWorkspace {
+    /// Per-lane sample permutations, lane `l`'s at `[l n, (l + 1) n)`.
+    permutation: Vec<usize>,
+    /// Label shifts, coordinate-major.
+    shift: Vec<f64>,
+    /// One trajectory's workspace, for the noises that go lane by lane.
+    lane: NoiseWorkspace,
+    /// One lane's parameters and gradient.
+    theta: Vec<f64>,
+    grad: Vec<f64>,
 }
 
 /// Reusable buffers of one trajectory's noise.

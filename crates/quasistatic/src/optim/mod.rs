@@ -35,6 +35,17 @@ pub trait Optimizer: Send + Sync {
 
     /// One step: update `theta` in place from the gradient `grad`. Allocates nothing.
     fn step(&self, state: &mut Self::State, theta: &mut [f64], grad: &[f64]);
+
+    /// Whether [`Optimizer::step`] acts coordinate by coordinate (each coordinate's update
+    /// depends only on that coordinate's parameter, gradient and state, plus scalars shared
+    /// by all coordinates such as the step counter). Then several trajectories at the same
+    /// step can be advanced by one call on their concatenated parameters, which the ensemble
+    /// engine does (see [`crate::simulate`]). All built-in optimizers are; an optimizer that
+    /// couples coordinates (gradient-norm clipping, a full-matrix preconditioner) must return
+    /// `false`, and the engine then steps its trajectories one by one.
+    fn coordinatewise(&self) -> bool {
+        true
+    }
 }
 
 /// Any of the built-in optimizers (for configuration-driven runs).

@@ -15,7 +15,7 @@ use rand::Rng;
 use rand_distr::StandardNormal;
 use rayon::prelude::*;
 
-use crate::model::Model;
+use crate::model::{gather_lane, scatter_lane, Model};
 use crate::noise::NoiseModel;
 use crate::observe::{Observable, Observer};
 use crate::optim::Optimizer;
@@ -206,6 +206,18 @@ impl EnsembleResult {
     }
 }
 
+/// Trajectories the engine advances together in one group ("lanes").
+///
+/// Trajectories `8g .. 8g + 8` form group `g` whatever the thread count. A group's
+/// parameters are stored coordinate-major (coordinate `k` of lane `l` at `k * LANES + l`), the
+/// model evaluates all lanes in one call ([`Model::lane_gradients`], vectorised across
+/// trajectories where the model provides it) and a coordinatewise optimizer steps them in one
+/// call, so that independent trajectories fill the processor's vector units and pipeline
+/// instead of one trajectory's serial chain of dependent operations. Every lane draws only
+/// from its own streams and its arithmetic is that of the trajectory run alone: results are
+/// bit-identical to running each trajectory by itself.
+pub const LANES: usize = 8;
+
 /// Run the ensemble. Divergent trajectories are reported in the result; the others finish.
 pub fn run_ensemble<M: Model, O: Optimizer>(
     model: &M,
@@ -225,9 +237,22 @@ pub fn run_ensemble<M: Model, O: Optimizer>(
     } else {
         None
     };
-    let outputs: Vec<TrajectoryOutput> = (0..spec.trajectories)
+    let outputs: Vec<TrajectoryOutput> = (0..spec.trajectories.div_ceil(LANES))
         .into_par_iter()
-        .map(|j| run_trajectory(model, noise, optimizer, spec, &cps, j, bar.as_ref()))
+        .flat_map_iter(|g| {
+            let first = g * LANES;
+            let count = LANES.min(spec.trajectories - first);
+            run_group(
+                model,
+                noise,
+                optimizer,
+                spec,
+                &cps,
+                first,
+                count,
+                bar.as_ref(),
+            )
+        })
         .collect();
     if let Some(b) = bar {
         b.finish_and_clear();
@@ -235,18 +260,8 @@ pub fn run_ensemble<M: Model, O: Optimizer>(
     EnsembleResult::assemble(&spec.observables, cps, outputs, t0.elapsed().as_secs_f64())
 }
 
-fn run_trajectory<M: Model, O: Optimizer>(
-    model: &M,
-    noise: &NoiseModel,
-    optimizer: &O,
-    spec: &EnsembleSpec,
-    cps: &[u64],
-    j: usize,
-    bar: Option<&ProgressBar>,
-) -> TrajectoryOutput {
-    let d = model.dim();
-    let n_obs = spec.observables.len();
-    let mut values = vec![f64::NAN; cps.len() * n_obs];
+/// Start of trajectory `j`: the common start, perturbed as the spec says.
+fn start_of(spec: &EnsembleSpec, j: usize) -> Vec<f64> {
     let mut theta = spec.start.clone();
     if spec.start_noise > 0.0 {
         let mut r = rng::stream(spec.seed, j as u64, 1);
@@ -262,79 +277,196 @@ fn run_trajectory<M: Model, O: Optimizer>(
             *x += (0..f.ncols()).map(|k| f[(i, k)] * z[k]).sum::<f64>();
         }
     }
-    let mut rng = rng::stream(spec.seed, j as u64, 0);
-    let mut state = optimizer.init(d);
-    let mut ws = noise.workspace(model);
-    let mut grad = vec![0.0; d];
+    theta
+}
+
+/// Why a step's loss and gradient end a trajectory, if they do.
+#[inline]
+fn divergence_reason(loss: f64, grad: &[f64], max_loss: f64) -> Option<String> {
+    if loss.is_finite() && loss <= max_loss && grad.iter().all(|g| g.is_finite()) {
+        return None;
+    }
+    Some(if !loss.is_finite() {
+        format!("loss is {loss}")
+    } else if loss > max_loss {
+        format!("loss {loss:.6e} exceeds max_loss {max_loss:.6e}")
+    } else {
+        "gradient is not finite".to_string()
+    })
+}
+
+/// Run trajectories `first .. first + count` together (`count <= LANES`).
+///
+/// The group's state is coordinate-major: coordinate `k` of lane `l` at `k * LANES + l`. Lanes
+/// that are not in use, or whose trajectory has ended (diverged), are parked: put back at the
+/// common start after every step with a zero gradient, so that they stay finite and cheap;
+/// nothing of theirs is recorded.
+#[allow(clippy::too_many_arguments)]
+fn run_group<M: Model, O: Optimizer>(
+    model: &M,
+    noise: &NoiseModel,
+    optimizer: &O,
+    spec: &EnsembleSpec,
+    cps: &[u64],
+    first: usize,
+    count: usize,
+    bar: Option<&ProgressBar>,
+) -> Vec<TrajectoryOutput> {
+    let d = model.dim();
+    let n_obs = spec.observables.len();
+    let mut theta = vec![0.0; d * LANES];
+    let park: Vec<f64> = spec.start.iter().flat_map(|&x| [x; LANES]).collect();
+    theta.copy_from_slice(&park);
+    for l in 0..count {
+        scatter_lane(&start_of(spec, first + l), l, &mut theta);
+    }
+    let mut rngs: Vec<_> = (first..first + count)
+        .map(|j| rng::stream(spec.seed, j as u64, 0))
+        .collect();
+    let mut ws = noise.lane_workspace(model);
+    // A coordinatewise optimizer steps the whole group at once; any other one lane by lane.
+    let together = optimizer.coordinatewise();
+    let mut state = optimizer.init(if together { d * LANES } else { 0 });
+    let mut lane_states: Vec<O::State> = if together {
+        Vec::new()
+    } else {
+        (0..count).map(|_| optimizer.init(d)).collect()
+    };
+    let mut lane_grad = vec![0.0; d];
+    let mut grad = vec![0.0; d * LANES];
+    let mut scratch = vec![0.0; model.lane_scratch_len()];
+    let mut loss = [0.0; LANES];
+    let mut lane_theta = vec![0.0; d];
     let mut observer = Observer::new(model, spec.observables.clone());
-    let mut last_loss = f64::NAN;
+    let mut outs: Vec<TrajectoryOutput> = (0..count)
+        .map(|_| TrajectoryOutput {
+            values: vec![f64::NAN; cps.len() * n_obs],
+            valid: 0,
+            divergence: None,
+            gradients: 0,
+        })
+        .collect();
+    // `parked[l]`: lane l is not (or no longer) a running trajectory.
+    let mut parked = [true; LANES];
+    parked[..count].fill(false);
+    let mut any_parked = count < LANES;
+    let mut last_loss = [f64::NAN; LANES];
+    let mut alive = count;
     let mut step = 0u64;
-    let mut divergence = None;
-    let mut valid = 0;
-    'outer: for (c, &target) in cps.iter().enumerate() {
+    for (c, &target) in cps.iter().enumerate() {
         while step < target {
-            let loss = noise.stochastic_gradient(model, &theta, &mut rng, &mut ws, &mut grad);
-            let reason = if !loss.is_finite() {
-                Some(format!("loss is {loss}"))
-            } else if loss > spec.max_loss {
-                Some(format!(
-                    "loss {loss:.6e} exceeds max_loss {:.6e}",
-                    spec.max_loss
-                ))
-            } else if !grad.iter().all(|g| g.is_finite()) {
-                Some("gradient is not finite".to_string())
+            noise.lane_stochastic_gradients(
+                model,
+                &theta,
+                &mut rngs,
+                &mut ws,
+                &mut grad,
+                &mut scratch,
+                &mut loss,
+            );
+            let all_fine = loss.iter().all(|&l| l.is_finite() && l <= spec.max_loss)
+                && grad.iter().all(|g| g.is_finite());
+            if all_fine && !any_parked {
+                last_loss = loss;
             } else {
-                None
-            };
-            if let Some(reason) = reason {
-                divergence = Some(Divergence {
-                    trajectory: j,
-                    step,
-                    last_finite_loss: last_loss,
-                    reason,
-                });
-                break 'outer;
+                for l in 0..LANES {
+                    if !parked[l] {
+                        let g = (0..d).map(|k| grad[k * LANES + l]);
+                        let bad = !(loss[l].is_finite() && loss[l] <= spec.max_loss)
+                            || g.clone().any(|x| !x.is_finite());
+                        if !bad {
+                            last_loss[l] = loss[l];
+                            continue;
+                        }
+                        gather_lane(&grad, l, &mut lane_theta);
+                        let reason = divergence_reason(loss[l], &lane_theta, spec.max_loss)
+                            .expect("a bad lane has a reason");
+                        outs[l].divergence = Some(Divergence {
+                            trajectory: first + l,
+                            step,
+                            last_finite_loss: last_loss[l],
+                            reason,
+                        });
+                        outs[l].gradients = step;
+                        parked[l] = true;
+                        any_parked = true;
+                        alive -= 1;
+                    }
+                    for k in 0..d {
+                        grad[k * LANES + l] = 0.0;
+                    }
+                }
             }
-            last_loss = loss;
-            optimizer.step(&mut state, &mut theta, &grad);
+            if together {
+                optimizer.step(&mut state, &mut theta, &grad);
+            } else {
+                for (l, st) in lane_states.iter_mut().enumerate() {
+                    gather_lane(&theta, l, &mut lane_theta);
+                    gather_lane(&grad, l, &mut lane_grad);
+                    optimizer.step(st, &mut lane_theta, &lane_grad);
+                    scatter_lane(&lane_theta, l, &mut theta);
+                }
+            }
+            if any_parked {
+                for l in (0..LANES).filter(|&l| parked[l]) {
+                    for k in 0..d {
+                        theta[k * LANES + l] = park[k * LANES + l];
+                    }
+                }
+            }
             step += 1;
+            if alive == 0 {
+                break;
+            }
         }
         if let Some(b) = bar {
-            b.inc(target - if c == 0 { 0 } else { cps[c - 1] });
+            b.inc((target - if c == 0 { 0 } else { cps[c - 1] }) * count as u64);
         }
-        if !theta.iter().all(|x| x.is_finite()) {
-            divergence = Some(Divergence {
-                trajectory: j,
+        for (l, out) in outs.iter_mut().enumerate() {
+            if parked[l] {
+                continue;
+            }
+            gather_lane(&theta, l, &mut lane_theta);
+            let fail = |reason: String| Divergence {
+                trajectory: first + l,
                 step,
-                last_finite_loss: last_loss,
-                reason: "parameters are not finite".into(),
-            });
+                last_finite_loss: last_loss[l],
+                reason,
+            };
+            if !lane_theta.iter().all(|x| x.is_finite()) {
+                out.divergence = Some(fail("parameters are not finite".into()));
+            } else {
+                let rec = &mut out.values[c * n_obs..(c + 1) * n_obs];
+                match &spec.observe_at {
+                    None => observer.observe(model, &lane_theta, rec),
+                    Some(map) => match (map.0)(&lane_theta) {
+                        Ok(p) => observer.observe(model, &p, rec),
+                        Err(reason) => out.divergence = Some(fail(reason)),
+                    },
+                }
+            }
+            if out.divergence.is_some() {
+                out.gradients = step;
+                parked[l] = true;
+                any_parked = true;
+                alive -= 1;
+                for k in 0..d {
+                    theta[k * LANES + l] = park[k * LANES + l];
+                }
+            } else {
+                out.valid = c + 1;
+            }
+        }
+        if alive == 0 {
             break;
         }
-        let out = &mut values[c * n_obs..(c + 1) * n_obs];
-        match &spec.observe_at {
-            None => observer.observe(model, &theta, out),
-            Some(map) => match (map.0)(&theta) {
-                Ok(p) => observer.observe(model, &p, out),
-                Err(reason) => {
-                    divergence = Some(Divergence {
-                        trajectory: j,
-                        step,
-                        last_finite_loss: last_loss,
-                        reason,
-                    });
-                    break;
-                }
-            },
+    }
+    for out in outs.iter_mut() {
+        if out.divergence.is_none() {
+            out.gradients = step;
         }
-        valid = c + 1;
     }
-    TrajectoryOutput {
-        values,
-        valid,
-        divergence,
-        gradients: step,
-    }
+    outs
 }
 
 #[cfg(test)]

@@ -112,3 +112,198 @@ fn checkpoints_include_last_step() {
     assert_eq!(checkpoints(10, 4), vec![0, 4, 8, 10]);
     assert_eq!(checkpoints(8, 4), vec![0, 4, 8]);
 }
+
+/// The engine before lanes: one trajectory alone, step by step (the definition the lane
+/// engine must reproduce bit for bit).
+fn alone<M: Model, O: Optimizer>(
+    model: &M,
+    noise: &NoiseModel,
+    optimizer: &O,
+    spec: &EnsembleSpec,
+    j: usize,
+) -> TrajectoryOutput {
+    let cps = checkpoints(spec.steps, spec.record_every);
+    let d = model.dim();
+    let n_obs = spec.observables.len();
+    let mut values = vec![f64::NAN; cps.len() * n_obs];
+    let mut theta = start_of(spec, j);
+    let mut rng = rng::stream(spec.seed, j as u64, 0);
+    let mut state = optimizer.init(d);
+    let mut ws = noise.workspace(model);
+    let mut grad = vec![0.0; d];
+    let mut observer = Observer::new(model, spec.observables.clone());
+    let (mut last_loss, mut step, mut valid) = (f64::NAN, 0u64, 0);
+    let mut divergence = None;
+    'outer: for (c, &target) in cps.iter().enumerate() {
+        while step < target {
+            let loss = noise.stochastic_gradient(model, &theta, &mut rng, &mut ws, &mut grad);
+            if let Some(reason) = divergence_reason(loss, &grad, spec.max_loss) {
+                divergence = Some(Divergence {
+                    trajectory: j,
+                    step,
+                    last_finite_loss: last_loss,
+                    reason,
+                });
+                break 'outer;
+            }
+            last_loss = loss;
+            optimizer.step(&mut state, &mut theta, &grad);
+            step += 1;
+        }
+        if !theta.iter().all(|x| x.is_finite()) {
+            divergence = Some(Divergence {
+                trajectory: j,
+                step,
+                last_finite_loss: last_loss,
+                reason: "parameters are not finite".into(),
+            });
+            break;
+        }
+        observer.observe(model, &theta, &mut values[c * n_obs..(c + 1) * n_obs]);
+        valid = c + 1;
+    }
+    TrajectoryOutput {
+        values,
+        valid,
+        divergence,
+        gradients: step,
+    }
+}
+
+/// Every model x noise x optimizer: 11 trajectories (a full group of 8 and one of 3) run by
+/// the engine equal, bit for bit, each trajectory run alone; with learning rates large enough
+/// that some lanes diverge mid-run while their neighbours go on.
+#[test]
+fn lanes_are_bit_identical_to_trajectories_run_alone() {
+    use crate::data::{generate, SyntheticSpec, Teacher};
+    use crate::model::{
+        Activation, AnyModel, DiagonalNetwork, LinearTwoLayer, ProductModel, TwoLayerNetwork,
+    };
+    use crate::optim::{Adam, Nesterov, RmsProp};
+    use crate::with_model;
+    let sparse = generate(&SyntheticSpec {
+        n: 6,
+        n_test: 0,
+        p: 10,
+        teacher: Teacher::Sparse { k: 2, value: 1.0 },
+        label_noise: 0.0,
+        seed: 1,
+    });
+    let scalar = generate(&SyntheticSpec {
+        n: 8,
+        n_test: 0,
+        p: 1,
+        teacher: Teacher::Linear(vec![1.0]),
+        label_noise: 0.3,
+        seed: 1,
+    });
+    let models = vec![
+        AnyModel::Valley(Valley::planar(Profile::Quadratic, 1.0)),
+        AnyModel::Valley(
+            Valley::new(vec![1.0, 2.0, 3.0], 2, Profile::Sin2, 1.0).with_random_rotation(1),
+        ),
+        AnyModel::Product(ProductModel::new(2, scalar.train, None)),
+        AnyModel::Diagonal(DiagonalNetwork::new(
+            sparse.train.clone(),
+            None,
+            sparse.teacher.clone(),
+        )),
+        AnyModel::TwoLayer(TwoLayerNetwork::new(
+            4,
+            Activation::Tanh,
+            sparse.train.clone(),
+            None,
+        )),
+        AnyModel::Linear2(LinearTwoLayer::new(3, sparse.train, None, None)),
+    ];
+    // Runs in which some lanes of a group diverged and others went on.
+    let mut mixed = 0;
+    for model in &models {
+        let (n, d) = (model.n_samples(), model.dim());
+        let noises = [
+            NoiseModel::None,
+            NoiseModel::Label {
+                sigma: 0.5,
+                batch: None,
+            },
+            NoiseModel::Label {
+                sigma: 0.5,
+                batch: Some(n.div_ceil(2)),
+            },
+            NoiseModel::Isotropic {
+                sigma: 0.3,
+                batch: 1,
+            },
+            NoiseModel::fixed(nalgebra::DMatrix::identity(d, d) * 0.09),
+        ];
+        // Learning rates spread over lanes' fates: the largest makes trajectories diverge.
+        for (k, lr) in [0.02, 0.6].into_iter().enumerate() {
+            let lr = Schedule::Constant(lr);
+            let optimizers = [
+                AnyOptimizer::Sgd(Sgd { lr: lr.clone() }),
+                AnyOptimizer::HeavyBall(HeavyBall {
+                    lr: lr.clone(),
+                    beta: 0.9,
+                    weight_decay: 0.0,
+                }),
+                AnyOptimizer::Nesterov(Nesterov {
+                    lr: lr.clone(),
+                    beta: 0.5,
+                    weight_decay: 0.1,
+                }),
+                AnyOptimizer::Adam(Adam {
+                    lr: lr.clone(),
+                    beta1: 0.9,
+                    beta2: 0.999,
+                    eps: 1e-8,
+                    weight_decay: 0.01,
+                }),
+                AnyOptimizer::RmsProp(RmsProp {
+                    lr,
+                    alpha: 0.99,
+                    eps: 1e-8,
+                    bias_correction: true,
+                }),
+            ];
+            for noise in &noises {
+                for opt in &optimizers {
+                    with_model!(model, m => {
+                        let s = EnsembleSpec {
+                            steps: 60,
+                            record_every: 7,
+                            trajectories: 11,
+                            seed: 5 + k as u64,
+                            max_loss: 1e3,
+                            start: m.default_start(),
+                            start_noise: 0.5,
+                            observables: default_observables(m),
+                            ..EnsembleSpec::default()
+                        };
+                        let r = run_ensemble(m, noise, opt, &s);
+                        let what = format!("{} / {} / {}", m.name(), noise.name(), opt);
+                        for j in 0..s.trajectories {
+                            let a = alone(m, noise, opt, &s, j);
+                            let per = r.steps.len() * r.observables.len();
+                            let got = &r.values[j * per..(j + 1) * per];
+                            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                            assert_eq!(bits(got), bits(&a.values), "{what}: trajectory {j}");
+                            assert_eq!(r.valid[j], a.valid, "{what}: trajectory {j}");
+                            let dv = r.divergences.iter().find(|x| x.trajectory == j);
+                            assert_eq!(dv, a.divergence.as_ref(), "{what}: trajectory {j}");
+                        }
+                        let total: u64 = (0..s.trajectories)
+                            .map(|j| alone(m, noise, opt, &s, j).gradients)
+                            .sum();
+                        assert_eq!(r.gradient_evaluations, total, "{what}");
+                        let dead = r.divergences.iter().filter(|x| x.trajectory < 8).count();
+                        mixed += usize::from(dead > 0 && dead < 8);
+                    });
+                }
+            }
+        }
+    }
+    assert!(
+        mixed >= 10,
+        "only {mixed} runs had lanes diverging beside living ones"
+    );
+}
