@@ -65,11 +65,12 @@ fn lane_steps_allocate<M: Model>(model: &M, noise: &NoiseModel, opt: &AnyOptimiz
     let mut grad = vec![0.0; d * LANES];
     let mut scratch = vec![0.0; model.lane_scratch_len()];
     let mut loss = [0.0; LANES];
-    let mut rngs: Vec<_> = (0..LANES as u64).map(|j| rng::stream(1, j, 0)).collect();
+    let mut rngs: [_; LANES] = std::array::from_fn(|j| rng::stream(1, j as u64, 0));
     let mut step = |theta: &mut Vec<f64>, grad: &mut Vec<f64>| {
         noise.lane_stochastic_gradients(
             model,
             theta,
+            LANES,
             &mut rngs,
             &mut ws,
             grad,

@@ -175,9 +175,11 @@ impl NoiseModel {
     }
 
     /// [`NoiseModel::stochastic_gradient`] for the trajectories of a group advanced together
-    /// (`rngs.len()` lanes in use; coordinate-major layout as in [`Model::lane_gradients`]).
+    /// (lanes `0..lanes` in use; coordinate-major layout as in [`Model::lane_gradients`]).
     /// Lane `l` draws from `rngs[l]` exactly what it would draw alone, in the same order, so
-    /// every lane's gradient and loss are bit-identical to the one-trajectory call. Label,
+    /// every lane's gradient and loss are bit-identical to the one-trajectory call. Every
+    /// lane draws, used or not (a fixed trip count lets the compiler interleave the eight
+    /// independent generators); the numbers of unused lanes are ignored. Label,
     /// mini-batch and isotropic noise evaluate the model once for the group
     /// ([`Model::lane_gradients`]); Hessian-shaped and fixed noise go lane by lane. `scratch` has
     /// length at least [`Model::lane_scratch_len`]. Allocates nothing (except the
@@ -188,13 +190,13 @@ impl NoiseModel {
         &self,
         model: &M,
         theta: &[f64],
-        rngs: &mut [TrajectoryRng],
+        lanes: usize,
+        rngs: &mut [TrajectoryRng; LANES],
         ws: &mut LaneNoiseWorkspace,
         grad: &mut [f64],
         scratch: &mut [f64],
         loss: &mut [f64; LANES],
     ) {
-        let lanes = rngs.len();
         let n = model.n_samples();
         match self {
             NoiseModel::None => {
@@ -203,7 +205,7 @@ impl NoiseModel {
             NoiseModel::Isotropic { sigma, batch } => {
                 model.lane_gradients(theta, LaneBatch::full(lanes, n), grad, scratch, loss);
                 let scale = sigma / (*batch as f64).sqrt();
-                for (l, r) in rngs.iter_mut().enumerate() {
+                for (l, r) in rngs.iter_mut().enumerate().take(lanes) {
                     for g in grad.iter_mut().skip(l).step_by(LANES) {
                         let z: f64 = r.sample(StandardNormal);
                         *g += scale * z;
@@ -222,10 +224,10 @@ impl NoiseModel {
                     }
                 }
                 if *sigma > 0.0 {
-                    for (l, r) in rngs.iter_mut().enumerate() {
-                        for k in 0..b {
+                    for shift in ws.shift.chunks_exact_mut(LANES).take(b) {
+                        for (s, r) in shift.iter_mut().zip(rngs.iter_mut()) {
                             let z: f64 = r.sample(StandardNormal);
-                            ws.shift[k * LANES + l] = sigma * z;
+                            *s = sigma * z;
                         }
                     }
                 }
@@ -239,7 +241,7 @@ impl NoiseModel {
                 model.lane_gradients(theta, lane_batch, grad, scratch, loss);
             }
             NoiseModel::Hessian { .. } | NoiseModel::Fixed { .. } => {
-                for (l, r) in rngs.iter_mut().enumerate() {
+                for (l, r) in rngs.iter_mut().enumerate().take(lanes) {
                     gather_lane(theta, l, &mut ws.theta);
                     loss[l] =
                         self.stochastic_gradient(model, &ws.theta, r, &mut ws.lane, &mut ws.grad);

@@ -320,9 +320,9 @@ fn run_group<M: Model, O: Optimizer>(
     for l in 0..count {
         scatter_lane(&start_of(spec, first + l), l, &mut theta);
     }
-    let mut rngs: Vec<_> = (first..first + count)
-        .map(|j| rng::stream(spec.seed, j as u64, 0))
-        .collect();
+    // Unused lanes get the streams of the trajectory numbers after the last (never recorded).
+    let mut rngs: [rng::TrajectoryRng; LANES] =
+        std::array::from_fn(|l| rng::stream(spec.seed, (first + l) as u64, 0));
     let mut ws = noise.lane_workspace(model);
     // A coordinatewise optimizer steps the whole group at once; any other one lane by lane.
     let together = optimizer.coordinatewise();
@@ -358,6 +358,7 @@ fn run_group<M: Model, O: Optimizer>(
             noise.lane_stochastic_gradients(
                 model,
                 &theta,
+                count,
                 &mut rngs,
                 &mut ws,
                 &mut grad,
