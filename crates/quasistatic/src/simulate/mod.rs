@@ -280,6 +280,21 @@ fn start_of(spec: &EnsembleSpec, j: usize) -> Vec<f64> {
     theta
 }
 
+/// Whether every lane's loss is finite and at most `max_loss` and every gradient entry is
+/// finite. Branch-free (vectorised): `x * 0` is `0` for finite `x` and NaN otherwise, so the
+/// sum is NaN exactly when something is not finite.
+#[inline(always)]
+fn group_is_fine(loss: &[f64; LANES], grad: &[f64], max_loss: f64) -> bool {
+    let mut poison = [0.0; LANES];
+    for chunk in grad.chunks_exact(LANES).chain(std::iter::once(&loss[..])) {
+        for (p, &g) in poison.iter_mut().zip(chunk) {
+            *p += g * 0.0;
+        }
+    }
+    let worst = loss.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+    poison.iter().sum::<f64>() == 0.0 && worst <= max_loss
+}
+
 /// Why a step's loss and gradient end a trajectory, if they do.
 #[inline]
 fn divergence_reason(loss: f64, grad: &[f64], max_loss: f64) -> Option<String> {
@@ -365,8 +380,7 @@ fn run_group<M: Model, O: Optimizer>(
                 &mut scratch,
                 &mut loss,
             );
-            let all_fine = loss.iter().all(|&l| l.is_finite() && l <= spec.max_loss)
-                && grad.iter().all(|g| g.is_finite());
+            let all_fine = group_is_fine(&loss, &grad, spec.max_loss);
             if all_fine && !any_parked {
                 last_loss = loss;
             } else {
