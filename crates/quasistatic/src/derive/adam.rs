@@ -29,6 +29,7 @@ use serde::Serialize;
 
 use super::equilibrium::NormalDynamics;
 use super::third_order::{contract_pairs, contract_symmetric};
+use crate::manifold::linalg;
 use crate::manifold::{covariance_diagonal, CovarianceOperator, Curvature, Geometry, RankOptions};
 use crate::model::Model;
 use crate::noise::NoiseModel;
@@ -116,7 +117,7 @@ pub fn preconditioner<M: Model>(
         let geom = curvature.geometry(Some(&metric), rank)?;
         let z = geom.parameter_basis();
         let sz = covariance.apply(curvature, &z);
-        let sig_n = z.tr_mul(&sz);
+        let sig_n = linalg::tr_mul(&z, &sz);
         let s_tilde = dynamics.exact(&geom.curvatures, &sig_n)?;
         // S = Z S~ Z^T = sum_k s_k dirs_k dirs_k^T.
         let (d3s, s, dirs) = contract_symmetric(model, phi, &z, &s_tilde);

@@ -13,12 +13,15 @@
 //!
 //! Units: `b` is a displacement per optimizer step, `Q` a covariance per optimizer step.
 
+use std::borrow::Cow;
+
 use nalgebra::DMatrix;
 use serde::Serialize;
 
 use super::equilibrium::NormalDynamics;
-use super::third_order::{contract_pairs, contract_symmetric};
+use super::third_order::{contract_pairs, contract_symmetric_set};
 use super::{EquilibriumReport, MatrixSummary};
+use crate::manifold::linalg;
 use crate::manifold::noise::scale_rows;
 use crate::manifold::{CovarianceOperator, Curvature, Geometry};
 use crate::model::Model;
@@ -56,16 +59,26 @@ fn rows(m: &DMatrix<f64>) -> Vec<Vec<f64>> {
         .collect()
 }
 
-/// Summary of `S = Z S~ Z^T`.
-fn summarise(z: &DMatrix<f64>, s_tilde: &DMatrix<f64>, small: bool) -> MatrixSummary {
-    let g = z.tr_mul(z);
+/// The Gram matrix `G = Z^T Z` and its symmetric square root `G^{1/2}` (for [`summarise`]).
+fn gram_and_root(z: &DMatrix<f64>) -> (DMatrix<f64>, DMatrix<f64>) {
+    let g = linalg::tr_mul(z, z);
     let ge = ((&g + g.transpose()) * 0.5).symmetric_eigen();
     let mut sq = ge.eigenvectors.clone();
     for (mut col, l) in sq.column_iter_mut().zip(ge.eigenvalues.iter()) {
         col *= l.max(0.0).sqrt();
     }
     let gh = &sq * ge.eigenvectors.transpose();
-    let m = &gh * s_tilde * &gh;
+    (g, gh)
+}
+
+/// Summary of `S = Z S~ Z^T`, given `(Z^T Z, (Z^T Z)^{1/2})` from [`gram_and_root`].
+fn summarise(
+    z: &DMatrix<f64>,
+    (g, gh): &(DMatrix<f64>, DMatrix<f64>),
+    s_tilde: &DMatrix<f64>,
+    small: bool,
+) -> MatrixSummary {
+    let m = gh * s_tilde * gh;
     let mut eig: Vec<f64> = ((&m + m.transpose()) * 0.5)
         .symmetric_eigen()
         .eigenvalues
@@ -74,7 +87,7 @@ fn summarise(z: &DMatrix<f64>, s_tilde: &DMatrix<f64>, small: bool) -> MatrixSum
         .collect();
     eig.sort_by(|a, b| b.total_cmp(a));
     MatrixSummary {
-        trace: (s_tilde * &g).trace(),
+        trace: (s_tilde * g).trace(),
         eigenvalues: eig,
         matrix: small.then(|| rows(&(z * s_tilde * z.transpose()))),
     }
@@ -93,19 +106,23 @@ pub fn drift<M: Model>(
 ) -> Result<Drift> {
     let d = phi.len();
     let eta_eff = dynamics.eta_eff();
-    let z = geometry.parameter_basis();
+    let z: Cow<DMatrix<f64>> = match geometry.metric {
+        None => Cow::Borrowed(&geometry.basis),
+        Some(_) => Cow::Owned(geometry.parameter_basis()),
+    };
     let sz = covariance.apply(curvature, &z);
-    let sig_n = z.tr_mul(&sz);
+    let sig_n = linalg::tr_mul(&z, &sz);
     let s_exact = dynamics.exact(&geometry.curvatures, &sig_n)?;
     let s_lead = dynamics.leading(&geometry.curvatures, &sig_n);
-    let (d3_exact, _, _) = contract_symmetric(model, phi, &z, &s_exact);
-    let (d3_lead, _, _) = contract_symmetric(model, phi, &z, &s_lead);
+    let mut d3 = contract_symmetric_set(model, phi, &z, &[&s_exact, &s_lead]);
+    let d3_lead = d3.pop().expect("two contractions");
+    let d3_exact = d3.pop().expect("two contractions");
     // Cross term: c~ = P~_T D^{1/2} Sigma Z in w; as parameter vectors D^{1/2} c~.
-    let mut dsz = sz.clone();
+    let mut c = sz;
     if let Some(m) = &geometry.metric {
-        scale_rows(&mut dsz, m);
+        scale_rows(&mut c, m);
     }
-    let mut c = &dsz - &geometry.basis * geometry.basis.tr_mul(&dsz);
+    c -= linalg::mul(&geometry.basis, &linalg::tr_mul(&geometry.basis, &c));
     let scale = sig_n.abs().max().max(f64::MIN_POSITIVE);
     let cross = if c.abs().max() > 1e-13 * scale {
         if let Some(m) = &geometry.metric {
@@ -139,6 +156,7 @@ pub fn drift<M: Model>(
     let q_matrix = small.then(|| {
         rows(&(covariance.tangent_block_matrix(curvature, geometry) * (eta_eff * eta_eff)))
     });
+    let gram = gram_and_root(&z);
     let diff = (&s_exact - &s_lead).norm() / s_lead.norm().max(f64::MIN_POSITIVE);
     Ok(Drift {
         per_step,
@@ -151,8 +169,8 @@ pub fn drift<M: Model>(
         },
         equilibrium: EquilibriumReport {
             dynamics: *dynamics,
-            exact: summarise(&z, &s_exact, small),
-            leading: summarise(&z, &s_lead, small),
+            exact: summarise(&z, &gram, &s_exact, small),
+            leading: summarise(&z, &gram, &s_lead, small),
             relative_difference: diff,
         },
     })

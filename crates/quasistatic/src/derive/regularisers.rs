@@ -6,7 +6,7 @@
 //!
 //! - dense path: `grad_a tr H = sum_k D3L[e_k, e_k, a]` and
 //!   `grad tr(diag(H)^{1/2}) = sum_k D3L[e_k, e_k, .] / (2 sqrt(H_kk))` (`d` third-order
-//!   gradients, in parallel);
+//!   gradients, in parallel; bit-identical for any number of threads);
 //! - low-rank path (interpolating manifold): on `G`, `H_kk = (1/n) sum_i (d_k f_i)^2 +` terms
 //!   multiplied by residuals, whose gradients lie in `span{grad f_i} = N` and are removed by
 //!   every tangent projection used here (`P_T`, or `D^{1/2} P~_T D^{1/2}`, since
@@ -19,11 +19,12 @@
 //! reported.
 
 use num_dual::Dual64;
-use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::manifold::{Curvature, Geometry};
-use crate::model::{derivatives, Model};
+use super::third_order::ordered_block_sums;
+use crate::manifold::{linalg, Curvature, Geometry};
+use crate::model::derivatives::{self, GradientWorkspace};
+use crate::model::Model;
 
 /// Which regulariser.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -84,67 +85,98 @@ pub fn regulariser_gradients<M: Model>(
         .iter()
         .map(|&h| if h > 0.0 { 1.0 / h.sqrt() } else { 0.0 })
         .collect();
-    let add = |mut x: (Vec<f64>, Vec<f64>), y: (Vec<f64>, Vec<f64>)| {
-        for (a, b) in x.0.iter_mut().zip(&y.0) {
-            *a += b;
-        }
-        for (a, b) in x.1.iter_mut().zip(&y.1) {
-            *a += b;
-        }
-        x
-    };
-    let (tr, sq) = match curvature {
-        Curvature::Hessian(_) => (0..d)
-            .into_par_iter()
-            .fold(
-                || (vec![0.0; d], vec![0.0; d]),
-                |(mut tr, mut sq), k| {
-                    let mut e = vec![0.0; d];
+    let mut sums = match curvature {
+        Curvature::Hessian(_) => {
+            // grad tr H = sum_k D3L[e_k, e_k, .], grad tr(diag H)^{1/2} = sum_k w_k/2 D3L[e_k, e_k, .].
+            let terms: Vec<usize> = (0..d).collect();
+            ordered_block_sums(
+                d,
+                2,
+                &terms,
+                || (GradientWorkspace::new(model), vec![0.0; d], vec![0.0; d]),
+                |k, (ws, e, out), acc| {
                     e[k] = 1.0;
-                    let mut out = vec![0.0; d];
-                    derivatives::third_order(model, phi, &e, &e, &mut out);
+                    derivatives::third_order_diagonal(model, phi, e, ws, out);
+                    e[k] = 0.0;
                     for a in 0..d {
-                        tr[a] += out[a];
-                        sq[a] += 0.5 * w[k] * out[a];
+                        acc[0][a] += out[a];
+                        acc[1][a] += 0.5 * w[k] * out[a];
                     }
-                    (tr, sq)
                 },
             )
-            .reduce(|| (vec![0.0; d], vec![0.0; d]), add),
+        }
         Curvature::Jacobian { jacobian, .. } => {
             let n = jacobian.nrows();
-            (0..n)
-                .into_par_iter()
-                .fold(
-                    || (vec![0.0; d], vec![0.0; d]),
-                    |(mut tr, mut sq), i| {
-                        let gi: Vec<f64> = jacobian.row(i).iter().copied().collect();
-                        let h1 = sample_hvp(model, phi, i, &gi);
-                        let wg: Vec<f64> = gi.iter().zip(&w).map(|(a, b)| a * b).collect();
-                        let h2 = sample_hvp(model, phi, i, &wg);
-                        for a in 0..d {
-                            tr[a] += 2.0 * h1[a] / n as f64;
-                            sq[a] += h2[a] / n as f64;
-                        }
-                        (tr, sq)
-                    },
-                )
-                .reduce(|| (vec![0.0; d], vec![0.0; d]), add)
+            // Column i of J^T is grad f_i, contiguous.
+            let jt = linalg::transpose(jacobian);
+            let terms: Vec<usize> = (0..n).collect();
+            ordered_block_sums(
+                d,
+                2,
+                &terms,
+                || SampleHvpWorkspace::new(model),
+                |i, ws, acc| {
+                    ws.direction
+                        .copy_from_slice(&jt.as_slice()[i * d..(i + 1) * d]);
+                    ws.apply(model, phi, i);
+                    for (t, h) in acc[0].iter_mut().zip(&ws.out) {
+                        *t += 2.0 * h / n as f64;
+                    }
+                    for (g, wk) in ws.direction.iter_mut().zip(&w) {
+                        *g *= wk;
+                    }
+                    ws.apply(model, phi, i);
+                    for (t, h) in acc[1].iter_mut().zip(&ws.out) {
+                        *t += h / n as f64;
+                    }
+                },
+            )
         }
     };
+    let sq = sums.pop().expect("two sums");
+    let tr = sums.pop().expect("two sums");
     (tr, differentiable.then_some(sq))
 }
 
 /// Per-sample Hessian-vector product `hess f_i(theta) x` (one [`Dual64`] evaluation).
 pub fn sample_hvp<M: Model>(model: &M, theta: &[f64], i: usize, x: &[f64]) -> Vec<f64> {
-    let th: Vec<Dual64> = theta
-        .iter()
-        .zip(x)
-        .map(|(&t, &v)| Dual64::new(t, v))
-        .collect();
-    let mut g = vec![Dual64::from(0.0); theta.len()];
-    model.output_and_grad(&th, i, &mut g);
-    g.iter().map(|x| x.eps).collect()
+    let mut ws = SampleHvpWorkspace::new(model);
+    ws.direction.copy_from_slice(x);
+    ws.apply(model, theta, i);
+    ws.out
+}
+
+/// Reusable buffers for per-sample Hessian-vector products.
+struct SampleHvpWorkspace {
+    theta: Vec<Dual64>,
+    grad: Vec<Dual64>,
+    /// The direction `x`.
+    direction: Vec<f64>,
+    /// `hess f_i(theta) x` after [`SampleHvpWorkspace::apply`].
+    out: Vec<f64>,
+}
+
+impl SampleHvpWorkspace {
+    fn new<M: Model>(model: &M) -> Self {
+        let d = model.dim();
+        Self {
+            theta: vec![Dual64::from(0.0); d],
+            grad: vec![Dual64::from(0.0); d],
+            direction: vec![0.0; d],
+            out: vec![0.0; d],
+        }
+    }
+
+    /// `out = hess f_i(theta) direction`.
+    fn apply<M: Model>(&mut self, model: &M, theta: &[f64], i: usize) {
+        for ((t, &x), &v) in self.theta.iter_mut().zip(theta).zip(&self.direction) {
+            *t = Dual64::new(x, v);
+        }
+        model.output_and_grad(&self.theta, i, &mut self.grad);
+        for (o, g) in self.out.iter_mut().zip(&self.grad) {
+            *o = g.eps;
+        }
+    }
 }
 
 /// Build the report of one regulariser given its gradient (or `None`), the geometry whose

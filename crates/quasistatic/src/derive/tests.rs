@@ -730,3 +730,46 @@ fn cross_term_matches_simulation() {
         "without the cross term {without:.4e} is not rejected (measured {mean:.4e})"
     );
 }
+
+/// Same input, same output, any number of threads: full derivations (dense and low-rank
+/// paths; SGD, heavy ball with isotropic noise, Adam) are bit-identical with 1 and 2 rayon
+/// threads.
+#[test]
+fn derivation_is_bit_identical_across_thread_counts() {
+    let valley =
+        Valley::new(vec![1.0, 2.0, 0.5], 2, Profile::Quadratic, 0.8).with_random_rotation(21);
+    let vphi = valley.to_theta(&[0.0, 0.0, 0.0, 0.7, -0.4]);
+    let cases: Vec<(AnyOptimizer, NoiseModel)> = vec![
+        (sgd(0.01), label(1.0)),
+        (
+            heavy_ball(0.01, 0.9),
+            NoiseModel::Isotropic {
+                sigma: 0.5,
+                batch: 1,
+            },
+        ),
+        (adam(1e-3, 0.9, 0.999, 1e-8), label(1.0)),
+    ];
+    let run = |threads: usize, opt: &AnyOptimizer, noise: &NoiseModel, path: PathChoice| {
+        let options = DeriveOptions {
+            path,
+            ..Default::default()
+        };
+        let mut out = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| derive(&valley, noise, opt, &vphi, &options).unwrap());
+        out.seconds = 0.0;
+        serde_json::to_string(&out).unwrap()
+    };
+    for (opt, noise) in &cases {
+        for path in [PathChoice::Dense, PathChoice::LowRank] {
+            assert_eq!(
+                run(1, opt, noise, path),
+                run(2, opt, noise, path),
+                "{path:?}"
+            );
+        }
+    }
+}

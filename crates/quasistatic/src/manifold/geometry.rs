@@ -24,9 +24,12 @@
 //! `lambda_max * 1e-16`); the ratio at the split is reported as the *gap*, and a gap below
 //! [`RankOptions::min_gap`] is refused as ambiguous (unless the rank is given explicitly).
 
+use std::borrow::Cow;
+
 use nalgebra::{DMatrix, DVector};
 use serde::Serialize;
 
+use super::linalg;
 use crate::model::{derivatives, Model};
 use crate::{Error, Result};
 
@@ -129,7 +132,7 @@ impl Curvature {
             Curvature::Hessian(h) => h * x,
             Curvature::Jacobian { jacobian, .. } => {
                 let n = jacobian.nrows() as f64;
-                jacobian.tr_mul(&(jacobian * x)) / n
+                linalg::tr_mul(jacobian, &linalg::mul(jacobian, x)) / n
             }
         }
     }
@@ -183,17 +186,17 @@ impl Curvature {
             }
             Curvature::Jacobian { jacobian, .. } => {
                 let n = jacobian.nrows();
-                let jt = match metric {
-                    None => jacobian.clone(),
+                let jt: Cow<DMatrix<f64>> = match metric {
+                    None => Cow::Borrowed(jacobian),
                     Some(m) => {
                         let mut jt = jacobian.clone();
                         for (k, mut col) in jt.column_iter_mut().enumerate() {
                             col *= m[k];
                         }
-                        jt
+                        Cow::Owned(jt)
                     }
                 };
-                let gram = (&jt * jt.transpose()) / n as f64;
+                let gram = linalg::mul_tr(&jt, &jt) / n as f64;
                 let gram = (&gram + gram.transpose()) * 0.5;
                 let eig = gram.symmetric_eigen();
                 let order = descending(eig.eigenvalues.as_slice());
@@ -204,7 +207,7 @@ impl Curvature {
                     let scale = 1.0 / (spectrum[c] * n as f64).sqrt();
                     u.set_column(c, &(eig.eigenvectors.column(k) * scale));
                 }
-                let basis = jt.tr_mul(&u);
+                let basis = linalg::tr_mul(&jt, &u);
                 Ok(Geometry {
                     path: GeometryPath::LowRank,
                     dim: d,
@@ -351,7 +354,7 @@ impl Geometry {
 
     /// `P_T X` for a `d x k` matrix.
     pub fn tangent_projection_matrix(&self, x: &DMatrix<f64>) -> DMatrix<f64> {
-        x - &self.basis * self.basis.tr_mul(x)
+        x - linalg::mul(&self.basis, &linalg::tr_mul(&self.basis, x))
     }
 
     /// `H^+ x = V diag(1/lambda) V^T x`.

@@ -17,6 +17,7 @@
 use nalgebra::DMatrix;
 
 use super::geometry::{Curvature, Geometry};
+use super::linalg;
 use crate::model::{derivatives, Model};
 use crate::noise::NoiseModel;
 
@@ -99,8 +100,8 @@ impl CovarianceOperator {
                     unreachable!("label operator is built only on the low-rank path")
                 };
                 let n = j.nrows() as f64;
-                let jx = j * x;
-                let mut out = j.tr_mul(&jx) * *label_factor;
+                let jx = linalg::mul(j, x);
+                let mut out = linalg::tr_mul(j, &jx) * *label_factor;
                 if *batch_factor > 0.0 {
                     let mut weighted = jx.clone();
                     for (i, mut row) in weighted.row_iter_mut().enumerate() {
@@ -109,7 +110,7 @@ impl CovarianceOperator {
                     let r = nalgebra::DVector::from_column_slice(residuals);
                     let g = j.tr_mul(&r) / n;
                     let gx = g.tr_mul(x);
-                    out += (j.tr_mul(&weighted) - &g * gx) * *batch_factor;
+                    out += (linalg::tr_mul(j, &weighted) - &g * gx) * *batch_factor;
                 }
                 out
             }
@@ -175,11 +176,11 @@ impl CovarianceOperator {
                 let v = &geometry.basis;
                 let mut dv = v.clone();
                 scale_rows(&mut dv, &dd);
-                let vdv = v.tr_mul(&dv);
+                let vdv = linalg::tr_mul(v, &dv);
                 let mut ddv = dv.clone();
                 scale_rows(&mut ddv, &dd);
                 let t1: f64 = dd.iter().map(|x| x * x).sum();
-                let t2 = v.tr_mul(&ddv).trace();
+                let t2 = linalg::tr_mul(v, &ddv).trace();
                 let t3 = (&vdv * &vdv).trace();
                 c * (t1 - 2.0 * t2 + t3)
             }
