@@ -3,7 +3,7 @@
 //! x optimizer, counted by a global allocator wrapper.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cell::Cell;
 
 use quasistatic::data::{generate, SyntheticSpec, Teacher};
 use quasistatic::model::{
@@ -17,18 +17,32 @@ use quasistatic::optim::{
 use quasistatic::{rng, with_model};
 
 struct Counting;
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// Allocations made by this thread (other threads, e.g. a thread pool starting up, do not
+    /// count: the hot loop runs on the calling thread).
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+fn allocations() -> usize {
+    ALLOCATIONS.with(|c| c.get())
+}
+
+fn count_one() {
+    // `try_with`: during thread teardown the counter may be gone.
+    let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+}
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        count_one();
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        count_one();
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
@@ -45,12 +59,12 @@ fn steps_allocate<M: Model>(model: &M, noise: &NoiseModel, opt: &AnyOptimizer) -
     let mut r = rng::stream(1, 0, 0);
     // Warm up once (nothing should be lazily allocated, but be fair).
     noise.stochastic_gradient(model, &theta, &mut r, &mut ws, &mut grad);
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let before = allocations();
     for _ in 0..20 {
         noise.stochastic_gradient(model, &theta, &mut r, &mut ws, &mut grad);
         opt.step(&mut state, &mut theta, &grad);
     }
-    ALLOCATIONS.load(Ordering::SeqCst) - before
+    allocations() - before
 }
 
 /// The same for the engine's group step: 8 lanes' stochastic gradients in one call and one
@@ -79,12 +93,12 @@ fn lane_steps_allocate<M: Model>(model: &M, noise: &NoiseModel, opt: &AnyOptimiz
         );
     };
     step(&mut theta, &mut grad);
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let before = allocations();
     for _ in 0..20 {
         step(&mut theta, &mut grad);
         opt.step(&mut state, &mut theta, &grad);
     }
-    ALLOCATIONS.load(Ordering::SeqCst) - before
+    allocations() - before
 }
 
 #[test]
