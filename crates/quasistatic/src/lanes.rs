@@ -508,6 +508,18 @@ pub(crate) mod testing {
     /// of about two thirds of the samples with per-lane indices. Output and scratch buffers
     /// start as `NaN`, so anything read before it is written shows.
     pub(crate) fn assert_lane_gradients_bit_identical<M: Model>(model: &M, lanes: usize) {
+        assert_kernel_bit_identical(model, lanes, |theta, batch, grad, scratch, loss| {
+            model.lane_gradients(theta, batch, grad, scratch, loss)
+        });
+    }
+
+    /// [`assert_lane_gradients_bit_identical`] for any kernel with the signature of
+    /// [`Model::lane_gradients`] (e.g. one instruction-set version of a model's kernel).
+    pub(crate) fn assert_kernel_bit_identical<M: Model>(
+        model: &M,
+        lanes: usize,
+        kernel: impl Fn(&[f64], LaneBatch<'_>, &mut [f64], &mut [f64], &mut [f64; LANES]),
+    ) {
         let (d, n) = (model.dim(), model.n_samples());
         let mut state = 0x2545_f491_4f6c_dd1d_u64;
         let mut uniform = move || {
@@ -557,7 +569,7 @@ pub(crate) mod testing {
                 )
             });
             let [(g1, s1, l1), (g2, s2, l2)] = &mut out;
-            model.lane_gradients(&theta, batch, g1, s1, l1);
+            kernel(&theta, batch, g1, s1, l1);
             lane_gradients_by_lane(model, &theta, batch, g2, s2, l2);
             for l in 0..lanes {
                 assert_eq!(

@@ -391,6 +391,21 @@ mod tests {
             let m = model(n, p, 0.2);
             for lanes in [LANES, 5] {
                 crate::lanes::testing::assert_lane_gradients_bit_identical(&m, lanes);
+                // Every instruction-set version this CPU can run, not only the one picked.
+                crate::lanes::testing::assert_kernel_bit_identical(&m, lanes, |t, b, g, s, l| {
+                    m.lane_kernel(t, b, g, s, l)
+                });
+                #[cfg(target_arch = "x86_64")]
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    crate::lanes::testing::assert_kernel_bit_identical(
+                        &m,
+                        lanes,
+                        |t, b, g, s, l| {
+                            // SAFETY: the CPU has AVX2 (checked above).
+                            unsafe { m.lane_kernel_avx2(t, b, g, s, l) }
+                        },
+                    );
+                }
             }
         }
     }

@@ -641,6 +641,21 @@ mod tests {
                 TwoLayerNetwork::new(width, Activation::Tanh, data.train, None).with_init(2, 1.5);
             for lanes in [LANES, 3] {
                 crate::lanes::testing::assert_lane_gradients_bit_identical(&m, lanes);
+                // Every instruction-set version this CPU can run, not only the one picked.
+                crate::lanes::testing::assert_kernel_bit_identical(&m, lanes, |t, b, g, s, l| {
+                    m.tanh_lanes(t, b, g, s, l)
+                });
+                #[cfg(target_arch = "x86_64")]
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    crate::lanes::testing::assert_kernel_bit_identical(
+                        &m,
+                        lanes,
+                        |t, b, g, s, l| {
+                            // SAFETY: the CPU has AVX2 (checked above).
+                            unsafe { m.tanh_lanes_avx2(t, b, g, s, l) }
+                        },
+                    );
+                }
             }
         }
     }
