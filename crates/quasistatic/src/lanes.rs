@@ -167,3 +167,427 @@ mod tests {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Elementary functions evaluated with the same operations on `f64` and on `Lanes`.
+//
+// Why hand-written: libm's `expm1` / `tanh` are scalar calls, so a loop over lanes cannot use
+// vector instructions, and no crate offers an `expm1` that is both vectorisable for our lane
+// type and guaranteed to give, lane by lane, the very bits of its own scalar version. Both are
+// needed: the two-layer network's vectorised lane gradient must equal its scalar gradient bit
+// for bit (a trajectory's numbers may not depend on its group). So `expm1` and `tanh` below are
+// written once, as straight-line select-based arithmetic (no branches, no table lookups) over
+// the tiny trait [`LaneFloat`], and instantiated for both `f64` and [`Lanes`]: the same
+// sequence of correctly rounded IEEE operations runs in both, hence identical results.
+//
+// Wider vectors. Built for baseline x86-64, `Lanes` arithmetic compiles to 2-wide SSE2. The
+// networks' lane kernels (`model/diagonal.rs`, `model/two_layer.rs`) are therefore also compiled
+// with `#[target_feature(enable = "avx512f")]` / `"avx2"` and chosen at run time
+// (`is_x86_feature_detected!`, behind an `unsafe` call that only that check justifies). This
+// changes instruction width, not results: `+ - * /` are correctly rounded at every width, and
+// Rust never fuses a multiply and an add into an FMA on its own, so all versions give the scalar
+// bits (checked by the bit-identity tests on whichever machine runs them).
+// ---------------------------------------------------------------------------------------------
+
+/// The arithmetic [`expm1`] and [`tanh`] are written in: `+ - * /` (also with an `f64`
+/// operand) and a few exact bit-level operations. Implemented by `f64` (one value) and
+/// [`Lanes`] (element-wise); every operation is exact or correctly rounded, so a lane's result
+/// equals the `f64` result bit for bit.
+pub trait LaneFloat:
+    Copy
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
+    + Add<f64, Output = Self>
+    + Sub<f64, Output = Self>
+    + Mul<f64, Output = Self>
+{
+    /// Every lane `v`.
+    fn splat_f64(v: f64) -> Self;
+    /// `|self|` (clears the sign bit; exact).
+    fn abs_value(self) -> Self;
+    /// `|self|` with the sign bit of `sign` (exact; `-0` and `NaN` signs included).
+    fn with_sign_of(self, sign: Self) -> Self;
+    /// Per lane: `then` where `self < bound`, else `otherwise` (`NaN < bound` is false).
+    fn select_lt(self, bound: f64, then: Self, otherwise: Self) -> Self;
+    /// Per lane: reinterpret as `u64`, apply `f`, reinterpret as `f64`.
+    fn map_bits(self, f: impl Fn(u64) -> u64) -> Self;
+}
+
+const SIGN_BIT: u64 = 1 << 63;
+
+impl LaneFloat for f64 {
+    #[inline(always)]
+    fn splat_f64(v: f64) -> Self {
+        v
+    }
+    #[inline(always)]
+    fn abs_value(self) -> Self {
+        f64::from_bits(self.to_bits() & !SIGN_BIT)
+    }
+    #[inline(always)]
+    fn with_sign_of(self, sign: Self) -> Self {
+        f64::from_bits((self.to_bits() & !SIGN_BIT) | (sign.to_bits() & SIGN_BIT))
+    }
+    #[inline(always)]
+    fn select_lt(self, bound: f64, then: Self, otherwise: Self) -> Self {
+        if self < bound {
+            then
+        } else {
+            otherwise
+        }
+    }
+    #[inline(always)]
+    fn map_bits(self, f: impl Fn(u64) -> u64) -> Self {
+        f64::from_bits(f(self.to_bits()))
+    }
+}
+
+impl LaneFloat for Lanes {
+    #[inline(always)]
+    fn splat_f64(v: f64) -> Self {
+        Lanes::splat(v)
+    }
+    #[inline(always)]
+    fn abs_value(self) -> Self {
+        Lanes(self.0.map(LaneFloat::abs_value))
+    }
+    #[inline(always)]
+    fn with_sign_of(self, sign: Self) -> Self {
+        Lanes(std::array::from_fn(|l| self.0[l].with_sign_of(sign.0[l])))
+    }
+    #[inline(always)]
+    fn select_lt(self, bound: f64, then: Self, otherwise: Self) -> Self {
+        Lanes(std::array::from_fn(|l| {
+            self.0[l].select_lt(bound, then.0[l], otherwise.0[l])
+        }))
+    }
+    #[inline(always)]
+    fn map_bits(self, f: impl Fn(u64) -> u64) -> Self {
+        Lanes(self.0.map(|v| f64::from_bits(f(v.to_bits()))))
+    }
+}
+
+/// `e^x - 1`, accurate to about 1 ulp (measured maximum in the tests: see
+/// `expm1_matches_libm`) for every `x`, also for tiny `|x|` (relative accuracy kept; `±0` and
+/// subnormals returned unchanged), `-1` below `x = -60`, `+inf` beyond `x ~ 709.78`, `NaN` for
+/// `NaN`. Generic over [`LaneFloat`]: the `f64` and [`Lanes`] versions give identical bits.
+///
+/// Method: Cody-Waite reduction `x = k ln 2 + r`, `|r| <= ln 2 / 2` (`k` rounded with the
+/// `1.5 * 2^52` shifter, `ln 2` split in a 32-bit head and a tail so `k * head` is exact);
+/// `e^r - 1 = r + r^2 q(r)` with the Taylor polynomial `q` of degree 11 (truncation error below
+/// `2^-56` relative on the interval), evaluated by Estrin's scheme; then
+/// `e^x - 1 = 2 (s (e^r - 1) + (s - 1/2))` with `s = 2^(k-1)` built from the exponent bits
+/// (`s - 1/2` is exact, and the factor 2 is exact, so `k = 1024` does not overflow early).
+#[inline(always)]
+pub fn expm1<T: LaneFloat>(x: T) -> T {
+    const INV_LN2: f64 = std::f64::consts::LOG2_E;
+    // ln 2 = LN2_HI + LN2_LO, LN2_HI with 32 significant bits (fdlibm's split).
+    const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
+    const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
+    // Adding 1.5 * 2^52 rounds to an integer, which lands in the low mantissa bits.
+    const SHIFT: f64 = 6_755_399_441_055_744.0;
+    const SHIFT_BITS: u64 = 0x4338_0000_0000_0000;
+    // Below 2^-54, e^x - 1 rounds to x (and keeps the sign of -0 and subnormals exact).
+    const TINY: f64 = 5.551_115_123_125_783e-17;
+    // q(r) = sum_n r^n / (n + 2)!, n = 0..=11.
+    const Q: [f64; 12] = [
+        1.0 / 2.0,
+        1.0 / 6.0,
+        1.0 / 24.0,
+        1.0 / 120.0,
+        1.0 / 720.0,
+        1.0 / 5040.0,
+        1.0 / 40320.0,
+        1.0 / 362_880.0,
+        1.0 / 3_628_800.0,
+        1.0 / 39_916_800.0,
+        1.0 / 479_001_600.0,
+        1.0 / 6_227_020_800.0,
+    ];
+    // Clamp to [-60, 710] (NaN passes): e^-60 is below half an ulp of 1, and 710 > ln(MAX).
+    let xc = x.select_lt(-60.0, T::splat_f64(-60.0), x);
+    let xc = (-xc).select_lt(-710.0, T::splat_f64(710.0), xc);
+    let t = xc * INV_LN2 + SHIFT;
+    let kf = t - SHIFT;
+    let r = (xc - kf * LN2_HI) - kf * LN2_LO;
+    // Estrin's scheme (short dependency chains: the lanes' latency, not their throughput,
+    // bounds a network's forward pass).
+    let r2 = r * r;
+    let r4 = r2 * r2;
+    let pair = |i: usize| r * Q[i + 1] + Q[i];
+    let q03 = pair(0) + r2 * pair(2);
+    let q47 = pair(4) + r2 * pair(6);
+    let q811 = pair(8) + r2 * pair(10);
+    let q = q03 + r4 * (q47 + r4 * q811);
+    let p = r + r2 * q;
+    // s = 2^(k-1): biased exponent k - 1 + 1023, k in [-87, 1024].
+    let s = t.map_bits(|b| b.wrapping_sub(SHIFT_BITS).wrapping_add(1022) << 52);
+    let y = (s * p + (s - 0.5)) * 2.0;
+    x.abs_value().select_lt(TINY, x, y)
+}
+
+/// `tanh(z)`, accurate to a few ulp (measured maximum in the tests: see `tanh_matches_libm`),
+/// exactly `±1` for `|z| > 19.1`, odd (`tanh(-0) = -0`), never `NaN` for finite or infinite
+/// `z`. Generic over [`LaneFloat`]: the `f64` and [`Lanes`] versions give identical bits.
+///
+/// `tanh |z| = -em / (em + 2)` with `em = expm1(-2 |z|)` in `(-1, 0]` (no overflow, no
+/// cancellation), then the sign of `z`.
+#[inline(always)]
+pub fn tanh<T: LaneFloat>(z: T) -> T {
+    let em = expm1(z.abs_value() * -2.0);
+    (-em / (em + 2.0)).with_sign_of(z)
+}
+
+#[cfg(test)]
+mod function_tests {
+    use super::*;
+
+    /// Distance in units in the last place (number of representable doubles in between).
+    fn ulps(a: f64, b: f64) -> u64 {
+        let key = |v: f64| {
+            let bits = v.to_bits();
+            if bits & SIGN_BIT != 0 {
+                -((bits & !SIGN_BIT) as i64)
+            } else {
+                bits as i64
+            }
+        };
+        key(a).abs_diff(key(b))
+    }
+
+    /// Test inputs: a dense grid over the interesting range, tiny and huge magnitudes on a
+    /// logarithmic grid (both signs), edge cases, and pseudo-random values.
+    fn inputs() -> Vec<f64> {
+        let mut xs: Vec<f64> = (-400_000..=400_000).map(|i| i as f64 * 1e-4).collect();
+        for e in -1074..=1023 {
+            for m in [1.0, 1.37, 1.999_999_9] {
+                let v = m * 2f64.powi(e);
+                if v.is_finite() {
+                    xs.extend([v, -v]);
+                }
+            }
+        }
+        xs.extend([
+            0.0,
+            -0.0,
+            f64::MIN_POSITIVE,
+            -f64::MIN_POSITIVE,
+            5e-324,
+            -5e-324,
+            1e-310,
+            -1e-310,
+            20.0,
+            -20.0,
+            1000.0,
+            -1000.0,
+            f64::MAX,
+            f64::MIN,
+        ]);
+        // Boundaries of the range reduction (k changes at odd multiples of ln 2 / 2).
+        for k in -90..=1030 {
+            let b = (k as f64 + 0.5) * std::f64::consts::LN_2;
+            xs.extend([b, b.next_up(), b.next_down()]);
+        }
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..200_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            // Uniform in [-50, 50] and log-uniform magnitudes in [1e-20, 1e3].
+            let u = (state >> 11) as f64 / (1u64 << 53) as f64;
+            xs.push(100.0 * u - 50.0);
+            let s = if state & 1 == 0 { 1.0 } else { -1.0 };
+            xs.push(s * 10f64.powf(-20.0 + 23.0 * u));
+        }
+        xs
+    }
+
+    /// Against libm's `exp_m1` (itself within 1 ulp of the truth): at most 2 ulp apart over the
+    /// whole finite range where the result is finite (measured: see the assertion message), the
+    /// same for ±0, subnormals, ±inf and NaN.
+    #[test]
+    fn expm1_matches_libm() {
+        let mut worst = (0, 0.0);
+        for x in inputs() {
+            let (got, want) = (expm1(x), x.exp_m1());
+            if want.is_infinite() {
+                assert_eq!(got, want, "expm1({x:e})");
+                continue;
+            }
+            let u = ulps(got, want);
+            if u > worst.0 {
+                worst = (u, x);
+            }
+        }
+        assert!(worst.0 <= 2, "expm1: {} ulp at x = {:e}", worst.0, worst.1);
+        eprintln!(
+            "expm1: max {} ulp from libm (at x = {:e})",
+            worst.0, worst.1
+        );
+        assert_eq!(expm1(0.0f64).to_bits(), 0.0f64.to_bits());
+        assert_eq!(expm1(-0.0f64).to_bits(), (-0.0f64).to_bits());
+        assert_eq!(expm1(5e-324f64), 5e-324);
+        assert_eq!(expm1(-1000.0f64), -1.0);
+        assert_eq!(expm1(f64::NEG_INFINITY), -1.0);
+        assert_eq!(expm1(f64::INFINITY), f64::INFINITY);
+        assert_eq!(expm1(710.0f64), f64::INFINITY);
+        assert!(expm1(709.7f64).is_finite());
+        assert!(expm1(f64::NAN).is_nan());
+    }
+
+    /// Against libm's `tanh` (itself within 1 ulp of the truth): at most 3 ulp apart (measured:
+    /// see the assertion message), exactly `±1` far out, odd, `NaN` only for `NaN`.
+    #[test]
+    fn tanh_matches_libm() {
+        let mut worst = (0, 0.0);
+        for x in inputs() {
+            let (got, want) = (tanh(x), x.tanh());
+            let u = ulps(got, want);
+            if u > worst.0 {
+                worst = (u, x);
+            }
+            assert_eq!(tanh(-x).to_bits(), (-got).to_bits(), "odd at {x:e}");
+        }
+        assert!(worst.0 <= 3, "tanh: {} ulp at x = {:e}", worst.0, worst.1);
+        eprintln!("tanh: max {} ulp from libm (at x = {:e})", worst.0, worst.1);
+        assert_eq!(tanh(0.0f64).to_bits(), 0.0f64.to_bits());
+        assert_eq!(tanh(-0.0f64).to_bits(), (-0.0f64).to_bits());
+        assert_eq!(tanh(1e-310f64), 1e-310);
+        for (z, t) in [(20.0, 1.0), (-20.0, -1.0), (1000.0, 1.0), (-1000.0, -1.0)] {
+            assert_eq!(tanh(z), t);
+        }
+        assert_eq!(tanh(f64::INFINITY), 1.0);
+        assert_eq!(tanh(f64::NEG_INFINITY), -1.0);
+        assert!(tanh(f64::NAN).is_nan());
+    }
+
+    /// The `Lanes` instantiation gives the `f64` instantiation's bits in every lane (NaN only
+    /// as NaN).
+    #[test]
+    fn lane_functions_are_the_scalar_functions() {
+        let xs = inputs();
+        let canon = |v: f64| if v.is_nan() { u64::MAX } else { v.to_bits() };
+        for c in xs.chunks_exact(LANES) {
+            let x = std::hint::black_box(Lanes::load(c));
+            let (e, t) = (expm1(x), tanh(x));
+            for (l, &v) in c.iter().enumerate() {
+                assert_eq!(canon(e.0[l]), canon(expm1(v)), "expm1({v:e})");
+                assert_eq!(canon(t.0[l]), canon(tanh(v)), "tanh({v:e})");
+            }
+        }
+        let x = Lanes([
+            f64::NAN,
+            f64::INFINITY,
+            -f64::INFINITY,
+            -0.0,
+            0.0,
+            5e-324,
+            -1e-300,
+            0.5,
+        ]);
+        let t = tanh(x);
+        for l in 0..LANES {
+            assert_eq!(canon(t.0[l]), canon(tanh(x.0[l])));
+        }
+    }
+}
+
+/// Test helper: a model's [`crate::model::Model::lane_gradients`] against the lane-by-lane
+/// default, bit for bit.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::LANES;
+    use crate::model::{lane_gradients_by_lane, LaneBatch, Model};
+
+    /// Asserts that `model.lane_gradients` equals [`lane_gradients_by_lane`] bit for bit (every
+    /// gradient coordinate and loss of lanes `0..lanes`) at lanes spread around the model's
+    /// default start, for the full batch without and with label shifts and for a mini-batch
+    /// of about two thirds of the samples with per-lane indices. Output and scratch buffers
+    /// start as `NaN`, so anything read before it is written shows.
+    pub(crate) fn assert_lane_gradients_bit_identical<M: Model>(model: &M, lanes: usize) {
+        assert_kernel_bit_identical(model, lanes, |theta, batch, grad, scratch, loss| {
+            model.lane_gradients(theta, batch, grad, scratch, loss)
+        });
+    }
+
+    /// [`assert_lane_gradients_bit_identical`] for any kernel with the signature of
+    /// [`Model::lane_gradients`] (e.g. one instruction-set version of a model's kernel).
+    pub(crate) fn assert_kernel_bit_identical<M: Model>(
+        model: &M,
+        lanes: usize,
+        kernel: impl Fn(&[f64], LaneBatch<'_>, &mut [f64], &mut [f64], &mut [f64; LANES]),
+    ) {
+        let (d, n) = (model.dim(), model.n_samples());
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut uniform = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+        };
+        let start = model.default_start();
+        let mut theta = vec![0.0; d * LANES];
+        for (k, t) in theta.chunks_exact_mut(LANES).enumerate() {
+            for v in t.iter_mut() {
+                *v = start[k] + 0.4 * uniform();
+            }
+        }
+        let shift: Vec<f64> = (0..n * LANES).map(|_| 0.5 * uniform()).collect();
+        let mut perm: Vec<usize> = Vec::with_capacity(n * LANES);
+        for _ in 0..LANES {
+            let mut p: Vec<usize> = (0..n).collect();
+            for k in (1..n).rev() {
+                let j = ((uniform() + 1.0) * 0.5 * (k + 1) as f64) as usize;
+                p.swap(k, j.min(k));
+            }
+            perm.extend(p);
+        }
+        let size = (2 * n / 3).max(1);
+        let batches = [
+            LaneBatch::full(lanes, n),
+            LaneBatch {
+                shift: Some(&shift),
+                ..LaneBatch::full(lanes, n)
+            },
+            LaneBatch {
+                lanes,
+                size,
+                indices: Some(&perm),
+                stride: n,
+                shift: Some(&shift),
+            },
+        ];
+        for (case, batch) in batches.into_iter().enumerate() {
+            let mut out = [(); 2].map(|_| {
+                (
+                    vec![f64::NAN; d * LANES],
+                    vec![f64::NAN; model.lane_scratch_len()],
+                    [f64::NAN; LANES],
+                )
+            });
+            let [(g1, s1, l1), (g2, s2, l2)] = &mut out;
+            kernel(&theta, batch, g1, s1, l1);
+            lane_gradients_by_lane(model, &theta, batch, g2, s2, l2);
+            for l in 0..lanes {
+                assert_eq!(
+                    l1[l].to_bits(),
+                    l2[l].to_bits(),
+                    "case {case}, lane {l}: loss"
+                );
+                assert!(l1[l].is_finite(), "case {case}, lane {l}: loss");
+                for k in 0..d {
+                    let (a, b) = (g1[k * LANES + l], g2[k * LANES + l]);
+                    assert!(a.is_finite(), "case {case}, lane {l}, coordinate {k}");
+                    assert_eq!(
+                        a.to_bits(),
+                        b.to_bits(),
+                        "case {case}, lane {l}, coordinate {k}"
+                    );
+                }
+            }
+        }
+    }
+}

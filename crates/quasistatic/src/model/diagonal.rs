@@ -5,8 +5,10 @@
 //! `d f / d u_j = 2 u_j x_j`, `d f / d v_j = -2 v_j x_j`. With `n < p` samples the model
 //! interpolates and its minima form a manifold of dimension `2p - n`; THEORY.md section 7
 //! explains which interpolator label-noise SGD (an l1-type norm) and Adam (l1/2-type) favour.
-use super::{Batch, Model, Scalar};
+use super::{Batch, LaneBatch, Model, Scalar};
 use crate::data::Dataset;
+use crate::lanes::Lanes;
+use crate::simulate::LANES;
 
 /// Diagonal linear network (see module docs).
 #[derive(Clone, Debug)]
@@ -135,6 +137,41 @@ impl Model for DiagonalNetwork {
         loss * (1.0 / b as f64)
     }
 
+    /// The default's length, and at least `(p + n) LANES`: the lanes' `w = u^2 - v^2` and
+    /// their residual weights `f_i - y_i - shift_k` of every batch position.
+    fn lane_scratch_len(&self) -> usize {
+        let by_lane = 2 * self.dim() + self.train.n + self.scratch_len();
+        by_lane.max((self.train.p + self.train.n) * LANES)
+    }
+
+    /// All lanes in one vectorised pass (T3's case is the full batch; mini-batches gather the
+    /// lanes' inputs), with the arithmetic of [`DiagonalNetwork::batch_gradient`] operation by
+    /// operation (its four partial sums of the dot product, and every `c_j` summed over the
+    /// batch in the same order), so results are bit-identical to the lane-by-lane default.
+    /// Compiled for AVX-512 or AVX2 when the CPU has them (see [`crate::lanes`]).
+    #[inline(always)]
+    fn lane_gradients(
+        &self,
+        theta: &[f64],
+        batch: LaneBatch<'_>,
+        grad: &mut [f64],
+        scratch: &mut [f64],
+        loss: &mut [f64; LANES],
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has AVX-512F (checked just above).
+                return unsafe { self.lane_kernel_avx512(theta, batch, grad, scratch, loss) };
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2 (checked just above).
+                return unsafe { self.lane_kernel_avx2(theta, batch, grad, scratch, loss) };
+            }
+        }
+        self.lane_kernel(theta, batch, grad, scratch, loss)
+    }
+
     /// The minimum-l2-norm least-squares weights `w0 = X^+ y` (for `n <= p` the minimum-norm
     /// interpolator `X^T (X X^T)^{-1} y`), split as `u = sqrt(max(w0, 0) + floor)`,
     /// `v = sqrt(max(-w0, 0) + floor)`, so that `u^2 - v^2 = w0`: a minimum of the loss.
@@ -165,6 +202,150 @@ impl Model for DiagonalNetwork {
     /// `n <= p` and the inputs have full row rank (interpolation), the residual otherwise.
     fn loss_min(&self) -> Option<f64> {
         Some(self.train.linear_loss_min())
+    }
+}
+
+impl DiagonalNetwork {
+    /// [`Model::lane_gradients`] compiled with AVX-512F enabled.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn lane_kernel_avx512(
+        &self,
+        theta: &[f64],
+        batch: LaneBatch<'_>,
+        grad: &mut [f64],
+        scratch: &mut [f64],
+        loss: &mut [f64; LANES],
+    ) {
+        self.lane_kernel(theta, batch, grad, scratch, loss)
+    }
+
+    /// [`Model::lane_gradients`] compiled with AVX2 enabled.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn lane_kernel_avx2(
+        &self,
+        theta: &[f64],
+        batch: LaneBatch<'_>,
+        grad: &mut [f64],
+        scratch: &mut [f64],
+        loss: &mut [f64; LANES],
+    ) {
+        self.lane_kernel(theta, batch, grad, scratch, loss)
+    }
+
+    /// [`Model::lane_gradients`]'s body: the batch's inputs as closures, `x(k, j)` = the lanes'
+    /// feature `j` at batch position `k`, `y(k)` their targets.
+    #[inline(always)]
+    fn lane_kernel(
+        &self,
+        theta: &[f64],
+        batch: LaneBatch<'_>,
+        grad: &mut [f64],
+        scratch: &mut [f64],
+        loss: &mut [f64; LANES],
+    ) {
+        let (p, xs, ys) = (self.train.p, &self.train.x[..], &self.train.y[..]);
+        match batch.indices {
+            None => self.lane_passes(
+                theta,
+                batch,
+                |k, j| Lanes::splat(xs[k * p + j]),
+                |k| Lanes::splat(ys[k]),
+                grad,
+                scratch,
+                loss,
+            ),
+            Some(ix) => {
+                let sample = |l: usize, k: usize| ix[l * batch.stride + k];
+                self.lane_passes(
+                    theta,
+                    batch,
+                    |k, j| Lanes::gather(batch.lanes, |l| xs[sample(l, k) * p + j]),
+                    |k| Lanes::gather(batch.lanes, |l| ys[sample(l, k)]),
+                    grad,
+                    scratch,
+                    loss,
+                )
+            }
+        }
+    }
+
+    /// The two passes of [`DiagonalNetwork::lane_kernel`]. First, per batch position `k`,
+    /// `f = w . x` with the four partial sums of [`DiagonalNetwork::batch_gradient`] and the
+    /// residual weight `f - y - shift_k` (kept in `scratch`); then, per coordinate `j`,
+    /// `c_j = sum_k weight_k x_kj` summed over `k` in order, as the scalar version's
+    /// accumulation does (a sum held in registers rather than one update of every `c_j` per
+    /// sample, which the compiler vectorises across coordinates with shuffles).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn lane_passes(
+        &self,
+        theta: &[f64],
+        batch: LaneBatch<'_>,
+        x: impl Fn(usize, usize) -> Lanes,
+        y: impl Fn(usize) -> Lanes,
+        grad: &mut [f64],
+        scratch: &mut [f64],
+        loss: &mut [f64; LANES],
+    ) {
+        let (p, b) = (self.train.p, batch.size);
+        let (w, rest) = scratch.split_at_mut(p * LANES);
+        let weights = &mut rest[..b * LANES];
+        let (u, v) = theta[..2 * p * LANES].split_at(p * LANES);
+        let at = |s: &[f64], j: usize| Lanes::load(&s[j * LANES..(j + 1) * LANES]);
+        for (j, wj) in w.chunks_exact_mut(LANES).enumerate() {
+            let (uj, vj) = (at(u, j), at(v, j));
+            (uj * uj - vj * vj).store(wj);
+        }
+        let w = &*w;
+        let quads = p / 4;
+        let mut lo = Lanes::ZERO;
+        for (k, wk) in weights.chunks_exact_mut(LANES).enumerate() {
+            let mut acc = [Lanes::ZERO; 4];
+            for q in 0..quads {
+                for (l, a) in acc.iter_mut().enumerate() {
+                    let j = 4 * q + l;
+                    *a += at(w, j) * x(k, j);
+                }
+            }
+            let mut f = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+            for j in 4 * quads..p {
+                f += at(w, j) * x(k, j);
+            }
+            let r = f - y(k);
+            lo += r * r * 0.5;
+            (r - batch.shifts_at(k)).store(wk);
+        }
+        let weights = &*weights;
+        let two_inv = 2.0 / b as f64;
+        let (gu, gv) = grad[..2 * p * LANES].split_at_mut(p * LANES);
+        let mut finish = |j: usize, c: Lanes| {
+            let cj = c * two_inv;
+            (-(at(v, j) * cj)).store(&mut gv[j * LANES..(j + 1) * LANES]);
+            (at(u, j) * cj).store(&mut gu[j * LANES..(j + 1) * LANES]);
+        };
+        // Four coordinates at a time: four independent sums in flight.
+        for q in 0..quads {
+            let mut c = [Lanes::ZERO; 4];
+            for k in 0..b {
+                let wk = at(weights, k);
+                for (t, ct) in c.iter_mut().enumerate() {
+                    *ct += wk * x(k, 4 * q + t);
+                }
+            }
+            for (t, &ct) in c.iter().enumerate() {
+                finish(4 * q + t, ct);
+            }
+        }
+        for j in 4 * quads..p {
+            let mut c = Lanes::ZERO;
+            for k in 0..b {
+                c += at(weights, k) * x(k, j);
+            }
+            finish(j, c);
+        }
+        *loss = (lo * (1.0 / b as f64)).0;
     }
 }
 
@@ -200,6 +381,33 @@ mod tests {
         check_derivatives(&m, &th, &v, &w);
         let m = model(6, 2, 0.3);
         check_derivatives(&m, &th[..4], &v[..4], &w[..4]);
+    }
+
+    /// The vectorised lane gradients equal the scalar fused gradient bit for bit, with `p` a
+    /// multiple of 4 or not (remainder of the four partial sums), all lanes or some in use.
+    #[test]
+    fn lane_gradients_are_bit_identical() {
+        for (n, p) in [(13, 7), (5, 12), (30, 1)] {
+            let m = model(n, p, 0.2);
+            for lanes in [LANES, 5] {
+                crate::lanes::testing::assert_lane_gradients_bit_identical(&m, lanes);
+                // Every instruction-set version this CPU can run, not only the one picked.
+                crate::lanes::testing::assert_kernel_bit_identical(&m, lanes, |t, b, g, s, l| {
+                    m.lane_kernel(t, b, g, s, l)
+                });
+                #[cfg(target_arch = "x86_64")]
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    crate::lanes::testing::assert_kernel_bit_identical(
+                        &m,
+                        lanes,
+                        |t, b, g, s, l| {
+                            // SAFETY: the CPU has AVX2 (checked above).
+                            unsafe { m.lane_kernel_avx2(t, b, g, s, l) }
+                        },
+                    );
+                }
+            }
+        }
     }
 
     #[test]

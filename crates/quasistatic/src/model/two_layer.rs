@@ -10,8 +10,10 @@ use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use super::{Batch, Model, Scalar};
+use super::{lane_gradients_by_lane, Batch, LaneBatch, Model, Scalar};
 use crate::data::Dataset;
+use crate::lanes::{self, Lanes};
+use crate::simulate::LANES;
 
 /// Activation `s`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,8 +34,19 @@ const GELU_CUBIC: f64 = 0.044_715;
 /// `tanh(z)` that neither overflows nor loses precision, for every scalar type:
 /// `-expm1(-2z) / (2 + expm1(-2z))` for `z >= 0` and its odd mirror for `z < 0`.
 /// (num-dual's `tanh` of a dual number is `sinh / cosh`, which is `NaN` beyond `|z| ~ 355`.)
+///
+/// Plain `f64` (the simulator's gradients) uses [`lanes::tanh`], the same formula with a
+/// hand-written `expm1` that also runs on [`Lanes`] with vector instructions: the vectorised
+/// [`Model::lane_gradients`] of the tanh network then equals this scalar path bit for bit.
+/// Dual numbers (derivatives) keep num-dual's `exp_m1`; the two differ by round-off (a few
+/// ulp).
 #[inline]
 fn stable_tanh<D: Scalar>(z: D) -> D {
+    // `D::NDERIV == 0` only for the plain float (`f64`, as `D::Primitive = f64`); the test is
+    // a constant, so each instantiation keeps one branch.
+    if D::NDERIV == 0 {
+        return D::from(lanes::tanh(z.re()));
+    }
     if z.re() >= 0.0 {
         let em = (z * -2.0).exp_m1();
         -em / (em + 2.0)
@@ -150,6 +163,219 @@ impl TwoLayerNetwork {
     }
 }
 
+impl TwoLayerNetwork {
+    /// [`TwoLayerNetwork::tanh_lanes`] compiled with AVX-512F enabled.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn tanh_lanes_avx512(
+        &self,
+        theta: &[f64],
+        batch: LaneBatch<'_>,
+        grad: &mut [f64],
+        scratch: &mut [f64],
+        loss: &mut [f64; LANES],
+    ) {
+        self.tanh_lanes(theta, batch, grad, scratch, loss)
+    }
+
+    /// [`TwoLayerNetwork::tanh_lanes`] compiled with AVX2 enabled.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn tanh_lanes_avx2(
+        &self,
+        theta: &[f64],
+        batch: LaneBatch<'_>,
+        grad: &mut [f64],
+        scratch: &mut [f64],
+        loss: &mut [f64; LANES],
+    ) {
+        self.tanh_lanes(theta, batch, grad, scratch, loss)
+    }
+
+    /// [`Model::lane_gradients`] of the tanh network, all lanes at once: the batch's inputs as
+    /// closures, `x(k, c)` = the lanes' input coordinate `c` at batch position `k`, `y(k)` their
+    /// targets.
+    #[inline(always)]
+    fn tanh_lanes(
+        &self,
+        theta: &[f64],
+        batch: LaneBatch<'_>,
+        grad: &mut [f64],
+        scratch: &mut [f64],
+        loss: &mut [f64; LANES],
+    ) {
+        let (p, xs, ys) = (self.train.p, &self.train.x[..], &self.train.y[..]);
+        match batch.indices {
+            None => self.tanh_lane_blocks(
+                theta,
+                batch,
+                |k, c| Lanes::splat(xs[k * p + c]),
+                |k| Lanes::splat(ys[k]),
+                grad,
+                scratch,
+                loss,
+            ),
+            Some(ix) => {
+                let sample = |l: usize, k: usize| ix[l * batch.stride + k];
+                self.tanh_lane_blocks(
+                    theta,
+                    batch,
+                    |k, c| Lanes::gather(batch.lanes, |l| xs[sample(l, k) * p + c]),
+                    |k| Lanes::gather(batch.lanes, |l| ys[sample(l, k)]),
+                    grad,
+                    scratch,
+                    loss,
+                )
+            }
+        }
+    }
+
+    /// The batch in blocks of [`LANE_BLOCK`] positions. Forward pass per position (as
+    /// [`TwoLayerNetwork::batch_gradient`]: `z_j`, `tanh(z_j)`, `1 - tanh(z_j)^2`, `f`, the
+    /// residual weight), kept for the block in `scratch`; then per hidden unit `j` the block's
+    /// contributions are added to `grad_a_j` and `grad_W_jk` position by position, in the
+    /// scalar version's order (each gradient entry is a sum held in registers over the block,
+    /// rather than a rank-1 update of the whole `grad_W` per position, which the compiler
+    /// vectorises across `k` with gathers and scatters). The last block applies the final
+    /// factors `a_j / (sqrt(m) |B|)` as the scalar version does after its loop.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn tanh_lane_blocks(
+        &self,
+        theta: &[f64],
+        batch: LaneBatch<'_>,
+        x: impl Fn(usize, usize) -> Lanes,
+        y: impl Fn(usize) -> Lanes,
+        grad: &mut [f64],
+        scratch: &mut [f64],
+        loss: &mut [f64; LANES],
+    ) {
+        const BL: usize = LANE_BLOCK;
+        let (m, p, b) = (self.width, self.train.p, batch.size);
+        let scale = 1.0 / (m as f64).sqrt();
+        let factor = scale / b as f64;
+        // Block buffers: tanh(z_j) and 1 - tanh^2 at [j][position], inputs at
+        // [position][c], residual weights and weight * (1 - tanh^2) per position.
+        let (tb, rest) = scratch.split_at_mut(m * BL * LANES);
+        let (db, rest) = rest.split_at_mut(m * BL * LANES);
+        let (xb, rest) = rest.split_at_mut(BL * p * LANES);
+        let (wb, rest) = rest.split_at_mut(BL * LANES);
+        let cb = &mut rest[..BL * LANES];
+        let at = |s: &[f64], i: usize| Lanes::load(&s[i * LANES..(i + 1) * LANES]);
+        let (a, w) = theta[..m * (p + 1) * LANES].split_at(m * LANES);
+        let (ga, gw) = grad[..m * (p + 1) * LANES].split_at_mut(m * LANES);
+        let mut lo = Lanes::ZERO;
+        for k0 in (0..b).step_by(BL) {
+            let len = BL.min(b - k0);
+            let last = k0 + len == b;
+            for ib in 0..len {
+                let k = k0 + ib;
+                for c in 0..p {
+                    x(k, c).store(&mut xb[(ib * p + c) * LANES..(ib * p + c + 1) * LANES]);
+                }
+                let xk = &xb[ib * p * LANES..(ib + 1) * p * LANES];
+                // All z_j first (four units at a time: four independent sums in flight), then
+                // the tanh of each: consecutive tanh are independent and close together, so
+                // their latencies overlap.
+                let mut store_z = |j: usize, z: Lanes| {
+                    let slot = (j * BL + ib) * LANES;
+                    z.store(&mut tb[slot..slot + LANES]);
+                };
+                for j0 in (0..m / 4).map(|q| 4 * q) {
+                    let mut z = [Lanes::ZERO; 4];
+                    for c in 0..p {
+                        let xc = at(xk, c);
+                        for (t, zt) in z.iter_mut().enumerate() {
+                            *zt += at(w, (j0 + t) * p + c) * xc;
+                        }
+                    }
+                    for (t, &zt) in z.iter().enumerate() {
+                        store_z(j0 + t, zt);
+                    }
+                }
+                for j in 4 * (m / 4)..m {
+                    let mut z = Lanes::ZERO;
+                    for c in 0..p {
+                        z += at(w, j * p + c) * at(xk, c);
+                    }
+                    store_z(j, z);
+                }
+                let mut f = Lanes::ZERO;
+                for j in 0..m {
+                    let slot = (j * BL + ib) * LANES;
+                    let t = lanes::tanh(at(tb, j * BL + ib));
+                    f += at(a, j) * t;
+                    t.store(&mut tb[slot..slot + LANES]);
+                    (1.0 - t * t).store(&mut db[slot..slot + LANES]);
+                }
+                let r = f * scale - y(k);
+                lo += r * r * 0.5;
+                (r - batch.shifts_at(k)).store(&mut wb[ib * LANES..(ib + 1) * LANES]);
+            }
+            let (tb, db, xb, wb) = (&*tb, &*db, &*xb, &*wb);
+            for j in 0..m {
+                let tj = &tb[j * BL * LANES..(j + 1) * BL * LANES];
+                let dj = &db[j * BL * LANES..(j + 1) * BL * LANES];
+                // grad_a_j += weight * tanh(z_j); c = weight * (1 - tanh^2) kept for grad_W.
+                let gaj = &mut ga[j * LANES..(j + 1) * LANES];
+                let mut acc = if k0 == 0 {
+                    Lanes::ZERO
+                } else {
+                    Lanes::load(gaj)
+                };
+                for ib in 0..len {
+                    let weight = at(wb, ib);
+                    acc += weight * at(tj, ib);
+                    (weight * at(dj, ib)).store(&mut cb[ib * LANES..(ib + 1) * LANES]);
+                }
+                if last {
+                    acc = acc * factor;
+                }
+                acc.store(gaj);
+                let cb = &*cb;
+                let cj = at(a, j) * factor;
+                let gwj = &mut gw[j * p * LANES..(j + 1) * p * LANES];
+                // grad_W_jk += c x_k, four k at a time (independent sums in flight).
+                let start = |gwj: &[f64], c: usize| {
+                    if k0 == 0 {
+                        Lanes::ZERO
+                    } else {
+                        at(gwj, c)
+                    }
+                };
+                let store = |gwj: &mut [f64], c: usize, g: Lanes| {
+                    let g = if last { g * cj } else { g };
+                    g.store(&mut gwj[c * LANES..(c + 1) * LANES]);
+                };
+                for c0 in (0..p / 4).map(|q| 4 * q) {
+                    let mut acc = [0, 1, 2, 3].map(|t| start(gwj, c0 + t));
+                    for ib in 0..len {
+                        let cw = at(cb, ib);
+                        for (t, a) in acc.iter_mut().enumerate() {
+                            *a += cw * at(xb, ib * p + c0 + t);
+                        }
+                    }
+                    for (t, &a) in acc.iter().enumerate() {
+                        store(gwj, c0 + t, a);
+                    }
+                }
+                for c in 4 * (p / 4)..p {
+                    let mut a = start(gwj, c);
+                    for ib in 0..len {
+                        a += at(cb, ib) * at(xb, ib * p + c);
+                    }
+                    store(gwj, c, a);
+                }
+            }
+        }
+        *loss = (lo * (1.0 / b as f64)).0;
+    }
+}
+
+/// Batch positions per block of [`TwoLayerNetwork::lane_gradients`] (its scratch holds
+/// `2 m + p + 2` lane vectors per position).
+const LANE_BLOCK: usize = 8;
+
 /// `w . x` with scalar weights and `f64` inputs.
 #[inline]
 fn dot<D: Scalar>(w: &[D], x: &[f64]) -> D {
@@ -254,6 +480,45 @@ impl Model for TwoLayerNetwork {
         loss * (1.0 / b as f64)
     }
 
+    /// The default's length, and at least `(2 m + p + 2) LANE_BLOCK LANES`: per-lane
+    /// `tanh(z_j)`, `1 - tanh(z_j)^2`, inputs and residual weights of a block of batch
+    /// positions.
+    fn lane_scratch_len(&self) -> usize {
+        let by_lane = 2 * self.dim() + self.train.n + self.scratch_len();
+        by_lane.max((2 * self.width + self.train.p + 2) * LANE_BLOCK * LANES)
+    }
+
+    /// The tanh network (T4's case) runs all lanes in one vectorised pass with the arithmetic
+    /// of [`TwoLayerNetwork::batch_gradient`] operation by operation, `tanh` included (the
+    /// shared [`lanes::tanh`]), so results are bit-identical to the lane-by-lane default. Full
+    /// batches and mini-batches (inputs gathered per lane); other activations go lane by lane.
+    /// Compiled for AVX-512 or AVX2 when the CPU has them (see [`crate::lanes`]).
+    #[inline(always)]
+    fn lane_gradients(
+        &self,
+        theta: &[f64],
+        batch: LaneBatch<'_>,
+        grad: &mut [f64],
+        scratch: &mut [f64],
+        loss: &mut [f64; LANES],
+    ) {
+        if self.activation != Activation::Tanh {
+            return lane_gradients_by_lane(self, theta, batch, grad, scratch, loss);
+        }
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has AVX-512F (checked just above).
+                return unsafe { self.tanh_lanes_avx512(theta, batch, grad, scratch, loss) };
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2 (checked just above).
+                return unsafe { self.tanh_lanes_avx2(theta, batch, grad, scratch, loss) };
+            }
+        }
+        self.tanh_lanes(theta, batch, grad, scratch, loss)
+    }
+
     /// Random start from `init_seed`: `a_j ~ N(0, init_scale^2)` (drawn first), then
     /// `w_jk ~ N(0, init_scale^2 / p)` row by row.
     fn default_start(&self) -> Vec<f64> {
@@ -356,6 +621,43 @@ mod tests {
         assert!(sp(-1000.0) >= 0.0 && sp(-1000.0) < 1e-300);
         let gelu = |z: f64| Activation::Gelu.value(z);
         assert!(gelu(0.0) == 0.0 && (gelu(10.0) - 10.0).abs() < 1e-12 && gelu(-10.0).abs() < 1e-12);
+    }
+
+    /// The vectorised tanh lane gradients equal the scalar fused gradient bit for bit, over
+    /// several blocks of batch positions (the last one partial), with a width and an input
+    /// dimension that are not multiples of 4, all lanes or only some in use.
+    #[test]
+    fn tanh_lane_gradients_are_bit_identical() {
+        for (n, p, width) in [(19, 6, 5), (6, 10, 4), (40, 3, 9)] {
+            let data = generate(&SyntheticSpec {
+                n,
+                n_test: 0,
+                p,
+                teacher: Teacher::TanhNetwork { width: 2, seed: 3 },
+                label_noise: 0.1,
+                seed: 4,
+            });
+            let m =
+                TwoLayerNetwork::new(width, Activation::Tanh, data.train, None).with_init(2, 1.5);
+            for lanes in [LANES, 3] {
+                crate::lanes::testing::assert_lane_gradients_bit_identical(&m, lanes);
+                // Every instruction-set version this CPU can run, not only the one picked.
+                crate::lanes::testing::assert_kernel_bit_identical(&m, lanes, |t, b, g, s, l| {
+                    m.tanh_lanes(t, b, g, s, l)
+                });
+                #[cfg(target_arch = "x86_64")]
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    crate::lanes::testing::assert_kernel_bit_identical(
+                        &m,
+                        lanes,
+                        |t, b, g, s, l| {
+                            // SAFETY: the CPU has AVX2 (checked above).
+                            unsafe { m.tanh_lanes_avx2(t, b, g, s, l) }
+                        },
+                    );
+                }
+            }
+        }
     }
 
     #[test]
