@@ -136,6 +136,12 @@ fn hot_loop_allocates_nothing() {
             sparse.train.clone(),
             None,
         )),
+        AnyModel::TwoLayer(TwoLayerNetwork::new(
+            5,
+            Activation::Tanh,
+            sparse.train.clone(),
+            None,
+        )),
         AnyModel::Linear2(LinearTwoLayer::new(3, sparse.train, None, None)),
     ];
     let lr = Schedule::Constant(1e-3);
