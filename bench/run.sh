@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Side-by-side throughput of quasistatic (Rust) and hand-written JAX, PyTorch and NumPy
-# ensembles on the canonical tasks; writes bench/RESULTS.md.
+# ensembles on the canonical tasks; writes bench/RESULTS.md (bench/RESULTS-quick.md with --quick).
 #
 #   bench/run.sh [--quick] [--rounds R] [--tasks t1,t2,t3,t4] [--budget SECONDS]
 #
@@ -89,5 +89,7 @@ for r in $(seq 1 "$ROUNDS"); do
   "$PY" "$B/numpy_bench.py" "${COMMON[@]}" --out "$D/numpy_f64.json" || echo "WARNING: baseline failed: numpy_f64.json"
 done
 
-"$PY" "$ROOT/bench/compare.py" "$OUT" "$ROOT/bench/RESULTS.md" > /dev/null
-echo "wrote bench/RESULTS.md"
+# A quick run does not overwrite the full-length results.
+RESULTS="$ROOT/bench/RESULTS${QUICK:+-quick}.md"
+"$PY" "$ROOT/bench/compare.py" "$OUT" "$RESULTS" > /dev/null
+echo "wrote $RESULTS"

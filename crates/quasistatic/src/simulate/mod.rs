@@ -4,8 +4,10 @@
 //! the optimizer on stochastic gradients for `steps` steps. Observables are recorded at steps
 //! `0, K, 2K, ...` and at the last step. Trajectory `j` draws only from
 //! [`crate::rng::stream`]`(seed, j, .)`, so results are bit-identical for any thread count.
-//! Trajectories run in parallel over rayon's pool; each allocates its buffers once and the
-//! step loop allocates nothing (except the Hessian-shaped noise, see [`NoiseModel`]).
+//! Trajectories are advanced in groups of [`LANES`] (one model call and one optimizer step per
+//! group and step, vectorised across trajectories where the model provides it); groups run in
+//! parallel over rayon's pool, each allocates its buffers once and the step loop allocates
+//! nothing (except the Hessian-shaped noise, see [`NoiseModel`]).
 
 use std::io::IsTerminal;
 use std::time::Instant;
