@@ -244,16 +244,31 @@ pub fn run_ensemble<M: Model, O: Optimizer>(
         .flat_map_iter(|g| {
             let first = g * LANES;
             let count = LANES.min(spec.trajectories - first);
-            run_group(
-                model,
-                noise,
-                optimizer,
-                spec,
-                &cps,
-                first,
-                count,
-                bar.as_ref(),
-            )
+            // Two-parameter models (T1, T2) get a copy of the group step with the group's
+            // length known at compile time.
+            if model.dim() == 2 {
+                run_group::<M, O, 2>(
+                    model,
+                    noise,
+                    optimizer,
+                    spec,
+                    &cps,
+                    first,
+                    count,
+                    bar.as_ref(),
+                )
+            } else {
+                run_group::<M, O, 0>(
+                    model,
+                    noise,
+                    optimizer,
+                    spec,
+                    &cps,
+                    first,
+                    count,
+                    bar.as_ref(),
+                )
+            }
         })
         .collect();
     if let Some(b) = bar {
@@ -317,9 +332,11 @@ fn divergence_reason(loss: f64, grad: &[f64], max_loss: f64) -> Option<String> {
 /// The group's state is coordinate-major: coordinate `k` of lane `l` at `k * LANES + l`. Lanes
 /// that are not in use, or whose trajectory has ended (diverged), are parked: put back at the
 /// common start after every step with a zero gradient, so that they stay finite and cheap;
-/// nothing of theirs is recorded.
+/// nothing of theirs is recorded. `DIM > 0` promises `model.dim() == DIM`: the group's length is
+/// then a compile-time constant in the step loop (measured +5-20% on the two-parameter T1/T2
+/// with SGD); `DIM = 0` is the general case.
 #[allow(clippy::too_many_arguments)]
-fn run_group<M: Model, O: Optimizer>(
+fn run_group<M: Model, O: Optimizer, const DIM: usize>(
     model: &M,
     noise: &NoiseModel,
     optimizer: &O,
@@ -370,19 +387,22 @@ fn run_group<M: Model, O: Optimizer>(
     let mut last_loss = [f64::NAN; LANES];
     let mut alive = count;
     let mut step = 0u64;
+    // The group's length, a compile-time constant when `DIM > 0`.
+    let dl = if DIM > 0 { DIM * LANES } else { d * LANES };
+    assert_eq!(dl, d * LANES, "group length");
     for (c, &target) in cps.iter().enumerate() {
         while step < target {
             noise.lane_stochastic_gradients(
                 model,
-                &theta,
+                &theta[..dl],
                 count,
                 &mut rngs,
                 &mut ws,
-                &mut grad,
+                &mut grad[..dl],
                 &mut scratch,
                 &mut loss,
             );
-            let all_fine = group_is_fine(&loss, &grad, spec.max_loss);
+            let all_fine = group_is_fine(&loss, &grad[..dl], spec.max_loss);
             if all_fine && !any_parked {
                 last_loss = loss;
             } else {
@@ -415,7 +435,7 @@ fn run_group<M: Model, O: Optimizer>(
                 }
             }
             if together {
-                optimizer.step(&mut state, &mut theta, &grad);
+                optimizer.step(&mut state, &mut theta[..dl], &grad[..dl]);
             } else {
                 for (l, st) in lane_states.iter_mut().enumerate() {
                     gather_lane(&theta, l, &mut lane_theta);
