@@ -591,3 +591,66 @@ pub(crate) mod testing {
         }
     }
 }
+
+/// Inside an `impl` block: from a lane kernel method `$kernel(&self, theta, batch, grad,
+/// scratch, loss)` (the signature of [`crate::model::Model::lane_gradients`], marked
+/// `#[inline(always)]`), generate `$avx512` and `$avx2`, the same kernel compiled with AVX-512F
+/// / AVX2 enabled (x86-64 only; calling them is `unsafe` and needs the CPU feature), and
+/// `$widest`, which checks the CPU and runs the widest version it has. The results do not
+/// depend on the version (see the note above [`LaneFloat`]).
+macro_rules! lane_kernel_versions {
+    ($kernel:ident, $avx512:ident, $avx2:ident, $widest:ident) => {
+        /// The lane kernel compiled with AVX-512F enabled.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f")]
+        fn $avx512(
+            &self,
+            theta: &[f64],
+            batch: $crate::model::LaneBatch<'_>,
+            grad: &mut [f64],
+            scratch: &mut [f64],
+            loss: &mut [f64; $crate::simulate::LANES],
+        ) {
+            self.$kernel(theta, batch, grad, scratch, loss)
+        }
+
+        /// The lane kernel compiled with AVX2 enabled.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        fn $avx2(
+            &self,
+            theta: &[f64],
+            batch: $crate::model::LaneBatch<'_>,
+            grad: &mut [f64],
+            scratch: &mut [f64],
+            loss: &mut [f64; $crate::simulate::LANES],
+        ) {
+            self.$kernel(theta, batch, grad, scratch, loss)
+        }
+
+        /// The lane kernel in the widest vector version this CPU runs.
+        #[inline(always)]
+        fn $widest(
+            &self,
+            theta: &[f64],
+            batch: $crate::model::LaneBatch<'_>,
+            grad: &mut [f64],
+            scratch: &mut [f64],
+            loss: &mut [f64; $crate::simulate::LANES],
+        ) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has AVX-512F (checked just above).
+                    return unsafe { self.$avx512(theta, batch, grad, scratch, loss) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU has AVX2 (checked just above).
+                    return unsafe { self.$avx2(theta, batch, grad, scratch, loss) };
+                }
+            }
+            self.$kernel(theta, batch, grad, scratch, loss)
+        }
+    };
+}
+pub(crate) use lane_kernel_versions;

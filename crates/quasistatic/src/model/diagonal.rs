@@ -158,18 +158,7 @@ impl Model for DiagonalNetwork {
         scratch: &mut [f64],
         loss: &mut [f64; LANES],
     ) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                // SAFETY: the CPU has AVX-512F (checked just above).
-                return unsafe { self.lane_kernel_avx512(theta, batch, grad, scratch, loss) };
-            }
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU has AVX2 (checked just above).
-                return unsafe { self.lane_kernel_avx2(theta, batch, grad, scratch, loss) };
-            }
-        }
-        self.lane_kernel(theta, batch, grad, scratch, loss)
+        self.lane_kernel_widest(theta, batch, grad, scratch, loss)
     }
 
     /// The minimum-l2-norm least-squares weights `w0 = X^+ y` (for `n <= p` the minimum-norm
@@ -206,33 +195,12 @@ impl Model for DiagonalNetwork {
 }
 
 impl DiagonalNetwork {
-    /// [`Model::lane_gradients`] compiled with AVX-512F enabled.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    fn lane_kernel_avx512(
-        &self,
-        theta: &[f64],
-        batch: LaneBatch<'_>,
-        grad: &mut [f64],
-        scratch: &mut [f64],
-        loss: &mut [f64; LANES],
-    ) {
-        self.lane_kernel(theta, batch, grad, scratch, loss)
-    }
-
-    /// [`Model::lane_gradients`] compiled with AVX2 enabled.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    fn lane_kernel_avx2(
-        &self,
-        theta: &[f64],
-        batch: LaneBatch<'_>,
-        grad: &mut [f64],
-        scratch: &mut [f64],
-        loss: &mut [f64; LANES],
-    ) {
-        self.lane_kernel(theta, batch, grad, scratch, loss)
-    }
+    crate::lanes::lane_kernel_versions!(
+        lane_kernel,
+        lane_kernel_avx512,
+        lane_kernel_avx2,
+        lane_kernel_widest
+    );
 
     /// [`Model::lane_gradients`]'s body: the batch's inputs as closures, `x(k, j)` = the lanes'
     /// feature `j` at batch position `k`, `y(k)` their targets.

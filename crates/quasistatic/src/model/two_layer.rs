@@ -164,33 +164,12 @@ impl TwoLayerNetwork {
 }
 
 impl TwoLayerNetwork {
-    /// [`TwoLayerNetwork::tanh_lanes`] compiled with AVX-512F enabled.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    fn tanh_lanes_avx512(
-        &self,
-        theta: &[f64],
-        batch: LaneBatch<'_>,
-        grad: &mut [f64],
-        scratch: &mut [f64],
-        loss: &mut [f64; LANES],
-    ) {
-        self.tanh_lanes(theta, batch, grad, scratch, loss)
-    }
-
-    /// [`TwoLayerNetwork::tanh_lanes`] compiled with AVX2 enabled.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    fn tanh_lanes_avx2(
-        &self,
-        theta: &[f64],
-        batch: LaneBatch<'_>,
-        grad: &mut [f64],
-        scratch: &mut [f64],
-        loss: &mut [f64; LANES],
-    ) {
-        self.tanh_lanes(theta, batch, grad, scratch, loss)
-    }
+    crate::lanes::lane_kernel_versions!(
+        tanh_lanes,
+        tanh_lanes_avx512,
+        tanh_lanes_avx2,
+        tanh_lanes_widest
+    );
 
     /// [`Model::lane_gradients`] of the tanh network, all lanes at once: the batch's inputs as
     /// closures, `x(k, c)` = the lanes' input coordinate `c` at batch position `k`, `y(k)` their
@@ -505,18 +484,7 @@ impl Model for TwoLayerNetwork {
         if self.activation != Activation::Tanh {
             return lane_gradients_by_lane(self, theta, batch, grad, scratch, loss);
         }
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                // SAFETY: the CPU has AVX-512F (checked just above).
-                return unsafe { self.tanh_lanes_avx512(theta, batch, grad, scratch, loss) };
-            }
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU has AVX2 (checked just above).
-                return unsafe { self.tanh_lanes_avx2(theta, batch, grad, scratch, loss) };
-            }
-        }
-        self.tanh_lanes(theta, batch, grad, scratch, loss)
+        self.tanh_lanes_widest(theta, batch, grad, scratch, loss)
     }
 
     /// Random start from `init_seed`: `a_j ~ N(0, init_scale^2)` (drawn first), then

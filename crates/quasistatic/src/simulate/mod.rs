@@ -348,9 +348,8 @@ fn run_group<M: Model, O: Optimizer, const DIM: usize>(
 ) -> Vec<TrajectoryOutput> {
     let d = model.dim();
     let n_obs = spec.observables.len();
-    let mut theta = vec![0.0; d * LANES];
-    let park: Vec<f64> = spec.start.iter().flat_map(|&x| [x; LANES]).collect();
-    theta.copy_from_slice(&park);
+    // Every lane starts parked at the common start; the lanes in use get their own starts.
+    let mut theta: Vec<f64> = spec.start.iter().flat_map(|&x| [x; LANES]).collect();
     for l in 0..count {
         scatter_lane(&start_of(spec, first + l), l, &mut theta);
     }
@@ -408,16 +407,12 @@ fn run_group<M: Model, O: Optimizer, const DIM: usize>(
             } else {
                 for l in 0..LANES {
                     if !parked[l] {
-                        let g = (0..d).map(|k| grad[k * LANES + l]);
-                        let bad = !(loss[l].is_finite() && loss[l] <= spec.max_loss)
-                            || g.clone().any(|x| !x.is_finite());
-                        if !bad {
+                        gather_lane(&grad, l, &mut lane_grad);
+                        let Some(reason) = divergence_reason(loss[l], &lane_grad, spec.max_loss)
+                        else {
                             last_loss[l] = loss[l];
                             continue;
-                        }
-                        gather_lane(&grad, l, &mut lane_theta);
-                        let reason = divergence_reason(loss[l], &lane_theta, spec.max_loss)
-                            .expect("a bad lane has a reason");
+                        };
                         outs[l].divergence = Some(Divergence {
                             trajectory: first + l,
                             step,
@@ -446,9 +441,7 @@ fn run_group<M: Model, O: Optimizer, const DIM: usize>(
             }
             if any_parked {
                 for l in (0..LANES).filter(|&l| parked[l]) {
-                    for k in 0..d {
-                        theta[k * LANES + l] = park[k * LANES + l];
-                    }
+                    scatter_lane(&spec.start, l, &mut theta);
                 }
             }
             step += 1;
@@ -487,9 +480,7 @@ fn run_group<M: Model, O: Optimizer, const DIM: usize>(
                 parked[l] = true;
                 any_parked = true;
                 alive -= 1;
-                for k in 0..d {
-                    theta[k * LANES + l] = park[k * LANES + l];
-                }
+                scatter_lane(&spec.start, l, &mut theta);
             } else {
                 out.valid = c + 1;
             }
