@@ -166,6 +166,28 @@ pub trait Model: Send + Sync {
         lane_gradients_by_lane(self, theta, batch, grad, scratch, loss);
     }
 
+    /// Whether [`Model::small_lane_gradient`] is offered (default `false`): a model with one
+    /// sample whose group gradient needs no buffers, so that the engine can keep a whole
+    /// group in registers across steps.
+    fn offers_small_lanes(&self) -> bool {
+        false
+    }
+
+    /// [`Model::lane_gradients`] with the group held in values rather than in a buffer, for a
+    /// one-sample model (full batch) offering it ([`Model::offers_small_lanes`]), where
+    /// `D == self.dim()`: `theta[k]` is coordinate `k` of every lane, `shift` the label shift of
+    /// the sample (zero without label noise). Writes the gradient into `grad` and returns the
+    /// lanes' clean losses, bit-identical to [`Model::lane_gradients`]. Only called when
+    /// [`Model::offers_small_lanes`] is `true`.
+    fn small_lane_gradient<const D: usize>(
+        &self,
+        _theta: &[Lanes; D],
+        _shift: Lanes,
+        _grad: &mut [Lanes; D],
+    ) -> Lanes {
+        panic!("small_lane_gradient is only called when offers_small_lanes() is true")
+    }
+
     /// A parameter vector on (or near) the manifold of minima that makes a good default start.
     fn default_start(&self) -> Vec<f64>;
 
@@ -257,6 +279,38 @@ impl<'a> LaneBatch<'a> {
                 .map(|ix| &ix[l * self.stride..l * self.stride + self.size]),
             shift,
         }
+    }
+}
+
+/// Where a lane kernel reads and writes coordinate `k` of all lanes of a group: a
+/// coordinate-major `[f64]` buffer (coordinate `k` of lane `l` at `k * LANES + l`) or `[Lanes]`
+/// values. Lets one kernel serve [`Model::lane_gradients`] and [`Model::small_lane_gradient`].
+pub trait LaneSlots {
+    /// Coordinate `k` of every lane.
+    fn get_lanes(&self, k: usize) -> Lanes;
+    /// Set coordinate `k` of every lane.
+    fn set_lanes(&mut self, k: usize, v: Lanes);
+}
+
+impl LaneSlots for [f64] {
+    #[inline(always)]
+    fn get_lanes(&self, k: usize) -> Lanes {
+        Lanes::load(&self[k * LANES..(k + 1) * LANES])
+    }
+    #[inline(always)]
+    fn set_lanes(&mut self, k: usize, v: Lanes) {
+        v.store(&mut self[k * LANES..(k + 1) * LANES]);
+    }
+}
+
+impl LaneSlots for [Lanes] {
+    #[inline(always)]
+    fn get_lanes(&self, k: usize) -> Lanes {
+        self[k]
+    }
+    #[inline(always)]
+    fn set_lanes(&mut self, k: usize, v: Lanes) {
+        self[k] = v;
     }
 }
 

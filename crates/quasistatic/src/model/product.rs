@@ -9,7 +9,7 @@
 //!
 //! Gradients `d f / d theta_k = x prod_{j != k} theta_j` use prefix and suffix products: no
 //! division, so `theta_k = 0` is fine, and no allocation.
-use super::{lane_gradients_by_lane, Batch, LaneBatch, Model, Scalar};
+use super::{lane_gradients_by_lane, Batch, LaneBatch, LaneSlots, Model, Scalar};
 use crate::data::Dataset;
 use crate::lanes::Lanes;
 use crate::simulate::LANES;
@@ -98,6 +98,45 @@ impl ProductModel {
     }
 }
 
+impl ProductModel {
+    /// Full-batch gradient of all lanes (`depth` factors of every lane in `theta`, label shifts
+    /// of sample `i` from `shifts(i)`) with the arithmetic of [`ProductModel::batch_gradient`]
+    /// operation by operation, so bit-identical to it. Writes the gradient, returns the losses.
+    #[inline(always)]
+    fn full_batch_lanes<T: LaneSlots + ?Sized, G: LaneSlots + ?Sized>(
+        &self,
+        depth: usize,
+        theta: &T,
+        shifts: impl Fn(usize) -> Lanes,
+        grad: &mut G,
+    ) -> Lanes {
+        let mut w = Lanes::splat(1.0);
+        for k in 0..depth {
+            w *= theta.get_lanes(k);
+        }
+        let (mut lo, mut c) = (Lanes::ZERO, Lanes::ZERO);
+        for i in 0..self.train.n {
+            let (x, y) = (self.train.x[i], self.train.y[i]);
+            let r = w * x - y;
+            lo += r * r * 0.5;
+            c += (r - shifts(i)) * x;
+        }
+        let inv = 1.0 / self.train.n as f64;
+        // leave_one_out_products, all lanes at once.
+        let mut prefix = c * inv;
+        for k in 0..depth {
+            grad.set_lanes(k, prefix);
+            prefix *= theta.get_lanes(k);
+        }
+        let mut suffix = Lanes::splat(1.0);
+        for k in (0..depth).rev() {
+            grad.set_lanes(k, grad.get_lanes(k) * suffix);
+            suffix *= theta.get_lanes(k);
+        }
+        lo * inv
+    }
+}
+
 impl Model for ProductModel {
     fn name(&self) -> &'static str {
         "product"
@@ -161,33 +200,25 @@ impl Model for ProductModel {
         if batch.indices.is_some() {
             return lane_gradients_by_lane(self, theta, batch, grad, scratch, loss);
         }
-        let depth = self.depth;
-        let t = |k: usize| Lanes::load(&theta[k * LANES..(k + 1) * LANES]);
-        let mut w = Lanes::splat(1.0);
-        for k in 0..depth {
-            w *= t(k);
-        }
-        let (mut lo, mut c) = (Lanes::ZERO, Lanes::ZERO);
-        for i in 0..self.train.n {
-            let (x, y) = (self.train.x[i], self.train.y[i]);
-            let r = w * x - y;
-            lo += r * r * 0.5;
-            c += (r - batch.shifts_at(i)) * x;
-        }
-        let inv = 1.0 / self.train.n as f64;
-        // leave_one_out_products, all lanes at once.
-        let mut prefix = c * inv;
-        for k in 0..depth {
-            prefix.store(&mut grad[k * LANES..(k + 1) * LANES]);
-            prefix *= t(k);
-        }
-        let mut suffix = Lanes::splat(1.0);
-        for k in (0..depth).rev() {
-            let g = &mut grad[k * LANES..(k + 1) * LANES];
-            (Lanes::load(g) * suffix).store(g);
-            suffix *= t(k);
-        }
-        *loss = (lo * inv).0;
+        *loss = self
+            .full_batch_lanes(self.depth, theta, |i| batch.shifts_at(i), grad)
+            .0;
+    }
+
+    /// One-sample data (T2's case).
+    fn offers_small_lanes(&self) -> bool {
+        self.train.n == 1
+    }
+
+    #[inline(always)]
+    fn small_lane_gradient<const D: usize>(
+        &self,
+        theta: &[Lanes; D],
+        shift: Lanes,
+        grad: &mut [Lanes; D],
+    ) -> Lanes {
+        // `D == depth`, known at compile time here.
+        self.full_batch_lanes(D, &theta[..], |_| shift, &mut grad[..])
     }
 
     /// `c (4, 1/4, 1, ..., 1)`, with the first entry's sign flipped when `w_ls < 0`, and

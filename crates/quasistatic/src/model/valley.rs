@@ -20,7 +20,7 @@ use nalgebra::DMatrix;
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 
-use super::{lane_gradients_by_lane, Batch, LaneBatch, Model, Scalar};
+use super::{lane_gradients_by_lane, Batch, LaneBatch, LaneSlots, Model, Scalar};
 use crate::lanes::Lanes;
 use crate::simulate::LANES;
 
@@ -316,29 +316,25 @@ impl Model for Valley {
         scratch: &mut [f64],
         loss: &mut [f64; LANES],
     ) {
-        let planar = self.p == 1 && self.q == 1 && self.rotation.is_none();
-        if !planar || batch.indices.is_some() {
+        if !self.is_planar() || batch.indices.is_some() {
             return lane_gradients_by_lane(self, theta, batch, grad, scratch, loss);
         }
-        let x = Lanes::load(&theta[..LANES]);
-        let y = Lanes::load(&theta[LANES..2 * LANES]);
-        let shift = batch.shifts_at(0);
-        let (sp, c) = (self.sqrt_p_lambdas[0], self.c);
-        // profile_value and profile_derivative; libm's sin only for Sin2.
-        let (s, dprofile) = match self.profile {
-            Profile::Quadratic => ((0.0 + y * y) * c + 1.0, y * (2.0 * c)),
-            Profile::Sin2 => {
-                let sn = y.map(f64::sin);
-                ((0.0 + sn * sn) * c + 1.0, (y * 2.0).map(f64::sin) * c)
-            }
-        };
-        let sqrt_s = s.sqrt();
-        let r = sqrt_s * x * sp;
-        let w = r - shift;
-        (0.0 + w * sqrt_s * sp).store(&mut grad[..LANES]);
-        let factor = (0.0 + w * x * sp) / (sqrt_s * 2.0);
-        (factor * dprofile).store(&mut grad[LANES..2 * LANES]);
-        *loss = (0.0 + r * r * 0.5).0;
+        *loss = self.planar_lanes(theta, batch.shifts_at(0), grad).0;
+    }
+
+    /// The planar unrotated valley (see [`Valley::planar_lanes`]).
+    fn offers_small_lanes(&self) -> bool {
+        self.is_planar()
+    }
+
+    #[inline(always)]
+    fn small_lane_gradient<const D: usize>(
+        &self,
+        theta: &[Lanes; D],
+        shift: Lanes,
+        grad: &mut [Lanes; D],
+    ) -> Lanes {
+        self.planar_lanes(&theta[..], shift, &mut grad[..])
     }
 
     fn default_start(&self) -> Vec<f64> {
@@ -364,6 +360,41 @@ impl Model for Valley {
 }
 
 impl Valley {
+    /// Whether this is the planar unrotated valley (`p = q = 1`, no rotation), T1's case.
+    fn is_planar(&self) -> bool {
+        self.p == 1 && self.q == 1 && self.rotation.is_none()
+    }
+
+    /// The planar unrotated valley's full-batch gradient for all lanes (coordinates `x`, `y`
+    /// of every lane in `theta`, label shifts `shift`): the arithmetic of
+    /// [`Valley::batch_gradient`] for `p = q = 1`, operation by operation (including its
+    /// additions to zero), so bit-identical to it. Writes the gradient, returns the losses.
+    #[inline(always)]
+    fn planar_lanes<T: LaneSlots + ?Sized, G: LaneSlots + ?Sized>(
+        &self,
+        theta: &T,
+        shift: Lanes,
+        grad: &mut G,
+    ) -> Lanes {
+        let (x, y) = (theta.get_lanes(0), theta.get_lanes(1));
+        let (sp, c) = (self.sqrt_p_lambdas[0], self.c);
+        // profile_value and profile_derivative; libm's sin only for Sin2.
+        let (s, dprofile) = match self.profile {
+            Profile::Quadratic => ((0.0 + y * y) * c + 1.0, y * (2.0 * c)),
+            Profile::Sin2 => {
+                let sn = y.map(f64::sin);
+                ((0.0 + sn * sn) * c + 1.0, (y * 2.0).map(f64::sin) * c)
+            }
+        };
+        let sqrt_s = s.sqrt();
+        let r = sqrt_s * x * sp;
+        let w = r - shift;
+        grad.set_lanes(0, 0.0 + w * sqrt_s * sp);
+        let factor = (0.0 + w * x * sp) / (sqrt_s * 2.0);
+        grad.set_lanes(1, factor * dprofile);
+        0.0 + r * r * 0.5
+    }
+
     /// Normal curvature scales `lambda_i`.
     pub fn lambdas(&self) -> &[f64] {
         &self.lambdas

@@ -12,6 +12,7 @@ use nalgebra::DMatrix;
 use rand::Rng;
 use rand_distr::StandardNormal;
 
+use crate::lanes::Lanes;
 use crate::model::{derivatives, gather_lane, scatter_lane, Batch, LaneBatch, Model};
 use crate::rng::TrajectoryRng;
 use crate::simulate::LANES;
@@ -158,6 +159,44 @@ impl NoiseModel {
                 let loss = model.batch_gradient(theta, Batch::FULL, grad, &mut ws.scratch);
                 add_correlated(grad, factor, 1.0, rng, &mut ws.z);
                 loss
+            }
+        }
+    }
+
+    /// The label-noise `sigma` (`0` for no noise) when every stochastic gradient is the full
+    /// batch of `n` samples with (possibly) shifted labels: no noise, or label noise with the
+    /// full batch. The engine's register-held group step serves exactly these, drawing the
+    /// shifts with [`NoiseModel::fill_lane_label_shifts`]. `None` for every other noise.
+    pub fn full_batch_label_sigma(&self, n: usize) -> Option<f64> {
+        match *self {
+            NoiseModel::None => Some(0.0),
+            NoiseModel::Label { sigma, batch } if batch.unwrap_or(n) == n => Some(sigma),
+            _ => None,
+        }
+    }
+
+    /// The label shifts of a one-sample model's group for the next `shifts.len()` steps under
+    /// full-batch label noise of this `sigma` (from [`NoiseModel::full_batch_label_sigma`]):
+    /// `shifts[k]` holds step `k`'s shift of every lane. Each lane draws from its own stream
+    /// exactly what [`NoiseModel::lane_stochastic_gradients`] would draw over those steps, in
+    /// the same order (nothing when `sigma == 0`: all zero), so the results are bit-identical.
+    /// Not inlined on purpose: the generators' code (integer work and calls on rare paths)
+    /// stays out of the caller's vector loop, whose values would otherwise be saved around
+    /// every call.
+    #[inline(never)]
+    pub fn fill_lane_label_shifts(
+        sigma: f64,
+        rngs: &mut [TrajectoryRng; LANES],
+        shifts: &mut [Lanes],
+    ) {
+        for (l, r) in rngs.iter_mut().enumerate() {
+            for s in shifts.iter_mut() {
+                s.0[l] = if sigma > 0.0 {
+                    let z: f64 = r.sample(StandardNormal);
+                    sigma * z
+                } else {
+                    0.0
+                };
             }
         }
     }

@@ -1,6 +1,6 @@
 //! Adam and AdamW.
 
-use super::{Optimizer, Schedule};
+use super::{CoordinateFloat, Optimizer, Schedule, StepScalars};
 
 /// Adam (Kingma & Ba) with bias correction, `eps` outside the square root:
 ///
@@ -57,24 +57,56 @@ impl Optimizer for Adam {
 
     #[inline]
     fn step(&self, s: &mut AdamState, theta: &mut [f64], grad: &[f64]) {
-        let eta = self.lr.at(s.t);
-        s.t += 1;
-        s.beta1_pow *= self.beta1;
-        s.beta2_pow *= self.beta2;
-        let (b1, b2, eps) = (self.beta1, self.beta2, self.eps);
-        let c1 = 1.0 / (1.0 - s.beta1_pow);
-        let c2 = 1.0 / (1.0 - s.beta2_pow);
-        let decay = 1.0 - eta * self.weight_decay;
+        let scalars = self.begin_step(s);
         for (((x, m), v), &g) in theta
             .iter_mut()
             .zip(s.m.iter_mut())
             .zip(s.v.iter_mut())
             .zip(grad)
         {
-            *m = b1 * *m + (1.0 - b1) * g;
-            *v = b2 * *v + (1.0 - b2) * g * g;
-            *x *= decay;
-            *x -= eta * (*m * c1) / ((*v * c2).sqrt() + eps);
+            let mut buffers = [*m, *v];
+            self.update_coordinate(&scalars, x, &mut buffers, g);
+            [*m, *v] = buffers;
         }
+    }
+
+    fn offers_coordinate_update(&self) -> bool {
+        true
+    }
+
+    /// `eta`, then `extra = [1 / (1 - beta1^t), 1 / (1 - beta2^t), 1 - eta weight_decay]`;
+    /// two buffers (`m`, `v`).
+    #[inline(always)]
+    fn begin_step(&self, s: &mut AdamState) -> StepScalars {
+        let eta = self.lr.at(s.t);
+        s.t += 1;
+        s.beta1_pow *= self.beta1;
+        s.beta2_pow *= self.beta2;
+        StepScalars {
+            eta,
+            extra: [
+                1.0 / (1.0 - s.beta1_pow),
+                1.0 / (1.0 - s.beta2_pow),
+                1.0 - eta * self.weight_decay,
+            ],
+        }
+    }
+
+    /// The update above for one coordinate.
+    #[inline(always)]
+    fn update_coordinate<F: CoordinateFloat>(
+        &self,
+        s: &StepScalars,
+        x: &mut F,
+        buffers: &mut [F; 2],
+        g: F,
+    ) {
+        let (b1, b2, eps) = (self.beta1, self.beta2, self.eps);
+        let [c1, c2, decay] = s.extra;
+        let [m, v] = buffers;
+        *m = *m * b1 + g * (1.0 - b1);
+        *v = *v * b2 + g * (1.0 - b2) * g;
+        *x = *x * decay;
+        *x = *x - (*m * c1) * s.eta / ((*v * c2).sqrt_value() + eps);
     }
 }

@@ -25,6 +25,8 @@ pub use rmsprop::{RmsProp, RmsPropState};
 pub use schedule::Schedule;
 pub use sgd::{Sgd, SgdState};
 
+use crate::lanes::{LaneFloat, Lanes};
+
 /// An optimizer: hyperparameters in `self`, all mutable state in [`Optimizer::State`].
 pub trait Optimizer: Send + Sync {
     /// Mutable state (moment buffers, step counter).
@@ -45,6 +47,82 @@ pub trait Optimizer: Send + Sync {
     /// `false`, and the engine then steps its trajectories one by one.
     fn coordinatewise(&self) -> bool {
         true
+    }
+
+    /// Whether the step is offered split into a scalar part ([`Optimizer::begin_step`]) and a
+    /// per-coordinate part ([`Optimizer::update_coordinate`]) with at most two buffers per
+    /// coordinate. The engine then keeps a small model's whole group (parameters and
+    /// buffers) in registers across steps (see [`crate::simulate`]). All built-in optimizers
+    /// offer it; the default is `false`, and the other two methods are then never called.
+    fn offers_coordinate_update(&self) -> bool {
+        false
+    }
+
+    /// The scalar part of one step: advance the step counter (and anything else shared by
+    /// all coordinates) in `state` and return what every coordinate's update needs this step.
+    /// `state` may have been made by `init(0)`: its per-coordinate buffers are not used.
+    /// Only called when [`Optimizer::offers_coordinate_update`] is `true`.
+    fn begin_step(&self, _state: &mut Self::State) -> StepScalars {
+        panic!("begin_step is only called when offers_coordinate_update() is true")
+    }
+
+    /// One coordinate's part of a step begun by [`Optimizer::begin_step`]: update the
+    /// parameter `x` and its buffers (`buffers[0]` is the first buffer of the state, e.g.
+    /// momentum's velocity or Adam's `m`; `buffers[1]` Adam's `v`; unused slots are left alone)
+    /// from the gradient entry `g`. Generic over `f64` (one trajectory) and [`Lanes`] (one
+    /// coordinate of a whole group): every built-in [`Optimizer::step`] runs this very
+    /// function per coordinate, so both give bit-identical results. Only called when
+    /// [`Optimizer::offers_coordinate_update`] is `true`.
+    fn update_coordinate<F: CoordinateFloat>(
+        &self,
+        _scalars: &StepScalars,
+        _x: &mut F,
+        _buffers: &mut [F; 2],
+        _g: F,
+    ) {
+        panic!("update_coordinate is only called when offers_coordinate_update() is true")
+    }
+}
+
+/// Scalars shared by every coordinate at one step (see [`Optimizer::begin_step`]): the
+/// learning rate of this step and up to three optimizer-specific values (documented on each
+/// optimizer's `begin_step`).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StepScalars {
+    /// Learning rate of this step.
+    pub eta: f64,
+    /// Optimizer-specific scalars (e.g. Adam's bias corrections).
+    pub extra: [f64; 3],
+}
+
+impl StepScalars {
+    /// The learning rate alone (no optimizer-specific scalars).
+    pub fn with_eta(eta: f64) -> Self {
+        StepScalars {
+            eta,
+            extra: [0.0; 3],
+        }
+    }
+}
+
+/// Arithmetic of an optimizer's per-coordinate update: that of [`LaneFloat`] plus a correctly
+/// rounded square root. Implemented by `f64` and [`Lanes`].
+pub trait CoordinateFloat: LaneFloat {
+    /// Correctly rounded square root (per lane).
+    fn sqrt_value(self) -> Self;
+}
+
+impl CoordinateFloat for f64 {
+    #[inline(always)]
+    fn sqrt_value(self) -> Self {
+        self.sqrt()
+    }
+}
+
+impl CoordinateFloat for Lanes {
+    #[inline(always)]
+    fn sqrt_value(self) -> Self {
+        self.sqrt()
     }
 }
 
@@ -139,6 +217,32 @@ impl Optimizer for AnyOptimizer {
             (AnyOptimizer::RmsProp(o), AnyState::RmsProp(s)) => o.step(s, theta, grad),
             _ => panic!("optimizer state does not belong to this optimizer"),
         }
+    }
+
+    fn offers_coordinate_update(&self) -> bool {
+        with_optimizer!(self, o => o.offers_coordinate_update())
+    }
+
+    fn begin_step(&self, state: &mut AnyState) -> StepScalars {
+        match (self, state) {
+            (AnyOptimizer::Sgd(o), AnyState::Sgd(s)) => o.begin_step(s),
+            (AnyOptimizer::HeavyBall(o), AnyState::Momentum(s)) => o.begin_step(s),
+            (AnyOptimizer::Nesterov(o), AnyState::Momentum(s)) => o.begin_step(s),
+            (AnyOptimizer::Adam(o), AnyState::Adam(s)) => o.begin_step(s),
+            (AnyOptimizer::RmsProp(o), AnyState::RmsProp(s)) => o.begin_step(s),
+            _ => panic!("optimizer state does not belong to this optimizer"),
+        }
+    }
+
+    #[inline]
+    fn update_coordinate<F: CoordinateFloat>(
+        &self,
+        scalars: &StepScalars,
+        x: &mut F,
+        buffers: &mut [F; 2],
+        g: F,
+    ) {
+        with_optimizer!(self, o => o.update_coordinate(scalars, x, buffers, g))
     }
 }
 

@@ -1,6 +1,6 @@
 //! Heavy-ball and Nesterov momentum, PyTorch convention (dampening 0).
 
-use super::{Optimizer, Schedule};
+use super::{CoordinateFloat, Optimizer, Schedule, StepScalars};
 
 /// Heavy ball: `buf = beta buf + g; theta -= eta buf` (with `buf` starting at 0).
 /// With `beta = 0` it is SGD. Optional L2 weight decay adds `weight_decay * theta` to `g`.
@@ -34,48 +34,76 @@ pub struct MomentumState {
     pub t: u64,
 }
 
+/// The parts of [`Optimizer`] heavy ball and Nesterov share: state, step loop, scalar part.
+macro_rules! momentum_common {
+    () => {
+        type State = MomentumState;
+
+        fn init(&self, dim: usize) -> MomentumState {
+            MomentumState {
+                buf: vec![0.0; dim],
+                t: 0,
+            }
+        }
+
+        #[inline]
+        fn step(&self, state: &mut MomentumState, theta: &mut [f64], grad: &[f64]) {
+            let s = self.begin_step(state);
+            for ((x, b), &g) in theta.iter_mut().zip(state.buf.iter_mut()).zip(grad) {
+                let mut buffers = [*b, 0.0];
+                self.update_coordinate(&s, x, &mut buffers, g);
+                *b = buffers[0];
+            }
+        }
+
+        fn offers_coordinate_update(&self) -> bool {
+            true
+        }
+
+        /// `eta` only; one buffer (the velocity).
+        #[inline(always)]
+        fn begin_step(&self, state: &mut MomentumState) -> StepScalars {
+            let eta = self.lr.at(state.t);
+            state.t += 1;
+            StepScalars::with_eta(eta)
+        }
+    };
+}
+
 impl Optimizer for HeavyBall {
-    type State = MomentumState;
+    momentum_common!();
 
-    fn init(&self, dim: usize) -> MomentumState {
-        MomentumState {
-            buf: vec![0.0; dim],
-            t: 0,
-        }
-    }
-
-    #[inline]
-    fn step(&self, state: &mut MomentumState, theta: &mut [f64], grad: &[f64]) {
-        let eta = self.lr.at(state.t);
-        let (beta, wd) = (self.beta, self.weight_decay);
-        for ((x, b), &g) in theta.iter_mut().zip(state.buf.iter_mut()).zip(grad) {
-            let g = g + wd * *x;
-            *b = beta * *b + g;
-            *x -= eta * *b;
-        }
-        state.t += 1;
+    /// `g += wd x; buf = beta buf + g; x -= eta buf`.
+    #[inline(always)]
+    fn update_coordinate<F: CoordinateFloat>(
+        &self,
+        s: &StepScalars,
+        x: &mut F,
+        buffers: &mut [F; 2],
+        g: F,
+    ) {
+        let g = g + *x * self.weight_decay;
+        let b = &mut buffers[0];
+        *b = *b * self.beta + g;
+        *x = *x - *b * s.eta;
     }
 }
 
 impl Optimizer for Nesterov {
-    type State = MomentumState;
+    momentum_common!();
 
-    fn init(&self, dim: usize) -> MomentumState {
-        MomentumState {
-            buf: vec![0.0; dim],
-            t: 0,
-        }
-    }
-
-    #[inline]
-    fn step(&self, state: &mut MomentumState, theta: &mut [f64], grad: &[f64]) {
-        let eta = self.lr.at(state.t);
-        let (beta, wd) = (self.beta, self.weight_decay);
-        for ((x, b), &g) in theta.iter_mut().zip(state.buf.iter_mut()).zip(grad) {
-            let g = g + wd * *x;
-            *b = beta * *b + g;
-            *x -= eta * (g + beta * *b);
-        }
-        state.t += 1;
+    /// `g += wd x; buf = beta buf + g; x -= eta (g + beta buf)`.
+    #[inline(always)]
+    fn update_coordinate<F: CoordinateFloat>(
+        &self,
+        s: &StepScalars,
+        x: &mut F,
+        buffers: &mut [F; 2],
+        g: F,
+    ) {
+        let g = g + *x * self.weight_decay;
+        let b = &mut buffers[0];
+        *b = *b * self.beta + g;
+        *x = *x - (g + *b * self.beta) * s.eta;
     }
 }

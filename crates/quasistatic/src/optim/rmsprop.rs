@@ -1,6 +1,6 @@
 //! RMSProp.
 
-use super::{Optimizer, Schedule};
+use super::{CoordinateFloat, Optimizer, Schedule, StepScalars};
 
 /// RMSProp (PyTorch convention, no momentum, not centred):
 ///
@@ -46,6 +46,22 @@ impl Optimizer for RmsProp {
 
     #[inline]
     fn step(&self, s: &mut RmsPropState, theta: &mut [f64], grad: &[f64]) {
+        let scalars = self.begin_step(s);
+        for ((x, v), &g) in theta.iter_mut().zip(s.v.iter_mut()).zip(grad) {
+            let mut buffers = [*v, 0.0];
+            self.update_coordinate(&scalars, x, &mut buffers, g);
+            *v = buffers[0];
+        }
+    }
+
+    fn offers_coordinate_update(&self) -> bool {
+        true
+    }
+
+    /// `eta`, then `extra[0] = 1 / (1 - alpha^t)` (or 1 without bias correction); one buffer
+    /// (`v`).
+    #[inline(always)]
+    fn begin_step(&self, s: &mut RmsPropState) -> StepScalars {
         let eta = self.lr.at(s.t);
         s.t += 1;
         s.alpha_pow *= self.alpha;
@@ -54,10 +70,24 @@ impl Optimizer for RmsProp {
         } else {
             1.0
         };
-        let (a, eps) = (self.alpha, self.eps);
-        for ((x, v), &g) in theta.iter_mut().zip(s.v.iter_mut()).zip(grad) {
-            *v = a * *v + (1.0 - a) * g * g;
-            *x -= eta * g / ((*v * c).sqrt() + eps);
+        StepScalars {
+            eta,
+            extra: [c, 0.0, 0.0],
         }
+    }
+
+    /// The update above for one coordinate.
+    #[inline(always)]
+    fn update_coordinate<F: CoordinateFloat>(
+        &self,
+        s: &StepScalars,
+        x: &mut F,
+        buffers: &mut [F; 2],
+        g: F,
+    ) {
+        let (a, eps) = (self.alpha, self.eps);
+        let v = &mut buffers[0];
+        *v = *v * a + g * (1.0 - a) * g;
+        *x = *x - g * s.eta / ((*v * s.extra[0]).sqrt_value() + eps);
     }
 }

@@ -7,7 +7,9 @@
 //! Trajectories are advanced in groups of [`LANES`] (one model call and one optimizer step per
 //! group and step, vectorised across trajectories where the model provides it); groups run in
 //! parallel over rayon's pool, each allocates its buffers once and the step loop allocates
-//! nothing (except the Hessian-shaped noise, see [`NoiseModel`]).
+//! nothing (except the Hessian-shaped noise, see [`NoiseModel`]). Small one-sample models
+//! (the valley, the scalar product model) under full-batch label noise take a faster step that
+//! keeps several groups in registers (`registers.rs`); the results are the same, bit for bit.
 
 use std::io::IsTerminal;
 use std::time::Instant;
@@ -239,38 +241,70 @@ pub fn run_ensemble<M: Model, O: Optimizer>(
     } else {
         None
     };
-    let outputs: Vec<TrajectoryOutput> = (0..spec.trajectories.div_ceil(LANES))
-        .into_par_iter()
-        .flat_map_iter(|g| {
-            let first = g * LANES;
-            let count = LANES.min(spec.trajectories - first);
-            // Two-parameter models (T1, T2) get a copy of the group step with the group's
-            // length known at compile time.
-            if model.dim() == 2 {
-                run_group::<M, O, 2>(
+    let in_registers = (model.dim() == 2
+        && model.n_samples() == 1
+        && model.offers_small_lanes()
+        && optimizer.offers_coordinate_update())
+    .then(|| noise.full_batch_label_sigma(1))
+    .flatten();
+    let n_groups = spec.trajectories.div_ceil(LANES);
+    // Group `g`: its first trajectory and the lanes in use (0: padding).
+    let group = |g: usize| {
+        let first = g * LANES;
+        (first, LANES.min(spec.trajectories.saturating_sub(first)))
+    };
+    // Two-parameter one-sample models (T1, T2) under full-batch label noise run with the
+    // groups in registers, `INTERLEAVED` of them per task.
+    let outputs: Vec<TrajectoryOutput> = if let Some(sigma) = in_registers {
+        (0..n_groups.div_ceil(registers::INTERLEAVED))
+            .into_par_iter()
+            .flat_map_iter(|t| {
+                let groups = std::array::from_fn(|i| group(t * registers::INTERLEAVED + i));
+                registers::run_groups_in_registers::<M, O, 2>(
                     model,
-                    noise,
+                    sigma,
                     optimizer,
                     spec,
                     &cps,
-                    first,
-                    count,
+                    groups,
                     bar.as_ref(),
                 )
-            } else {
-                run_group::<M, O, 0>(
-                    model,
-                    noise,
-                    optimizer,
-                    spec,
-                    &cps,
-                    first,
-                    count,
-                    bar.as_ref(),
-                )
-            }
-        })
-        .collect();
+            })
+            .collect()
+    } else {
+        (0..n_groups)
+            .into_par_iter()
+            .flat_map_iter(|g| {
+                let first = g * LANES;
+                let count = LANES.min(spec.trajectories - first);
+                // Two-parameter models get a copy of the group step with the group's length known
+                // at compile time.
+                if model.dim() == 2 {
+                    run_group::<M, O, 2>(
+                        model,
+                        noise,
+                        optimizer,
+                        spec,
+                        &cps,
+                        first,
+                        count,
+                        bar.as_ref(),
+                    )
+                } else {
+                    run_group::<M, O, 0>(
+                        model,
+                        noise,
+                        optimizer,
+                        spec,
+                        &cps,
+                        first,
+                        count,
+                        bar.as_ref(),
+                    )
+                }
+            })
+            .collect()
+    };
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -327,6 +361,134 @@ fn divergence_reason(loss: f64, grad: &[f64], max_loss: f64) -> Option<String> {
     })
 }
 
+/// What a group of trajectories records and how far each has come: the per-lane outputs,
+/// which lanes are parked (not in use, or ended), the last finite losses. Shared by the two
+/// group steps ([`run_group`] and [`registers::run_groups_in_registers`]).
+struct GroupBook<'a, M: Model> {
+    model: &'a M,
+    spec: &'a EnsembleSpec,
+    first: usize,
+    outs: Vec<TrajectoryOutput>,
+    /// `parked[l]`: lane `l` is not (or no longer) a running trajectory.
+    parked: [bool; LANES],
+    any_parked: bool,
+    alive: usize,
+    last_loss: [f64; LANES],
+    observer: Observer,
+    lane_theta: Vec<f64>,
+}
+
+impl<'a, M: Model> GroupBook<'a, M> {
+    /// Lanes `0..count` run trajectories `first..first + count`; the others are parked.
+    fn new(model: &'a M, spec: &'a EnsembleSpec, cps: &[u64], first: usize, count: usize) -> Self {
+        let n_obs = spec.observables.len();
+        let mut parked = [true; LANES];
+        parked[..count].fill(false);
+        GroupBook {
+            model,
+            spec,
+            first,
+            outs: (0..count)
+                .map(|_| TrajectoryOutput {
+                    values: vec![f64::NAN; cps.len() * n_obs],
+                    valid: 0,
+                    divergence: None,
+                    gradients: 0,
+                })
+                .collect(),
+            parked,
+            any_parked: count < LANES,
+            alive: count,
+            last_loss: [f64::NAN; LANES],
+            observer: Observer::new(model, spec.observables.clone()),
+            lane_theta: vec![0.0; model.dim()],
+        }
+    }
+
+    /// End lane `l`'s trajectory at `step` for `reason` and park the lane.
+    fn end(&mut self, l: usize, step: u64, reason: String) {
+        self.outs[l].divergence = Some(Divergence {
+            trajectory: self.first + l,
+            step,
+            last_finite_loss: self.last_loss[l],
+            reason,
+        });
+        self.outs[l].gradients = step;
+        self.parked[l] = true;
+        self.any_parked = true;
+        self.alive -= 1;
+    }
+
+    /// Check the running lanes' losses and gradients of `step` one by one (the slow path,
+    /// taken when the group check failed or some lanes are parked): a lane whose step is bad
+    /// ends there; the others' losses become their last finite ones. `grad_of(l, out)` writes
+    /// lane `l`'s gradient into `out`.
+    fn check_lanes(
+        &mut self,
+        step: u64,
+        loss: &[f64; LANES],
+        grad: &mut [f64],
+        grad_of: impl Fn(usize, &mut [f64]),
+    ) {
+        for (l, &lane_loss) in loss.iter().enumerate() {
+            if self.parked[l] {
+                continue;
+            }
+            grad_of(l, grad);
+            match divergence_reason(lane_loss, grad, self.spec.max_loss) {
+                None => self.last_loss[l] = lane_loss,
+                Some(reason) => self.end(l, step, reason),
+            }
+        }
+    }
+
+    /// Record checkpoint `c` (at `step`) of every running lane; `theta_of(l, out)` writes lane
+    /// `l`'s parameters into `out`. A lane whose parameters are not finite or whose
+    /// observation map fails ends here. Returns a bit set of the lanes that ended (their
+    /// parameters must be parked by the caller).
+    fn record(&mut self, c: usize, step: u64, theta_of: impl Fn(usize, &mut [f64])) -> u32 {
+        let n_obs = self.spec.observables.len();
+        let mut ended = 0;
+        for l in 0..self.outs.len() {
+            if self.parked[l] {
+                continue;
+            }
+            theta_of(l, &mut self.lane_theta);
+            let mut failure = None;
+            if !self.lane_theta.iter().all(|x| x.is_finite()) {
+                failure = Some("parameters are not finite".to_string());
+            } else {
+                let rec = &mut self.outs[l].values[c * n_obs..(c + 1) * n_obs];
+                match &self.spec.observe_at {
+                    None => self.observer.observe(self.model, &self.lane_theta, rec),
+                    Some(map) => match (map.0)(&self.lane_theta) {
+                        Ok(p) => self.observer.observe(self.model, &p, rec),
+                        Err(reason) => failure = Some(reason),
+                    },
+                }
+            }
+            match failure {
+                Some(reason) => {
+                    self.end(l, step, reason);
+                    ended |= 1 << l;
+                }
+                None => self.outs[l].valid = c + 1,
+            }
+        }
+        ended
+    }
+
+    /// The outputs, once the group has run `step` steps.
+    fn finish(mut self, step: u64) -> Vec<TrajectoryOutput> {
+        for out in self.outs.iter_mut() {
+            if out.divergence.is_none() {
+                out.gradients = step;
+            }
+        }
+        self.outs
+    }
+}
+
 /// Run trajectories `first .. first + count` together (`count <= LANES`).
 ///
 /// The group's state is coordinate-major: coordinate `k` of lane `l` at `k * LANES + l`. Lanes
@@ -347,7 +509,6 @@ fn run_group<M: Model, O: Optimizer, const DIM: usize>(
     bar: Option<&ProgressBar>,
 ) -> Vec<TrajectoryOutput> {
     let d = model.dim();
-    let n_obs = spec.observables.len();
     // Every lane starts parked at the common start; the lanes in use get their own starts.
     let mut theta: Vec<f64> = spec.start.iter().flat_map(|&x| [x; LANES]).collect();
     for l in 0..count {
@@ -370,21 +531,7 @@ fn run_group<M: Model, O: Optimizer, const DIM: usize>(
     let mut scratch = vec![0.0; model.lane_scratch_len()];
     let mut loss = [0.0; LANES];
     let mut lane_theta = vec![0.0; d];
-    let mut observer = Observer::new(model, spec.observables.clone());
-    let mut outs: Vec<TrajectoryOutput> = (0..count)
-        .map(|_| TrajectoryOutput {
-            values: vec![f64::NAN; cps.len() * n_obs],
-            valid: 0,
-            divergence: None,
-            gradients: 0,
-        })
-        .collect();
-    // `parked[l]`: lane l is not (or no longer) a running trajectory.
-    let mut parked = [true; LANES];
-    parked[..count].fill(false);
-    let mut any_parked = count < LANES;
-    let mut last_loss = [f64::NAN; LANES];
-    let mut alive = count;
+    let mut book = GroupBook::new(model, spec, cps, first, count);
     let mut step = 0u64;
     // The group's length, a compile-time constant when `DIM > 0`.
     let dl = if DIM > 0 { DIM * LANES } else { d * LANES };
@@ -401,29 +548,11 @@ fn run_group<M: Model, O: Optimizer, const DIM: usize>(
                 &mut scratch,
                 &mut loss,
             );
-            let all_fine = group_is_fine(&loss, &grad[..dl], spec.max_loss);
-            if all_fine && !any_parked {
-                last_loss = loss;
+            if group_is_fine(&loss, &grad[..dl], spec.max_loss) && !book.any_parked {
+                book.last_loss = loss;
             } else {
-                for l in 0..LANES {
-                    if !parked[l] {
-                        gather_lane(&grad, l, &mut lane_grad);
-                        let Some(reason) = divergence_reason(loss[l], &lane_grad, spec.max_loss)
-                        else {
-                            last_loss[l] = loss[l];
-                            continue;
-                        };
-                        outs[l].divergence = Some(Divergence {
-                            trajectory: first + l,
-                            step,
-                            last_finite_loss: last_loss[l],
-                            reason,
-                        });
-                        outs[l].gradients = step;
-                        parked[l] = true;
-                        any_parked = true;
-                        alive -= 1;
-                    }
+                book.check_lanes(step, &loss, &mut lane_grad, |l, g| gather_lane(&grad, l, g));
+                for l in (0..LANES).filter(|&l| book.parked[l]) {
                     for k in 0..d {
                         grad[k * LANES + l] = 0.0;
                     }
@@ -439,63 +568,31 @@ fn run_group<M: Model, O: Optimizer, const DIM: usize>(
                     scatter_lane(&lane_theta, l, &mut theta);
                 }
             }
-            if any_parked {
-                for l in (0..LANES).filter(|&l| parked[l]) {
+            if book.any_parked {
+                for l in (0..LANES).filter(|&l| book.parked[l]) {
                     scatter_lane(&spec.start, l, &mut theta);
                 }
             }
             step += 1;
-            if alive == 0 {
+            if book.alive == 0 {
                 break;
             }
         }
         if let Some(b) = bar {
             b.inc((target - if c == 0 { 0 } else { cps[c - 1] }) * count as u64);
         }
-        for (l, out) in outs.iter_mut().enumerate() {
-            if parked[l] {
-                continue;
-            }
-            gather_lane(&theta, l, &mut lane_theta);
-            let fail = |reason: String| Divergence {
-                trajectory: first + l,
-                step,
-                last_finite_loss: last_loss[l],
-                reason,
-            };
-            if !lane_theta.iter().all(|x| x.is_finite()) {
-                out.divergence = Some(fail("parameters are not finite".into()));
-            } else {
-                let rec = &mut out.values[c * n_obs..(c + 1) * n_obs];
-                match &spec.observe_at {
-                    None => observer.observe(model, &lane_theta, rec),
-                    Some(map) => match (map.0)(&lane_theta) {
-                        Ok(p) => observer.observe(model, &p, rec),
-                        Err(reason) => out.divergence = Some(fail(reason)),
-                    },
-                }
-            }
-            if out.divergence.is_some() {
-                out.gradients = step;
-                parked[l] = true;
-                any_parked = true;
-                alive -= 1;
-                scatter_lane(&spec.start, l, &mut theta);
-            } else {
-                out.valid = c + 1;
-            }
+        let ended = book.record(c, step, |l, out| gather_lane(&theta, l, out));
+        for l in (0..LANES).filter(|&l| ended & (1 << l) != 0) {
+            scatter_lane(&spec.start, l, &mut theta);
         }
-        if alive == 0 {
+        if book.alive == 0 {
             break;
         }
     }
-    for out in outs.iter_mut() {
-        if out.divergence.is_none() {
-            out.gradients = step;
-        }
-    }
-    outs
+    book.finish(step)
 }
+
+mod registers;
 
 #[cfg(test)]
 mod tests;

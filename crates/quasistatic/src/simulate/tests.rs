@@ -172,7 +172,9 @@ fn alone<M: Model, O: Optimizer>(
 
 /// Every model x noise x optimizer: 11 trajectories (a full group of 8 and one of 3) run by
 /// the engine equal, bit for bit, each trajectory run alone; with learning rates large enough
-/// that some lanes diverge mid-run while their neighbours go on.
+/// that some lanes diverge mid-run while their neighbours go on. The planar valley and the
+/// one-sample product model under no or full-batch label noise take the register group step
+/// (`simulate::registers`, two real groups and padding in one task), the others the general one.
 #[test]
 fn lanes_are_bit_identical_to_trajectories_run_alone() {
     use crate::data::{generate, SyntheticSpec, Teacher};
@@ -203,6 +205,8 @@ fn lanes_are_bit_identical_to_trajectories_run_alone() {
             Valley::new(vec![1.0, 2.0, 3.0], 2, Profile::Sin2, 1.0).with_random_rotation(1),
         ),
         AnyModel::Product(ProductModel::new(2, scalar.train, None)),
+        // One sample: with full-batch or no noise, the register group step.
+        AnyModel::Product(ProductModel::scalar(2, 1.0)),
         AnyModel::Diagonal(DiagonalNetwork::new(
             sparse.train.clone(),
             None,

@@ -1,0 +1,246 @@
+//! The group step for small one-sample models, with the whole group held in registers.
+//!
+//! For a model with `D` parameters and one sample ([`Model::offers_small_lanes`]: T1's valley,
+//! T2's product model), full-batch label noise or none
+//! ([`NoiseModel::full_batch_label_sigma`]) and an optimizer whose step splits into a scalar
+//! and a per-coordinate part ([`Optimizer::offers_coordinate_update`]: every built-in one),
+//! a group's parameters, gradient and optimizer buffers are `[Lanes; D]` values that live in
+//! vector registers across steps, instead of buffers that the noise, the model and the
+//! optimizer each load and store (see `bench/PROFILE.md`). [`INTERLEAVED`] groups step
+//! together in one loop so that their independent dependency chains overlap, and the label
+//! shifts are drawn [`AHEAD`] steps at a time outside the vector loop. The arithmetic is that of
+//! [`run_group`](super::run_group) operation by operation (the same
+//! [`Model::small_lane_gradient`] / [`Optimizer::update_coordinate`] code the other paths run),
+//! and the divergence bookkeeping is the same [`GroupBook`], so the results are
+//! bit-identical (tested in `simulate::tests`).
+
+use indicatif::ProgressBar;
+
+use super::{start_of, EnsembleSpec, GroupBook, TrajectoryOutput, LANES};
+use crate::lanes::Lanes;
+use crate::model::Model;
+use crate::noise::NoiseModel;
+use crate::optim::Optimizer;
+use crate::rng;
+
+/// Groups advanced together by one task of the register step: their dependency chains are
+/// independent, so the processor overlaps them. One group's step is a chain of dependent
+/// vector operations (T1: about 15 including a square root and a division; Adam adds another
+/// square root and division) whose latency, not the arithmetic, bounds a lone group.
+/// Measured side by side on T1/T2 (quick, AVX-512): 4 groups against 1, SGD +0-10%, heavy
+/// ball +10%, Adam +30-40%; 2 groups sit in between.
+pub(super) const INTERLEAVED: usize = 4;
+
+/// Run the groups `groups[0..INTERLEAVED]` (each `(first trajectory, lanes in use)`; a group
+/// with 0 lanes in use is padding) of a `D`-parameter one-sample model under full-batch label
+/// noise of `sigma` (0: none), with the groups in registers; returns the outputs of all their
+/// trajectories in order. The caller checks the conditions in the module documentation.
+///
+/// The step loop is compiled three times, for AVX-512F, AVX2 and the baseline, and the widest
+/// version the CPU runs is taken: the groups' values need `4 D` (Adam) 8-wide registers per
+/// group, which fit AVX-512's 32 but not the baseline's 16 two-wide ones. Results do not
+/// depend on the version (element-wise IEEE arithmetic, no contraction into fused
+/// multiply-adds).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn run_groups_in_registers<M: Model, O: Optimizer, const D: usize>(
+    model: &M,
+    sigma: f64,
+    optimizer: &O,
+    spec: &EnsembleSpec,
+    cps: &[u64],
+    groups: [(usize, usize); INTERLEAVED],
+    bar: Option<&ProgressBar>,
+) -> Vec<TrajectoryOutput> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F (checked just above).
+            return unsafe {
+                groups_avx512::<M, O, D>(model, sigma, optimizer, spec, cps, groups, bar)
+            };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (checked just above).
+            return unsafe {
+                groups_avx2::<M, O, D>(model, sigma, optimizer, spec, cps, groups, bar)
+            };
+        }
+    }
+    run_groups::<M, O, D>(model, sigma, optimizer, spec, cps, groups, bar)
+}
+
+/// [`run_groups`] compiled with AVX-512F enabled.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn groups_avx512<M: Model, O: Optimizer, const D: usize>(
+    model: &M,
+    sigma: f64,
+    optimizer: &O,
+    spec: &EnsembleSpec,
+    cps: &[u64],
+    groups: [(usize, usize); INTERLEAVED],
+    bar: Option<&ProgressBar>,
+) -> Vec<TrajectoryOutput> {
+    run_groups::<M, O, D>(model, sigma, optimizer, spec, cps, groups, bar)
+}
+
+/// [`run_groups`] compiled with AVX2 enabled.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn groups_avx2<M: Model, O: Optimizer, const D: usize>(
+    model: &M,
+    sigma: f64,
+    optimizer: &O,
+    spec: &EnsembleSpec,
+    cps: &[u64],
+    groups: [(usize, usize); INTERLEAVED],
+    bar: Option<&ProgressBar>,
+) -> Vec<TrajectoryOutput> {
+    run_groups::<M, O, D>(model, sigma, optimizer, spec, cps, groups, bar)
+}
+
+/// The step loop itself (see [`run_groups_in_registers`]).
+#[inline(always)]
+fn run_groups<M: Model, O: Optimizer, const D: usize>(
+    model: &M,
+    sigma: f64,
+    optimizer: &O,
+    spec: &EnsembleSpec,
+    cps: &[u64],
+    groups: [(usize, usize); INTERLEAVED],
+    bar: Option<&ProgressBar>,
+) -> Vec<TrajectoryOutput> {
+    const G: usize = INTERLEAVED;
+    assert_eq!(
+        model.dim(),
+        D,
+        "register group step for the wrong dimension"
+    );
+    assert_eq!(model.n_samples(), 1, "register group step needs one sample");
+    let start: [f64; D] = std::array::from_fn(|k| spec.start[k]);
+    // Every lane starts parked at the common start; the lanes in use get their own starts.
+    let mut theta: [[Lanes; D]; G] = [start.map(Lanes::splat); G];
+    for (th, &(first, count)) in theta.iter_mut().zip(&groups) {
+        for l in 0..count {
+            for (t, s) in th.iter_mut().zip(start_of(spec, first + l)) {
+                t.0[l] = s;
+            }
+        }
+    }
+    // Unused lanes get the streams of the trajectory numbers after the last (never recorded).
+    let mut rngs: [[rng::TrajectoryRng; LANES]; G] = std::array::from_fn(|g| {
+        std::array::from_fn(|l| rng::stream(spec.seed, (groups[g].0 + l) as u64, 0))
+    });
+    // The scalar state only (step counter, powers), shared: the groups step in lockstep. The
+    // buffers are `buffers`.
+    let mut state = optimizer.init(0);
+    let mut buffers = [[[Lanes::ZERO; 2]; D]; G];
+    let mut grad = [[Lanes::ZERO; D]; G];
+    let mut loss = [Lanes::ZERO; G];
+    let mut lane_grad = vec![0.0; D];
+    let mut books: [GroupBook<'_, M>; G] =
+        std::array::from_fn(|g| GroupBook::new(model, spec, cps, groups[g].0, groups[g].1));
+    let max_loss = spec.max_loss;
+    // Label shifts of the next `AHEAD` steps of every group, drawn together (see
+    // `NoiseModel::fill_lane_label_shifts`); `ahead` of them are used. The draws beyond the
+    // last step are never used; nothing else draws from these streams.
+    let mut shifts = [[Lanes::ZERO; AHEAD]; G];
+    let mut ahead = AHEAD;
+    let mut step = 0u64;
+    for (c, &target) in cps.iter().enumerate() {
+        while step < target {
+            if ahead == AHEAD {
+                for (sh, r) in shifts.iter_mut().zip(rngs.iter_mut()) {
+                    NoiseModel::fill_lane_label_shifts(sigma, r, sh);
+                }
+                ahead = 0;
+            }
+            let mut fine = [true; G];
+            for g in 0..G {
+                loss[g] = model.small_lane_gradient::<D>(&theta[g], shifts[g][ahead], &mut grad[g]);
+                // Branch-free group check, as `group_is_fine`: `g * 0` is NaN exactly when `g`
+                // is not finite, and `NaN <= max_loss` is false.
+                let mut poison = loss[g];
+                for gk in &grad[g] {
+                    poison += *gk * 0.0;
+                }
+                fine[g] = poison.0.iter().fold(true, |a, &p| a & (p <= max_loss));
+            }
+            ahead += 1;
+            for (g, book) in books.iter_mut().enumerate() {
+                if fine[g] && !book.any_parked {
+                    book.last_loss = loss[g].0;
+                } else {
+                    // Copies, so that the group values never have their address taken.
+                    let gr = grad[g];
+                    book.check_lanes(step, &loss[g].0, &mut lane_grad, |l, out| {
+                        for (o, gk) in out.iter_mut().zip(&gr) {
+                            *o = gk.0[l];
+                        }
+                    });
+                    for l in (0..LANES).filter(|&l| book.parked[l]) {
+                        for gk in grad[g].iter_mut() {
+                            gk.0[l] = 0.0;
+                        }
+                    }
+                }
+            }
+            let scalars = optimizer.begin_step(&mut state);
+            for g in 0..G {
+                for k in 0..D {
+                    optimizer.update_coordinate(
+                        &scalars,
+                        &mut theta[g][k],
+                        &mut buffers[g][k],
+                        grad[g][k],
+                    );
+                }
+            }
+            for (th, book) in theta.iter_mut().zip(&books) {
+                if book.any_parked {
+                    park(th, &start, &book.parked);
+                }
+            }
+            step += 1;
+            if books.iter().all(|b| b.alive == 0) {
+                break;
+            }
+        }
+        if let Some(b) = bar {
+            let running: usize = groups.iter().map(|g| g.1).sum();
+            b.inc((target - if c == 0 { 0 } else { cps[c - 1] }) * running as u64);
+        }
+        for (th, book) in theta.iter_mut().zip(books.iter_mut()) {
+            let copy = *th;
+            let ended = book.record(c, step, |l, out| {
+                for (o, t) in out.iter_mut().zip(&copy) {
+                    *o = t.0[l];
+                }
+            });
+            if ended != 0 {
+                let mask = std::array::from_fn(|l| ended & (1 << l) != 0);
+                park(th, &start, &mask);
+            }
+        }
+        if books.iter().all(|b| b.alive == 0) {
+            break;
+        }
+    }
+    books.into_iter().flat_map(|b| b.finish(step)).collect()
+}
+
+/// Steps whose label shifts are drawn at once (see [`NoiseModel::fill_lane_label_shifts`]):
+/// `INTERLEAVED x AHEAD x LANES` values, 4 KiB, stay in the first-level cache.
+const AHEAD: usize = 16;
+
+/// Put the lanes marked in `mask` back at `start`.
+#[inline(always)]
+fn park<const D: usize>(theta: &mut [Lanes; D], start: &[f64; D], mask: &[bool; LANES]) {
+    for (t, &s) in theta.iter_mut().zip(start) {
+        for (x, &m) in t.0.iter_mut().zip(mask) {
+            if m {
+                *x = s;
+            }
+        }
+    }
+}
