@@ -55,7 +55,7 @@ impl Optimizer for Adam {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn step(&self, s: &mut AdamState, theta: &mut [f64], grad: &[f64]) {
         let scalars = self.begin_step(s);
         for (((x, m), v), &g) in theta

@@ -46,7 +46,7 @@ macro_rules! momentum_common {
             }
         }
 
-        #[inline]
+        #[inline(always)]
         fn step(&self, state: &mut MomentumState, theta: &mut [f64], grad: &[f64]) {
             let s = self.begin_step(state);
             for ((x, b), &g) in theta.iter_mut().zip(state.buf.iter_mut()).zip(grad) {

@@ -44,7 +44,7 @@ impl Optimizer for RmsProp {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn step(&self, s: &mut RmsPropState, theta: &mut [f64], grad: &[f64]) {
         let scalars = self.begin_step(s);
         for ((x, v), &g) in theta.iter_mut().zip(s.v.iter_mut()).zip(grad) {

@@ -23,7 +23,7 @@ impl Optimizer for Sgd {
         SgdState { t: 0 }
     }
 
-    #[inline]
+    #[inline(always)]
     fn step(&self, state: &mut SgdState, theta: &mut [f64], grad: &[f64]) {
         let s = self.begin_step(state);
         for (x, &g) in theta.iter_mut().zip(grad) {
