@@ -224,3 +224,66 @@ fn hot_loop_allocates_nothing() {
         }
     }
 }
+
+/// The register group step (the planar valley and the scalar product model under full-batch
+/// label noise, `simulate/registers.rs`) allocates nothing per step: whole ensembles of 100 and
+/// of 1 000 steps, recorded only at the first and the last step, allocate the same number of
+/// times. The one-thread pool runs on the calling thread, whose allocations are counted.
+#[test]
+fn register_step_allocates_nothing_per_step() {
+    use quasistatic::simulate::{run_ensemble, EnsembleSpec};
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .use_current_thread()
+        .build()
+        .unwrap();
+    let lr = Schedule::Constant(0.01);
+    let optimizers = [
+        AnyOptimizer::Sgd(Sgd { lr: lr.clone() }),
+        AnyOptimizer::HeavyBall(HeavyBall {
+            lr: lr.clone(),
+            beta: 0.9,
+            weight_decay: 0.0,
+        }),
+        AnyOptimizer::Adam(Adam {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+        }),
+    ];
+    let models = [
+        AnyModel::Valley(Valley::planar(Profile::Quadratic, 1.0)),
+        AnyModel::Product(ProductModel::scalar(2, 1.0)),
+    ];
+    let noise = NoiseModel::Label {
+        sigma: 0.5,
+        batch: None,
+    };
+    for model in &models {
+        for opt in &optimizers {
+            let count = |steps: u64| {
+                with_model!(model, m => {
+                    let spec = EnsembleSpec {
+                        steps,
+                        record_every: steps,
+                        trajectories: 40,
+                        start: m.default_start(),
+                        ..EnsembleSpec::default()
+                    };
+                    let before = allocations();
+                    let r = pool.install(|| {
+                        quasistatic::with_optimizer!(opt, o => run_ensemble(m, &noise, o, &spec))
+                    });
+                    let n = allocations() - before;
+                    assert!(r.divergences.is_empty());
+                    n
+                })
+            };
+            let (short, long) = (count(100), count(1000));
+            assert!(short > 0, "the counter sees the run");
+            assert_eq!(short, long, "{opt}: allocations grow with steps");
+        }
+    }
+}
