@@ -19,6 +19,7 @@ use rand::Rng;
 use rand_distr::StandardNormal;
 use rayon::prelude::*;
 
+use crate::lanes::Lanes;
 use crate::model::{gather_lane, scatter_lane, Model};
 use crate::noise::NoiseModel;
 use crate::observe::{Observable, Observer};
@@ -259,24 +260,22 @@ pub fn run_ensemble<M: Model, O: Optimizer>(
         (0..n_groups.div_ceil(registers::INTERLEAVED))
             .into_par_iter()
             .flat_map_iter(|t| {
-                let groups = std::array::from_fn(|i| group(t * registers::INTERLEAVED + i));
-                registers::run_groups_in_registers::<M, O, 2>(
+                registers::run_groups_in_registers::<M, O, 2>(&registers::RegisterTask {
                     model,
                     sigma,
                     optimizer,
                     spec,
-                    &cps,
-                    groups,
-                    bar.as_ref(),
-                )
+                    cps: &cps,
+                    groups: std::array::from_fn(|i| group(t * registers::INTERLEAVED + i)),
+                    bar: bar.as_ref(),
+                })
             })
             .collect()
     } else {
         (0..n_groups)
             .into_par_iter()
             .flat_map_iter(|g| {
-                let first = g * LANES;
-                let count = LANES.min(spec.trajectories - first);
+                let (first, count) = group(g);
                 // Two-parameter models get a copy of the group step with the group's length known
                 // at compile time.
                 if model.dim() == 2 {
@@ -332,18 +331,16 @@ fn start_of(spec: &EnsembleSpec, j: usize) -> Vec<f64> {
 }
 
 /// Whether every lane's loss is finite and at most `max_loss` and every gradient entry is
-/// finite. Branch-free (vectorised): `x * 0` is `0` for finite `x` and NaN otherwise, so the
-/// sum is NaN exactly when something is not finite.
+/// finite, for a group's losses and its gradient coordinates (each the values of all lanes).
+/// Branch-free (vectorised): `x * 0` is `0` for finite `x` and NaN otherwise, and
+/// `NaN <= max_loss` is false. Shared by both group steps.
 #[inline(always)]
-fn group_is_fine(loss: &[f64; LANES], grad: &[f64], max_loss: f64) -> bool {
-    let mut poison = [0.0; LANES];
-    for chunk in grad.chunks_exact(LANES).chain(std::iter::once(&loss[..])) {
-        for (p, &g) in poison.iter_mut().zip(chunk) {
-            *p += g * 0.0;
-        }
+fn group_is_fine(loss: Lanes, grad: impl IntoIterator<Item = Lanes>, max_loss: f64) -> bool {
+    let mut poison = loss;
+    for g in grad {
+        poison += g * 0.0;
     }
-    let worst = loss.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b));
-    poison.iter().sum::<f64>() == 0.0 && worst <= max_loss
+    poison.0.iter().fold(true, |a, &p| a & (p <= max_loss))
 }
 
 /// Why a step's loss and gradient end a trajectory, if they do.
@@ -579,7 +576,8 @@ fn run_group<M: Model, O: Optimizer, const DIM: usize>(
                 &mut scratch,
                 &mut loss,
             );
-            if group_is_fine(&loss, &grad[..dl], spec.max_loss) && !book.any_parked {
+            let coordinates = grad[..dl].chunks_exact(LANES).map(Lanes::load);
+            if group_is_fine(Lanes(loss), coordinates, spec.max_loss) && !book.any_parked {
                 book.last_loss = loss;
             } else {
                 book.check_lanes(step, &loss, &mut lane_grad, |l, g| gather_lane(&grad, l, g));

@@ -16,7 +16,7 @@
 
 use indicatif::ProgressBar;
 
-use super::{start_of, EnsembleSpec, GroupBook, TrajectoryOutput, LANES};
+use super::{group_is_fine, start_of, EnsembleSpec, GroupBook, TrajectoryOutput, LANES};
 use crate::lanes::Lanes;
 use crate::model::Model;
 use crate::noise::NoiseModel;
@@ -31,85 +31,74 @@ use crate::rng;
 /// ball +10%, Adam +30-40%; 2 groups sit in between.
 pub(super) const INTERLEAVED: usize = 4;
 
-/// Run the groups `groups[0..INTERLEAVED]` (each `(first trajectory, lanes in use)`; a group
-/// with 0 lanes in use is padding) of a `D`-parameter one-sample model under full-batch label
-/// noise of `sigma` (0: none), with the groups in registers; returns the outputs of all their
-/// trajectories in order. The caller checks the conditions in the module documentation.
+/// One task of the register step: the groups `groups[0..INTERLEAVED]` (each `(first
+/// trajectory, lanes in use)`; a group with 0 lanes in use is padding) of a `D`-parameter
+/// one-sample model under full-batch label noise of `sigma` (0: none).
+pub(super) struct RegisterTask<'a, M, O> {
+    pub(super) model: &'a M,
+    pub(super) sigma: f64,
+    pub(super) optimizer: &'a O,
+    pub(super) spec: &'a EnsembleSpec,
+    pub(super) cps: &'a [u64],
+    pub(super) groups: [(usize, usize); INTERLEAVED],
+    pub(super) bar: Option<&'a ProgressBar>,
+}
+
+/// Run a task with the groups in registers; returns the outputs of all its trajectories in
+/// order. The caller checks the conditions in the module documentation.
 ///
 /// The step loop is compiled three times, for AVX-512F, AVX2 and the baseline, and the widest
 /// version the CPU runs is taken: the groups' values need `4 D` (Adam) 8-wide registers per
 /// group, which fit AVX-512's 32 but not the baseline's 16 two-wide ones. Results do not
 /// depend on the version (element-wise IEEE arithmetic, no contraction into fused
 /// multiply-adds).
-#[allow(clippy::too_many_arguments)]
 pub(super) fn run_groups_in_registers<M: Model, O: Optimizer, const D: usize>(
-    model: &M,
-    sigma: f64,
-    optimizer: &O,
-    spec: &EnsembleSpec,
-    cps: &[u64],
-    groups: [(usize, usize); INTERLEAVED],
-    bar: Option<&ProgressBar>,
+    task: &RegisterTask<'_, M, O>,
 ) -> Vec<TrajectoryOutput> {
+    /// [`run_groups`] compiled with AVX-512F enabled.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn avx512<M: Model, O: Optimizer, const D: usize>(
+        task: &RegisterTask<'_, M, O>,
+    ) -> Vec<TrajectoryOutput> {
+        run_groups::<M, O, D>(task)
+    }
+    /// [`run_groups`] compiled with AVX2 enabled.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn avx2<M: Model, O: Optimizer, const D: usize>(
+        task: &RegisterTask<'_, M, O>,
+    ) -> Vec<TrajectoryOutput> {
+        run_groups::<M, O, D>(task)
+    }
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU has AVX-512F (checked just above).
-            return unsafe {
-                groups_avx512::<M, O, D>(model, sigma, optimizer, spec, cps, groups, bar)
-            };
+            return unsafe { avx512::<M, O, D>(task) };
         }
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU has AVX2 (checked just above).
-            return unsafe {
-                groups_avx2::<M, O, D>(model, sigma, optimizer, spec, cps, groups, bar)
-            };
+            return unsafe { avx2::<M, O, D>(task) };
         }
     }
-    run_groups::<M, O, D>(model, sigma, optimizer, spec, cps, groups, bar)
-}
-
-/// [`run_groups`] compiled with AVX-512F enabled.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn groups_avx512<M: Model, O: Optimizer, const D: usize>(
-    model: &M,
-    sigma: f64,
-    optimizer: &O,
-    spec: &EnsembleSpec,
-    cps: &[u64],
-    groups: [(usize, usize); INTERLEAVED],
-    bar: Option<&ProgressBar>,
-) -> Vec<TrajectoryOutput> {
-    run_groups::<M, O, D>(model, sigma, optimizer, spec, cps, groups, bar)
-}
-
-/// [`run_groups`] compiled with AVX2 enabled.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn groups_avx2<M: Model, O: Optimizer, const D: usize>(
-    model: &M,
-    sigma: f64,
-    optimizer: &O,
-    spec: &EnsembleSpec,
-    cps: &[u64],
-    groups: [(usize, usize); INTERLEAVED],
-    bar: Option<&ProgressBar>,
-) -> Vec<TrajectoryOutput> {
-    run_groups::<M, O, D>(model, sigma, optimizer, spec, cps, groups, bar)
+    run_groups::<M, O, D>(task)
 }
 
 /// The step loop itself (see [`run_groups_in_registers`]).
 #[inline(always)]
 fn run_groups<M: Model, O: Optimizer, const D: usize>(
-    model: &M,
-    sigma: f64,
-    optimizer: &O,
-    spec: &EnsembleSpec,
-    cps: &[u64],
-    groups: [(usize, usize); INTERLEAVED],
-    bar: Option<&ProgressBar>,
+    task: &RegisterTask<'_, M, O>,
 ) -> Vec<TrajectoryOutput> {
+    let RegisterTask {
+        model,
+        sigma,
+        optimizer,
+        spec,
+        cps,
+        groups,
+        bar,
+    } = *task;
     const G: usize = INTERLEAVED;
     assert_eq!(
         model.dim(),
@@ -158,13 +147,7 @@ fn run_groups<M: Model, O: Optimizer, const D: usize>(
             let mut fine = [true; G];
             for g in 0..G {
                 loss[g] = model.small_lane_gradient::<D>(&theta[g], shifts[g][ahead], &mut grad[g]);
-                // Branch-free group check, as `group_is_fine`: `g * 0` is NaN exactly when `g`
-                // is not finite, and `NaN <= max_loss` is false.
-                let mut poison = loss[g];
-                for gk in &grad[g] {
-                    poison += *gk * 0.0;
-                }
-                fine[g] = poison.0.iter().fold(true, |a, &p| a & (p <= max_loss));
+                fine[g] = group_is_fine(loss[g], grad[g], max_loss);
             }
             ahead += 1;
             for (g, book) in books.iter_mut().enumerate() {
