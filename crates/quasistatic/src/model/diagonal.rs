@@ -215,15 +215,23 @@ impl DiagonalNetwork {
     ) {
         let (p, xs, ys) = (self.train.p, &self.train.x[..], &self.train.y[..]);
         match batch.indices {
-            None => self.lane_passes(
-                theta,
-                batch,
-                |k, j| Lanes::splat(xs[k * p + j]),
-                |k| Lanes::splat(ys[k]),
-                grad,
-                scratch,
-                loss,
-            ),
+            None => {
+                assert!(batch.size <= self.train.n && xs.len() >= self.train.n * p);
+                self.lane_passes(
+                    theta,
+                    batch,
+                    |k, j| {
+                        debug_assert!(k < batch.size && j < p);
+                        // SAFETY: `lane_passes` calls `x(k, j)` with `k < batch.size <= n` and
+                        // `j < p` only, and `xs` holds `n p` values (asserted above).
+                        Lanes::splat(unsafe { *xs.get_unchecked(k * p + j) })
+                    },
+                    |k| Lanes::splat(ys[k]),
+                    grad,
+                    scratch,
+                    loss,
+                )
+            }
             Some(ix) => {
                 let sample = |l: usize, k: usize| ix[l * batch.stride + k];
                 self.lane_passes(
@@ -239,19 +247,28 @@ impl DiagonalNetwork {
         }
     }
 
-    /// The two passes of [`DiagonalNetwork::lane_kernel`]. First, per batch position `k`,
-    /// `f = w . x` with the four partial sums of [`DiagonalNetwork::batch_gradient`] and the
-    /// residual weight `f - y - shift_k` (kept in `scratch`); then, per coordinate `j`,
-    /// `c_j = sum_k weight_k x_kj` summed over `k` in order, as the scalar version's
-    /// accumulation does (a sum held in registers rather than one update of every `c_j` per
-    /// sample, which the compiler vectorises across coordinates with shuffles).
+    /// The two passes of [`DiagonalNetwork::lane_kernel`], with the arithmetic of
+    /// [`DiagonalNetwork::batch_gradient`] operation by operation.
+    ///
+    /// 1. Per batch position `k`: `f = w . x` with the scalar version's four partial sums, and
+    ///    the residual weight `f - y - shift_k` (kept in `scratch`). Positions go in tiles of
+    ///    [`FORWARD_TILE`]: each loaded `w_j` serves the tile's positions, and the tile's
+    ///    `4 FORWARD_TILE` partial sums are independent chains in flight together.
+    /// 2. Per coordinate `j`: `c_j = sum_k weight_k x_kj`, summed over `k` in order, in tiles of
+    ///    [`BACKWARD_TILE`] coordinates: each loaded `weight_k` serves the tile, whose sums are
+    ///    independent chains held in registers (rather than one update of every `c_j` per
+    ///    position, which the compiler vectorises across coordinates with shuffles).
+    ///
+    /// Every tile is a fixed-size array indexed by constants after unrolling, with no bounds
+    /// check inside its loops, so its sums stay in registers (a possible panic inside the
+    /// loop made the compiler also store every sum to the stack at every iteration).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn lane_passes(
         &self,
         theta: &[f64],
         batch: LaneBatch<'_>,
-        x: impl Fn(usize, usize) -> Lanes,
+        x: impl Fn(usize, usize) -> Lanes + Copy,
         y: impl Fn(usize) -> Lanes,
         grad: &mut [f64],
         scratch: &mut [f64],
@@ -259,61 +276,149 @@ impl DiagonalNetwork {
     ) {
         let (p, b) = (self.train.p, batch.size);
         let (w, rest) = scratch.split_at_mut(p * LANES);
-        let weights = &mut rest[..b * LANES];
-        let (u, v) = theta[..2 * p * LANES].split_at(p * LANES);
-        let at = |s: &[f64], j: usize| Lanes::load(&s[j * LANES..(j + 1) * LANES]);
-        for (j, wj) in w.chunks_exact_mut(LANES).enumerate() {
-            let (uj, vj) = (at(u, j), at(v, j));
-            (uj * uj - vj * vj).store(wj);
+        let (w, _) = w.as_chunks_mut::<LANES>();
+        let (weights, _) = rest[..b * LANES].as_chunks_mut::<LANES>();
+        let (u, _) = theta[..p * LANES].as_chunks::<LANES>();
+        let (v, _) = theta[p * LANES..2 * p * LANES].as_chunks::<LANES>();
+        for ((wj, &uj), &vj) in w.iter_mut().zip(u).zip(v) {
+            let (uj, vj) = (Lanes(uj), Lanes(vj));
+            *wj = (uj * uj - vj * vj).0;
         }
         let w = &*w;
-        let quads = p / 4;
         let mut lo = Lanes::ZERO;
-        for (k, wk) in weights.chunks_exact_mut(LANES).enumerate() {
-            let mut acc = [Lanes::ZERO; 4];
-            for q in 0..quads {
-                for (l, a) in acc.iter_mut().enumerate() {
-                    let j = 4 * q + l;
-                    *a += at(w, j) * x(k, j);
-                }
+        // The residual weight of position `k` from its output `f` (a plain loop over each
+        // tile's outputs: a closure called from the tile would not be inlined, and would
+        // then run without the caller's vector instruction set).
+        let mut k0 = 0;
+        while k0 < b {
+            let fs = if k0 + FORWARD_TILE <= b {
+                forward_tile::<FORWARD_TILE>(w, x, k0)
+            } else {
+                let mut fs = [Lanes::ZERO; FORWARD_TILE];
+                fs[0] = forward_tile::<1>(w, x, k0)[0];
+                fs
+            };
+            let len = if k0 + FORWARD_TILE <= b {
+                FORWARD_TILE
+            } else {
+                1
+            };
+            for (s, &f) in fs.iter().enumerate().take(len) {
+                let k = k0 + s;
+                let r = f - y(k);
+                lo += r * r * 0.5;
+                weights[k] = (r - batch.shifts_at(k)).0;
             }
-            let mut f = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-            for j in 4 * quads..p {
-                f += at(w, j) * x(k, j);
-            }
-            let r = f - y(k);
-            lo += r * r * 0.5;
-            (r - batch.shifts_at(k)).store(wk);
+            k0 += len;
         }
         let weights = &*weights;
         let two_inv = 2.0 / b as f64;
         let (gu, gv) = grad[..2 * p * LANES].split_at_mut(p * LANES);
-        let mut finish = |j: usize, c: Lanes| {
-            let cj = c * two_inv;
-            (-(at(v, j) * cj)).store(&mut gv[j * LANES..(j + 1) * LANES]);
-            (at(u, j) * cj).store(&mut gu[j * LANES..(j + 1) * LANES]);
-        };
-        // Four coordinates at a time: four independent sums in flight.
-        for q in 0..quads {
-            let mut c = [Lanes::ZERO; 4];
-            for k in 0..b {
-                let wk = at(weights, k);
-                for (t, ct) in c.iter_mut().enumerate() {
-                    *ct += wk * x(k, 4 * q + t);
-                }
-            }
-            for (t, &ct) in c.iter().enumerate() {
-                finish(4 * q + t, ct);
-            }
+        let (gu, _) = gu.as_chunks_mut::<LANES>();
+        let (gv, _) = gv.as_chunks_mut::<LANES>();
+        let mut j0 = 0;
+        while j0 + BACKWARD_TILE <= p {
+            let c = backward_tile::<BACKWARD_TILE>(weights, x, j0);
+            finish(&c, j0, two_inv, (u, v), (&mut *gu, &mut *gv));
+            j0 += BACKWARD_TILE;
         }
-        for j in 4 * quads..p {
-            let mut c = Lanes::ZERO;
-            for k in 0..b {
-                c += at(weights, k) * x(k, j);
-            }
-            finish(j, c);
+        for j in j0..p {
+            let c = backward_tile::<1>(weights, x, j);
+            finish(&c, j, two_inv, (u, v), (&mut *gu, &mut *gv));
         }
         *loss = (lo * (1.0 / b as f64)).0;
+    }
+}
+
+/// Batch positions per tile of the forward pass of [`DiagonalNetwork::lane_passes`]: `4 x 4`
+/// partial sums in flight (16 of AVX-512's 32 registers).
+const FORWARD_TILE: usize = 4;
+
+/// Coordinates per tile of the backward pass of [`DiagonalNetwork::lane_passes`].
+const BACKWARD_TILE: usize = 8;
+
+/// `f = w . x` of the `S` positions `k0..k0 + S` (`S` = 1 or [`FORWARD_TILE`] = 4), with the
+/// four partial sums of [`DiagonalNetwork::batch_gradient`] (`acc_l` over `j = l mod 4` in
+/// order, then `(acc_0 + acc_1) + (acc_2 + acc_3)`, then the last `p mod 4` coordinates in
+/// order).
+#[inline(always)]
+fn forward_tile<const S: usize>(
+    w: &[[f64; LANES]],
+    x: impl Fn(usize, usize) -> Lanes,
+    k0: usize,
+) -> [Lanes; S] {
+    const { assert!(S == 1 || S == 4) };
+    let mut acc = [[Lanes::ZERO; 4]; S];
+    let (quads, tail) = w.as_chunks::<4>();
+    for (q, wq) in quads.iter().enumerate() {
+        let wv = wq.map(Lanes);
+        // Every position written out (constant indices): with a loop over the positions the
+        // compiler kept the sums on the stack, loaded and stored at every step.
+        add_quad(&mut acc[0], &wv, &x, k0, 4 * q);
+        if S == 4 {
+            add_quad(&mut acc[1 % S], &wv, &x, k0 + 1, 4 * q);
+            add_quad(&mut acc[2 % S], &wv, &x, k0 + 2, 4 * q);
+            add_quad(&mut acc[3 % S], &wv, &x, k0 + 3, 4 * q);
+        }
+    }
+    let mut fs = [Lanes::ZERO; S];
+    for s in 0..S {
+        let a = acc[s];
+        let mut f = (a[0] + a[1]) + (a[2] + a[3]);
+        for (t, &wj) in tail.iter().enumerate() {
+            f += Lanes(wj) * x(k0 + s, 4 * quads.len() + t);
+        }
+        fs[s] = f;
+    }
+    fs
+}
+
+/// `acc_l += w_{j0 + l} x(k, j0 + l)` for `l = 0..4`.
+#[inline(always)]
+fn add_quad(
+    acc: &mut [Lanes; 4],
+    wv: &[Lanes; 4],
+    x: &impl Fn(usize, usize) -> Lanes,
+    k: usize,
+    j0: usize,
+) {
+    acc[0] += wv[0] * x(k, j0);
+    acc[1] += wv[1] * x(k, j0 + 1);
+    acc[2] += wv[2] * x(k, j0 + 2);
+    acc[3] += wv[3] * x(k, j0 + 3);
+}
+
+/// `c_j = sum_k weight_k x_kj` (over the positions in order) of the `C` coordinates
+/// `j0..j0 + C`.
+#[inline(always)]
+fn backward_tile<const C: usize>(
+    weights: &[[f64; LANES]],
+    x: impl Fn(usize, usize) -> Lanes,
+    j0: usize,
+) -> [Lanes; C] {
+    let mut c = [Lanes::ZERO; C];
+    for (k, &wk) in weights.iter().enumerate() {
+        for (t, ct) in c.iter_mut().enumerate() {
+            *ct += Lanes(wk) * x(k, j0 + t);
+        }
+    }
+    c
+}
+
+/// The gradient entries of coordinates `j0..j0 + C` from their `c_j`:
+/// `grad_u_j = u_j (2 c_j / |B|)`, `grad_v_j = -(v_j (2 c_j / |B|))`.
+#[inline(always)]
+fn finish<const C: usize>(
+    c: &[Lanes; C],
+    j0: usize,
+    two_inv: f64,
+    (u, v): (&[[f64; LANES]], &[[f64; LANES]]),
+    (gu, gv): (&mut [[f64; LANES]], &mut [[f64; LANES]]),
+) {
+    for (t, &ct) in c.iter().enumerate() {
+        let (j, cj) = (j0 + t, ct * two_inv);
+        gv[j] = (-(Lanes(v[j]) * cj)).0;
+        gu[j] = (Lanes(u[j]) * cj).0;
     }
 }
 
@@ -352,10 +457,12 @@ mod tests {
     }
 
     /// The vectorised lane gradients equal the scalar fused gradient bit for bit, with `p` a
-    /// multiple of 4 or not (remainder of the four partial sums), all lanes or some in use.
+    /// multiple of 4 or not (remainder of the four partial sums), `n` a multiple of the forward
+    /// tile or not, `p` a multiple of the backward tile or not (T3's shape included), all lanes
+    /// or some in use.
     #[test]
     fn lane_gradients_are_bit_identical() {
-        for (n, p) in [(13, 7), (5, 12), (30, 1)] {
+        for (n, p) in [(13, 7), (5, 12), (30, 1), (9, 17), (40, 100)] {
             let m = model(n, p, 0.2);
             for lanes in [LANES, 5] {
                 crate::lanes::testing::assert_lane_gradients_bit_identical(&m, lanes);
