@@ -182,15 +182,21 @@ mod tests {
 //
 // Wider vectors. Built for baseline x86-64, `Lanes` arithmetic compiles to 2-wide SSE2. The
 // networks' lane kernels (`model/diagonal.rs`, `model/two_layer.rs`) are therefore also compiled
-// with `#[target_feature(enable = "avx512f")]` / `"avx2"` and chosen at run time
+// with `#[target_feature(enable = "avx512f")]` / `"avx2,fma"` and chosen at run time
 // (`is_x86_feature_detected!`, behind an `unsafe` call that only that check justifies). This
 // changes instruction width, not results: `+ - * /` are correctly rounded at every width, and
 // Rust never fuses a multiply and an add into an FMA on its own, so all versions give the scalar
 // bits (checked by the bit-identity tests on whichever machine runs them).
+//
+// Fused multiply-adds. Where a kernel wants them (the tanh network: they halve the operations
+// of its matrix products and of `tanh`), it asks explicitly, through `f64::mul_add` /
+// [`LaneFloat::mul_add`], in its scalar and its lane version alike. A fused multiply-add is
+// exactly specified (one rounding), so the bits are the same everywhere: one instruction in the
+// AVX-512 / AVX2 + FMA versions, a call to libm's `fma` elsewhere (slower, same result).
 // ---------------------------------------------------------------------------------------------
 
 /// The arithmetic [`expm1`] and [`tanh`] are written in: `+ - * /` (also with an `f64`
-/// operand) and a few exact bit-level operations. Implemented by `f64` (one value) and
+/// operand), fused multiply-adds and a few exact bit-level operations. Implemented by `f64` (one value) and
 /// [`Lanes`] (element-wise); every operation is exact or correctly rounded, so a lane's result
 /// equals the `f64` result bit for bit.
 pub trait LaneFloat:
@@ -214,6 +220,9 @@ pub trait LaneFloat:
     fn select_lt(self, bound: f64, then: Self, otherwise: Self) -> Self;
     /// Per lane: reinterpret as `u64`, apply `f`, reinterpret as `f64`.
     fn map_bits(self, f: impl Fn(u64) -> u64) -> Self;
+    /// `self * a + b` with one rounding (a fused multiply-add, `f64::mul_add` per lane: the
+    /// same bits on every machine, one instruction where the code is compiled for FMA).
+    fn mul_add(self, a: Self, b: Self) -> Self;
 }
 
 const SIGN_BIT: u64 = 1 << 63;
@@ -243,6 +252,10 @@ impl LaneFloat for f64 {
     fn map_bits(self, f: impl Fn(u64) -> u64) -> Self {
         f64::from_bits(f(self.to_bits()))
     }
+    #[inline(always)]
+    fn mul_add(self, a: Self, b: Self) -> Self {
+        f64::mul_add(self, a, b)
+    }
 }
 
 impl LaneFloat for Lanes {
@@ -268,6 +281,10 @@ impl LaneFloat for Lanes {
     fn map_bits(self, f: impl Fn(u64) -> u64) -> Self {
         Lanes(self.0.map(|v| f64::from_bits(f(v.to_bits()))))
     }
+    #[inline(always)]
+    fn mul_add(self, a: Self, b: Self) -> Self {
+        Lanes(std::array::from_fn(|l| self.0[l].mul_add(a.0[l], b.0[l])))
+    }
 }
 
 /// `e^x - 1`, accurate to about 1 ulp (measured maximum in the tests: see
@@ -283,6 +300,31 @@ impl LaneFloat for Lanes {
 /// (`s - 1/2` is exact, and the factor 2 is exact, so `k = 1024` does not overflow early).
 #[inline(always)]
 pub fn expm1<T: LaneFloat>(x: T) -> T {
+    expm1_with::<T, false>(x)
+}
+
+/// [`expm1`] with every multiply-add of the method fused ([`LaneFloat::mul_add`]): fewer
+/// operations and roundings (as accurate, see `expm1_matches_libm`), different last bits.
+/// Fast where compiled for FMA (the lane kernels' AVX-512 / AVX2 versions); elsewhere each
+/// fused multiply-add is a call to libm's `fma`, with the same bits.
+#[inline(always)]
+pub fn expm1_fused<T: LaneFloat>(x: T) -> T {
+    expm1_with::<T, true>(x)
+}
+
+/// `a * b + c`, fused into one rounding when `FUSED`.
+#[inline(always)]
+fn madd<T: LaneFloat, const FUSED: bool>(a: T, b: T, c: T) -> T {
+    if FUSED {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
+}
+
+/// The body of [`expm1`] (`FUSED = false`) and [`expm1_fused`].
+#[inline(always)]
+fn expm1_with<T: LaneFloat, const FUSED: bool>(x: T) -> T {
     const INV_LN2: f64 = std::f64::consts::LOG2_E;
     // ln 2 = LN2_HI + LN2_LO, LN2_HI with 32 significant bits (fdlibm's split).
     const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
@@ -307,25 +349,28 @@ pub fn expm1<T: LaneFloat>(x: T) -> T {
         1.0 / 479_001_600.0,
         1.0 / 6_227_020_800.0,
     ];
+    let c = T::splat_f64;
+    let madd = madd::<T, FUSED>;
     // Clamp to [-60, 710] (NaN passes): e^-60 is below half an ulp of 1, and 710 > ln(MAX).
-    let xc = x.select_lt(-60.0, T::splat_f64(-60.0), x);
-    let xc = (-xc).select_lt(-710.0, T::splat_f64(710.0), xc);
-    let t = xc * INV_LN2 + SHIFT;
+    let xc = x.select_lt(-60.0, c(-60.0), x);
+    let xc = (-xc).select_lt(-710.0, c(710.0), xc);
+    let t = madd(xc, c(INV_LN2), c(SHIFT));
     let kf = t - SHIFT;
-    let r = (xc - kf * LN2_HI) - kf * LN2_LO;
+    // `kf * LN2_HI` is exact, so fusing changes only the tail's rounding.
+    let r = madd(-kf, c(LN2_LO), madd(-kf, c(LN2_HI), xc));
     // Estrin's scheme (short dependency chains: the lanes' latency, not their throughput,
     // bounds a network's forward pass).
     let r2 = r * r;
     let r4 = r2 * r2;
-    let pair = |i: usize| r * Q[i + 1] + Q[i];
-    let q03 = pair(0) + r2 * pair(2);
-    let q47 = pair(4) + r2 * pair(6);
-    let q811 = pair(8) + r2 * pair(10);
-    let q = q03 + r4 * (q47 + r4 * q811);
-    let p = r + r2 * q;
+    let pair = |i: usize| madd(r, c(Q[i + 1]), c(Q[i]));
+    let q03 = madd(r2, pair(2), pair(0));
+    let q47 = madd(r2, pair(6), pair(4));
+    let q811 = madd(r2, pair(10), pair(8));
+    let q = madd(r4, madd(r4, q811, q47), q03);
+    let p = madd(r2, q, r);
     // s = 2^(k-1): biased exponent k - 1 + 1023, k in [-87, 1024].
     let s = t.map_bits(|b| b.wrapping_sub(SHIFT_BITS).wrapping_add(1022) << 52);
-    let y = (s * p + (s - 0.5)) * 2.0;
+    let y = madd(s, p, s - 0.5) * 2.0;
     x.abs_value().select_lt(TINY, x, y)
 }
 
@@ -338,6 +383,14 @@ pub fn expm1<T: LaneFloat>(x: T) -> T {
 #[inline(always)]
 pub fn tanh<T: LaneFloat>(z: T) -> T {
     let em = expm1(z.abs_value() * -2.0);
+    (-em / (em + 2.0)).with_sign_of(z)
+}
+
+/// [`tanh`] from [`expm1_fused`] (as accurate, different last bits; fast where compiled for
+/// FMA, see [`expm1_fused`]).
+#[inline(always)]
+pub fn tanh_fused<T: LaneFloat>(z: T) -> T {
+    let em = expm1_fused(z.abs_value() * -2.0);
     (-em / (em + 2.0)).with_sign_of(z)
 }
 
@@ -410,58 +463,71 @@ mod function_tests {
     /// same for ±0, subnormals, ±inf and NaN.
     #[test]
     fn expm1_matches_libm() {
-        let mut worst = (0, 0.0);
-        for x in inputs() {
-            let (got, want) = (expm1(x), x.exp_m1());
-            if want.is_infinite() {
-                assert_eq!(got, want, "expm1({x:e})");
-                continue;
+        for (name, expm1) in [
+            ("expm1", expm1::<f64> as fn(f64) -> f64),
+            ("expm1_fused", expm1_fused::<f64>),
+        ] {
+            let mut worst = (0, 0.0);
+            for x in inputs() {
+                let (got, want) = (expm1(x), x.exp_m1());
+                if want.is_infinite() {
+                    assert_eq!(got, want, "{name}({x:e})");
+                    continue;
+                }
+                let u = ulps(got, want);
+                if u > worst.0 {
+                    worst = (u, x);
+                }
             }
-            let u = ulps(got, want);
-            if u > worst.0 {
-                worst = (u, x);
-            }
+            assert!(worst.0 <= 2, "{name}: {} ulp at x = {:e}", worst.0, worst.1);
+            eprintln!(
+                "{name}: max {} ulp from libm (at x = {:e})",
+                worst.0, worst.1
+            );
+            assert_eq!(expm1(0.0f64).to_bits(), 0.0f64.to_bits());
+            assert_eq!(expm1(-0.0f64).to_bits(), (-0.0f64).to_bits());
+            assert_eq!(expm1(5e-324f64), 5e-324);
+            assert_eq!(expm1(-1000.0f64), -1.0);
+            assert_eq!(expm1(f64::NEG_INFINITY), -1.0);
+            assert_eq!(expm1(f64::INFINITY), f64::INFINITY);
+            assert_eq!(expm1(710.0f64), f64::INFINITY);
+            assert!(expm1(709.7f64).is_finite());
+            assert!(expm1(f64::NAN).is_nan());
         }
-        assert!(worst.0 <= 2, "expm1: {} ulp at x = {:e}", worst.0, worst.1);
-        eprintln!(
-            "expm1: max {} ulp from libm (at x = {:e})",
-            worst.0, worst.1
-        );
-        assert_eq!(expm1(0.0f64).to_bits(), 0.0f64.to_bits());
-        assert_eq!(expm1(-0.0f64).to_bits(), (-0.0f64).to_bits());
-        assert_eq!(expm1(5e-324f64), 5e-324);
-        assert_eq!(expm1(-1000.0f64), -1.0);
-        assert_eq!(expm1(f64::NEG_INFINITY), -1.0);
-        assert_eq!(expm1(f64::INFINITY), f64::INFINITY);
-        assert_eq!(expm1(710.0f64), f64::INFINITY);
-        assert!(expm1(709.7f64).is_finite());
-        assert!(expm1(f64::NAN).is_nan());
     }
 
     /// Against libm's `tanh` (itself within 1 ulp of the truth): at most 3 ulp apart (measured:
     /// see the assertion message), exactly `±1` far out, odd, `NaN` only for `NaN`.
     #[test]
     fn tanh_matches_libm() {
-        let mut worst = (0, 0.0);
-        for x in inputs() {
-            let (got, want) = (tanh(x), x.tanh());
-            let u = ulps(got, want);
-            if u > worst.0 {
-                worst = (u, x);
+        for (name, tanh) in [
+            ("tanh", tanh::<f64> as fn(f64) -> f64),
+            ("tanh_fused", tanh_fused::<f64>),
+        ] {
+            let mut worst = (0, 0.0);
+            for x in inputs() {
+                let (got, want) = (tanh(x), x.tanh());
+                let u = ulps(got, want);
+                if u > worst.0 {
+                    worst = (u, x);
+                }
+                assert_eq!(tanh(-x).to_bits(), (-got).to_bits(), "{name} odd at {x:e}");
             }
-            assert_eq!(tanh(-x).to_bits(), (-got).to_bits(), "odd at {x:e}");
+            assert!(worst.0 <= 3, "{name}: {} ulp at x = {:e}", worst.0, worst.1);
+            eprintln!(
+                "{name}: max {} ulp from libm (at x = {:e})",
+                worst.0, worst.1
+            );
+            assert_eq!(tanh(0.0f64).to_bits(), 0.0f64.to_bits());
+            assert_eq!(tanh(-0.0f64).to_bits(), (-0.0f64).to_bits());
+            assert_eq!(tanh(1e-310f64), 1e-310);
+            for (z, t) in [(20.0, 1.0), (-20.0, -1.0), (1000.0, 1.0), (-1000.0, -1.0)] {
+                assert_eq!(tanh(z), t);
+            }
+            assert_eq!(tanh(f64::INFINITY), 1.0);
+            assert_eq!(tanh(f64::NEG_INFINITY), -1.0);
+            assert!(tanh(f64::NAN).is_nan());
         }
-        assert!(worst.0 <= 3, "tanh: {} ulp at x = {:e}", worst.0, worst.1);
-        eprintln!("tanh: max {} ulp from libm (at x = {:e})", worst.0, worst.1);
-        assert_eq!(tanh(0.0f64).to_bits(), 0.0f64.to_bits());
-        assert_eq!(tanh(-0.0f64).to_bits(), (-0.0f64).to_bits());
-        assert_eq!(tanh(1e-310f64), 1e-310);
-        for (z, t) in [(20.0, 1.0), (-20.0, -1.0), (1000.0, 1.0), (-1000.0, -1.0)] {
-            assert_eq!(tanh(z), t);
-        }
-        assert_eq!(tanh(f64::INFINITY), 1.0);
-        assert_eq!(tanh(f64::NEG_INFINITY), -1.0);
-        assert!(tanh(f64::NAN).is_nan());
     }
 
     /// The `Lanes` instantiation gives the `f64` instantiation's bits in every lane (NaN only
@@ -473,9 +539,12 @@ mod function_tests {
         for c in xs.chunks_exact(LANES) {
             let x = std::hint::black_box(Lanes::load(c));
             let (e, t) = (expm1(x), tanh(x));
+            let (ef, tf) = (expm1_fused(x), tanh_fused(x));
             for (l, &v) in c.iter().enumerate() {
                 assert_eq!(canon(e.0[l]), canon(expm1(v)), "expm1({v:e})");
                 assert_eq!(canon(t.0[l]), canon(tanh(v)), "tanh({v:e})");
+                assert_eq!(canon(ef.0[l]), canon(expm1_fused(v)), "expm1_fused({v:e})");
+                assert_eq!(canon(tf.0[l]), canon(tanh_fused(v)), "tanh_fused({v:e})");
             }
         }
         let x = Lanes([
@@ -488,9 +557,10 @@ mod function_tests {
             -1e-300,
             0.5,
         ]);
-        let t = tanh(x);
+        let (t, tf) = (tanh(x), tanh_fused(x));
         for l in 0..LANES {
             assert_eq!(canon(t.0[l]), canon(tanh(x.0[l])));
+            assert_eq!(canon(tf.0[l]), canon(tanh_fused(x.0[l])));
         }
     }
 }
@@ -595,7 +665,8 @@ pub(crate) mod testing {
 /// Inside an `impl` block: from a lane kernel method `$kernel(&self, theta, batch, grad,
 /// scratch, loss)` (the signature of [`crate::model::Model::lane_gradients`], marked
 /// `#[inline(always)]`), generate `$avx512` and `$avx2`, the same kernel compiled with AVX-512F
-/// / AVX2 enabled (x86-64 only; calling them is `unsafe` and needs the CPU feature), and
+/// / AVX2 + FMA enabled (x86-64 only; calling them is `unsafe` and needs the CPU features;
+/// AVX-512F implies FMA), and
 /// `$widest`, which checks the CPU and runs the widest version it has. The results do not
 /// depend on the version (see the note above [`LaneFloat`]).
 macro_rules! lane_kernel_versions {
@@ -614,9 +685,9 @@ macro_rules! lane_kernel_versions {
             self.$kernel(theta, batch, grad, scratch, loss)
         }
 
-        /// The lane kernel compiled with AVX2 enabled.
+        /// The lane kernel compiled with AVX2 and FMA enabled.
         #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2")]
+        #[target_feature(enable = "avx2,fma")]
         fn $avx2(
             &self,
             theta: &[f64],
@@ -644,8 +715,10 @@ macro_rules! lane_kernel_versions {
                     // SAFETY: the CPU has AVX-512F (checked just above).
                     return unsafe { self.$avx512(theta, batch, grad, scratch, loss) };
                 }
-                if std::arch::is_x86_feature_detected!("avx2") {
-                    // SAFETY: the CPU has AVX2 (checked just above).
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    // SAFETY: the CPU has AVX2 and FMA (checked just above).
                     return unsafe { self.$avx2(theta, batch, grad, scratch, loss) };
                 }
             }
@@ -654,3 +727,18 @@ macro_rules! lane_kernel_versions {
     };
 }
 pub(crate) use lane_kernel_versions;
+
+/// `$body` once for each integer literal of the list, in order, with `$i` bound to it: a loop
+/// written out, for register tiles. Each tile's sums are an array indexed by these constants,
+/// which the compiler then keeps in registers; with a loop over a tile, even of constant
+/// length, it sometimes kept the array on the stack instead, loaded and stored at every step
+/// (`bench/PROFILE.md`). Guard the body with `if $i < N` for a tile of generic size `N`.
+macro_rules! unroll {
+    ($i:ident in [$($n:literal),*] $body:block) => {
+        $( {
+            let $i: usize = $n;
+            $body
+        } )*
+    };
+}
+pub(crate) use unroll;

@@ -471,12 +471,14 @@ mod tests {
                     m.lane_kernel(t, b, g, s, l)
                 });
                 #[cfg(target_arch = "x86_64")]
-                if std::arch::is_x86_feature_detected!("avx2") {
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
                     crate::lanes::testing::assert_kernel_bit_identical(
                         &m,
                         lanes,
                         |t, b, g, s, l| {
-                            // SAFETY: the CPU has AVX2 (checked above).
+                            // SAFETY: the CPU has AVX2 and FMA (checked above).
                             unsafe { m.lane_kernel_avx2(t, b, g, s, l) }
                         },
                     );

@@ -12,7 +12,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 
 use super::{lane_gradients_by_lane, Batch, LaneBatch, Model, Scalar};
 use crate::data::Dataset;
-use crate::lanes::{self, Lanes};
+use crate::lanes::{self, unroll, LaneFloat, Lanes};
 use crate::simulate::LANES;
 
 /// Activation `s`.
@@ -35,11 +35,11 @@ const GELU_CUBIC: f64 = 0.044_715;
 /// `-expm1(-2z) / (2 + expm1(-2z))` for `z >= 0` and its odd mirror for `z < 0`.
 /// (num-dual's `tanh` of a dual number is `sinh / cosh`, which is `NaN` beyond `|z| ~ 355`.)
 ///
-/// Plain `f64` (the simulator's gradients) uses [`lanes::tanh`], the same formula with a
-/// hand-written `expm1` that also runs on [`Lanes`] with vector instructions: the vectorised
-/// [`Model::lane_gradients`] of the tanh network then equals this scalar path bit for bit.
-/// Dual numbers (derivatives) keep num-dual's `exp_m1`; the two differ by round-off (a few
-/// ulp).
+/// Plain `f64` uses [`lanes::tanh`], the same formula with a hand-written `expm1` that also
+/// runs on [`Lanes`] with vector instructions (the tanh network's gradient uses its fused
+/// sibling [`lanes::tanh_fused`], as its vectorised [`Model::lane_gradients`] does, so the two
+/// are equal bit for bit). Dual numbers (derivatives) keep num-dual's `exp_m1`; the two differ
+/// by round-off (a few ulp).
 #[inline]
 fn stable_tanh<D: Scalar>(z: D) -> D {
     // `D::NDERIV == 0` only for the plain float (`f64`, as `D::Primitive = f64`); the test is
@@ -171,9 +171,10 @@ impl TwoLayerNetwork {
         tanh_lanes_widest
     );
 
-    /// [`Model::lane_gradients`] of the tanh network, all lanes at once: the batch's inputs as
-    /// closures, `x(k, c)` = the lanes' input coordinate `c` at batch position `k`, `y(k)` their
-    /// targets.
+    /// [`Model::lane_gradients`] of the tanh network, all lanes at once (see
+    /// [`TwoLayerNetwork::tanh_lane_blocks`]), for the full batch (inputs shared by the lanes,
+    /// read in place) or a mini-batch (each lane's inputs gathered into `scratch`, a block at a
+    /// time).
     #[inline(always)]
     fn tanh_lanes(
         &self,
@@ -183,48 +184,58 @@ impl TwoLayerNetwork {
         scratch: &mut [f64],
         loss: &mut [f64; LANES],
     ) {
-        let (p, xs, ys) = (self.train.p, &self.train.x[..], &self.train.y[..]);
+        let (n, p) = (self.train.n, self.train.p);
+        let (xs, ys) = (&self.train.x[..n * p], &self.train.y[..n]);
+        let (gathered, scratch) = scratch.split_at_mut(LANE_BLOCK * p * LANES);
         match batch.indices {
-            None => self.tanh_lane_blocks(
-                theta,
-                batch,
-                |k, c| Lanes::splat(xs[k * p + c]),
-                |k| Lanes::splat(ys[k]),
-                grad,
-                scratch,
-                loss,
-            ),
+            None => {
+                assert!(batch.size <= n);
+                let mut inputs = SharedInputs { xs, ys, p };
+                self.tanh_lane_blocks(theta, batch, &mut inputs, grad, scratch, loss)
+            }
             Some(ix) => {
-                let sample = |l: usize, k: usize| ix[l * batch.stride + k];
-                self.tanh_lane_blocks(
-                    theta,
-                    batch,
-                    |k, c| Lanes::gather(batch.lanes, |l| xs[sample(l, k) * p + c]),
-                    |k| Lanes::gather(batch.lanes, |l| ys[sample(l, k)]),
-                    grad,
-                    scratch,
-                    loss,
-                )
+                let (gathered, _) = gathered.as_chunks_mut::<LANES>();
+                let mut inputs = GatheredInputs {
+                    xs,
+                    ys,
+                    p,
+                    ix,
+                    stride: batch.stride,
+                    lanes: batch.lanes,
+                    k0: 0,
+                    block: gathered,
+                };
+                self.tanh_lane_blocks(theta, batch, &mut inputs, grad, scratch, loss)
             }
         }
     }
 
-    /// The batch in blocks of [`LANE_BLOCK`] positions. Forward pass per position (as
-    /// [`TwoLayerNetwork::batch_gradient`]: `z_j`, `tanh(z_j)`, `1 - tanh(z_j)^2`, `f`, the
-    /// residual weight), kept for the block in `scratch`; then per hidden unit `j` the block's
-    /// contributions are added to `grad_a_j` and `grad_W_jk` position by position, in the
-    /// scalar version's order (each gradient entry is a sum held in registers over the block,
-    /// rather than a rank-1 update of the whole `grad_W` per position, which the compiler
-    /// vectorises across `k` with gathers and scatters). The last block applies the final
-    /// factors `a_j / (sqrt(m) |B|)` as the scalar version does after its loop.
+    /// The batch in blocks of [`LANE_BLOCK`] positions, with the arithmetic of
+    /// [`TwoLayerNetwork::batch_gradient`] for the tanh network (fused multiply-adds included)
+    /// operation by operation, every sum in the scalar version's order, so each lane's results
+    /// are its scalar results bit for bit. Per block, over buffers in `scratch`:
+    ///
+    /// 1. `z_j = w_j . x` of every hidden unit and position, in tiles of [`Z_UNITS`] units x
+    ///    [`Z_POSITIONS`] positions: each loaded weight and input serves several sums, and the
+    ///    tile's sums are independent chains held in registers.
+    /// 2. `tanh(z_j)`, `1 - tanh^2`, the outputs `f` (summed over `j` in order), the loss and
+    ///    the residual weights `f / sqrt(m) - y - shift`.
+    /// 3. `grad_a_j += weight tanh(z_j)` over the positions in order, with
+    ///    `c = weight (1 - tanh^2)` kept in place of `1 - tanh^2`; then `grad_W_jk += c x_k` in
+    ///    tiles of [`GW_UNITS`] units x [`GW_INPUTS`] inputs, each entry a sum held in a register
+    ///    over the block.
+    ///
+    /// The last block applies the final factors `a_j / (sqrt(m) |B|)` as the scalar version
+    /// does after its loop. The tiles are fixed-size arrays indexed by constants once unrolled,
+    /// with no bounds check inside their loops: with one, the compiler kept every sum on the
+    /// stack as well, stored at every step (`bench/PROFILE.md`).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn tanh_lane_blocks(
+    fn tanh_lane_blocks<I: BlockInputs>(
         &self,
         theta: &[f64],
         batch: LaneBatch<'_>,
-        x: impl Fn(usize, usize) -> Lanes,
-        y: impl Fn(usize) -> Lanes,
+        inputs: &mut I,
         grad: &mut [f64],
         scratch: &mut [f64],
         loss: &mut [f64; LANES],
@@ -233,117 +244,101 @@ impl TwoLayerNetwork {
         let (m, p, b) = (self.width, self.train.p, batch.size);
         let scale = 1.0 / (m as f64).sqrt();
         let factor = scale / b as f64;
-        // Block buffers: tanh(z_j) and 1 - tanh^2 at [j][position], inputs at
-        // [position][c], residual weights and weight * (1 - tanh^2) per position.
+        // Block buffers, one lane vector each: z_j and then tanh(z_j) at [j][position],
+        // 1 - tanh^2 and then weight * (1 - tanh^2) at [j][position], residual weights at
+        // [position].
         let (tb, rest) = scratch.split_at_mut(m * BL * LANES);
         let (db, rest) = rest.split_at_mut(m * BL * LANES);
-        let (xb, rest) = rest.split_at_mut(BL * p * LANES);
-        let (wb, rest) = rest.split_at_mut(BL * LANES);
-        let cb = &mut rest[..BL * LANES];
-        let at = |s: &[f64], i: usize| Lanes::load(&s[i * LANES..(i + 1) * LANES]);
+        let (tb, _) = tb.as_chunks_mut::<LANES>();
+        let (db, _) = db.as_chunks_mut::<LANES>();
+        let (wb, _) = rest[..BL * LANES].as_chunks_mut::<LANES>();
         let (a, w) = theta[..m * (p + 1) * LANES].split_at(m * LANES);
+        let (a, _) = a.as_chunks::<LANES>();
+        let (w, _) = w.as_chunks::<LANES>();
         let (ga, gw) = grad[..m * (p + 1) * LANES].split_at_mut(m * LANES);
+        let (ga, _) = ga.as_chunks_mut::<LANES>();
+        let (gw, _) = gw.as_chunks_mut::<LANES>();
         let mut lo = Lanes::ZERO;
         for k0 in (0..b).step_by(BL) {
             let len = BL.min(b - k0);
-            let last = k0 + len == b;
-            for ib in 0..len {
-                let k = k0 + ib;
-                for c in 0..p {
-                    x(k, c).store(&mut xb[(ib * p + c) * LANES..(ib * p + c + 1) * LANES]);
+            let (first, last) = (k0 == 0, k0 + len == b);
+            inputs.fill(k0, len);
+            let inputs = &*inputs;
+            // 1. z_j for every unit and position of the block.
+            let j_main = m - m % Z_UNITS;
+            let i_main = len - len % Z_POSITIONS;
+            for j0 in (0..j_main).step_by(Z_UNITS) {
+                for i0 in (0..i_main).step_by(Z_POSITIONS) {
+                    z_tile::<Z_UNITS, Z_POSITIONS, _>(w, inputs, tb, p, j0, k0, i0);
                 }
-                let xk = &xb[ib * p * LANES..(ib + 1) * p * LANES];
-                // All z_j first (four units at a time: four independent sums in flight), then
-                // the tanh of each: consecutive tanh are independent and close together, so
-                // their latencies overlap.
-                let mut store_z = |j: usize, z: Lanes| {
-                    let slot = (j * BL + ib) * LANES;
-                    z.store(&mut tb[slot..slot + LANES]);
-                };
-                for j0 in (0..m / 4).map(|q| 4 * q) {
-                    let mut z = [Lanes::ZERO; 4];
-                    for c in 0..p {
-                        let xc = at(xk, c);
-                        for (t, zt) in z.iter_mut().enumerate() {
-                            *zt += at(w, (j0 + t) * p + c) * xc;
-                        }
-                    }
-                    for (t, &zt) in z.iter().enumerate() {
-                        store_z(j0 + t, zt);
-                    }
+                for i0 in i_main..len {
+                    z_tile::<Z_UNITS, 1, _>(w, inputs, tb, p, j0, k0, i0);
                 }
-                for j in 4 * (m / 4)..m {
-                    let mut z = Lanes::ZERO;
-                    for c in 0..p {
-                        z += at(w, j * p + c) * at(xk, c);
-                    }
-                    store_z(j, z);
-                }
-                let mut f = Lanes::ZERO;
-                for j in 0..m {
-                    let slot = (j * BL + ib) * LANES;
-                    let t = lanes::tanh(at(tb, j * BL + ib));
-                    f += at(a, j) * t;
-                    t.store(&mut tb[slot..slot + LANES]);
-                    (1.0 - t * t).store(&mut db[slot..slot + LANES]);
-                }
-                let r = f * scale - y(k);
-                lo += r * r * 0.5;
-                (r - batch.shifts_at(k)).store(&mut wb[ib * LANES..(ib + 1) * LANES]);
             }
-            let (tb, db, xb, wb) = (&*tb, &*db, &*xb, &*wb);
-            for j in 0..m {
-                let tj = &tb[j * BL * LANES..(j + 1) * BL * LANES];
-                let dj = &db[j * BL * LANES..(j + 1) * BL * LANES];
-                // grad_a_j += weight * tanh(z_j); c = weight * (1 - tanh^2) kept for grad_W.
-                let gaj = &mut ga[j * LANES..(j + 1) * LANES];
-                let mut acc = if k0 == 0 {
-                    Lanes::ZERO
-                } else {
-                    Lanes::load(gaj)
-                };
-                for ib in 0..len {
-                    let weight = at(wb, ib);
-                    acc += weight * at(tj, ib);
-                    (weight * at(dj, ib)).store(&mut cb[ib * LANES..(ib + 1) * LANES]);
+            for j0 in j_main..m {
+                for i0 in 0..len {
+                    z_tile::<1, 1, _>(w, inputs, tb, p, j0, k0, i0);
+                }
+            }
+            // 2. tanh, 1 - tanh^2, outputs (over j in order), loss, residual weights.
+            let mut f = [Lanes::ZERO; BL];
+            for (j, (tj, dj)) in tb
+                .chunks_exact_mut(BL)
+                .zip(db.chunks_exact_mut(BL))
+                .enumerate()
+            {
+                let aj = Lanes(a[j]);
+                for ((fk, tk), dk) in f.iter_mut().zip(tj.iter_mut()).zip(dj).take(len) {
+                    let t = lanes::tanh_fused(Lanes(*tk));
+                    *fk = aj.mul_add(t, *fk);
+                    *tk = t.0;
+                    *dk = (-t).mul_add(t, Lanes::splat(1.0)).0;
+                }
+            }
+            for (ib, &fk) in f.iter().enumerate().take(len) {
+                let k = k0 + ib;
+                let r = fk * scale - inputs.y(k);
+                lo += r * r * 0.5;
+                wb[ib] = (r - batch.shifts_at(k)).0;
+            }
+            // 3. grad_a (final when `last`), and c = weight * (1 - tanh^2) in place.
+            let wbr = &wb[..len];
+            for (j, (tj, dj)) in tb.chunks_exact(BL).zip(db.chunks_exact_mut(BL)).enumerate() {
+                let mut acc = if first { Lanes::ZERO } else { Lanes(ga[j]) };
+                for ((&wk, &tk), dk) in wbr.iter().zip(tj).zip(dj.iter_mut()) {
+                    let weight = Lanes(wk);
+                    acc = weight.mul_add(Lanes(tk), acc);
+                    *dk = (weight * Lanes(*dk)).0;
                 }
                 if last {
                     acc = acc * factor;
                 }
-                acc.store(gaj);
-                let cb = &*cb;
-                let cj = at(a, j) * factor;
-                let gwj = &mut gw[j * p * LANES..(j + 1) * p * LANES];
-                // grad_W_jk += c x_k, four k at a time (independent sums in flight).
-                let start = |gwj: &[f64], c: usize| {
-                    if k0 == 0 {
-                        Lanes::ZERO
-                    } else {
-                        at(gwj, c)
-                    }
-                };
-                let store = |gwj: &mut [f64], c: usize, g: Lanes| {
-                    let g = if last { g * cj } else { g };
-                    g.store(&mut gwj[c * LANES..(c + 1) * LANES]);
-                };
-                for c0 in (0..p / 4).map(|q| 4 * q) {
-                    let mut acc = [0, 1, 2, 3].map(|t| start(gwj, c0 + t));
-                    for ib in 0..len {
-                        let cw = at(cb, ib);
-                        for (t, a) in acc.iter_mut().enumerate() {
-                            *a += cw * at(xb, ib * p + c0 + t);
-                        }
-                    }
-                    for (t, &a) in acc.iter().enumerate() {
-                        store(gwj, c0 + t, a);
-                    }
+                ga[j] = acc.0;
+            }
+            // grad_W in tiles.
+            let cb = &*db;
+            let j_main = m - m % GW_UNITS;
+            let c_main = p - p % GW_INPUTS;
+            let tile = GwTile {
+                a,
+                factor,
+                p,
+                k0,
+                len,
+                first,
+                last,
+            };
+            for j0 in (0..j_main).step_by(GW_UNITS) {
+                for c0 in (0..c_main).step_by(GW_INPUTS) {
+                    gw_tile::<GW_UNITS, GW_INPUTS, _>(&tile, cb, inputs, gw, j0, c0);
                 }
-                for c in 4 * (p / 4)..p {
-                    let mut a = start(gwj, c);
-                    for ib in 0..len {
-                        a += at(cb, ib) * at(xb, ib * p + c);
-                    }
-                    store(gwj, c, a);
+                for c0 in c_main..p {
+                    gw_tile::<GW_UNITS, 1, _>(&tile, cb, inputs, gw, j0, c0);
+                }
+            }
+            for j0 in j_main..m {
+                for c0 in 0..p {
+                    gw_tile::<1, 1, _>(&tile, cb, inputs, gw, j0, c0);
                 }
             }
         }
@@ -352,8 +347,205 @@ impl TwoLayerNetwork {
 }
 
 /// Batch positions per block of [`TwoLayerNetwork::lane_gradients`] (its scratch holds
-/// `2 m + p + 2` lane vectors per position).
-const LANE_BLOCK: usize = 8;
+/// `2 m + p + 1` lane vectors per position). Measured side by side (T4, AVX-512): 16 against
+/// 8, +8%; 32 and the whole batch were slower (the block's buffers leave the first-level
+/// cache).
+const LANE_BLOCK: usize = 16;
+/// Hidden units per tile of the forward sums `z_j = w_j . x`.
+const Z_UNITS: usize = 4;
+/// Batch positions per tile of the forward sums (`Z_UNITS x Z_POSITIONS` sums in registers).
+const Z_POSITIONS: usize = 4;
+/// Hidden units per tile of `grad_W`.
+const GW_UNITS: usize = 4;
+/// Inputs per tile of `grad_W` (`GW_UNITS x GW_INPUTS` sums in registers).
+const GW_INPUTS: usize = 5;
+
+/// The lanes' inputs and targets at batch positions `k`, as the lane kernel reads them.
+trait BlockInputs {
+    /// Prepare positions `k0..k0 + len` (the block about to be read).
+    fn fill(&mut self, k0: usize, len: usize);
+    /// Input coordinate `c` of every lane at position `k` (in the block last filled).
+    fn x(&self, k: usize, c: usize) -> Lanes;
+    /// Target of every lane at position `k` (in the block last filled).
+    fn y(&self, k: usize) -> Lanes;
+}
+
+/// The full batch: position `k` is sample `k` for every lane, read in place.
+struct SharedInputs<'a> {
+    /// `n x p` inputs, row-major.
+    xs: &'a [f64],
+    ys: &'a [f64],
+    p: usize,
+}
+
+impl BlockInputs for SharedInputs<'_> {
+    #[inline(always)]
+    fn fill(&mut self, _k0: usize, _len: usize) {}
+    #[inline(always)]
+    fn x(&self, k: usize, c: usize) -> Lanes {
+        debug_assert!(c < self.p && (k + 1) * self.p <= self.xs.len());
+        // SAFETY: the lane kernel reads positions `k < batch.size <= n` (asserted in
+        // `tanh_lanes`) and coordinates `c < p`, and `xs` holds `n p` values. Unchecked because
+        // a bounds check inside a register tile made the compiler keep the tile's sums on the
+        // stack.
+        Lanes::splat(unsafe { *self.xs.get_unchecked(k * self.p + c) })
+    }
+    #[inline(always)]
+    fn y(&self, k: usize) -> Lanes {
+        Lanes::splat(self.ys[k])
+    }
+}
+
+/// A mini-batch: lane `l`'s position `k` is sample `ix[l stride + k]`; a block's inputs are
+/// gathered into `block` (`[position][coordinate]`, one lane vector each) before it is read.
+struct GatheredInputs<'a> {
+    xs: &'a [f64],
+    ys: &'a [f64],
+    p: usize,
+    ix: &'a [usize],
+    stride: usize,
+    lanes: usize,
+    /// First position of the block in `block`.
+    k0: usize,
+    block: &'a mut [[f64; LANES]],
+}
+
+impl BlockInputs for GatheredInputs<'_> {
+    #[inline(always)]
+    fn fill(&mut self, k0: usize, len: usize) {
+        self.k0 = k0;
+        let (xs, ix, p, stride) = (self.xs, self.ix, self.p, self.stride);
+        for (ib, row) in self.block.chunks_exact_mut(p).take(len).enumerate() {
+            for (c, v) in row.iter_mut().enumerate() {
+                *v = Lanes::gather(self.lanes, |l| xs[ix[l * stride + k0 + ib] * p + c]).0;
+            }
+        }
+    }
+    #[inline(always)]
+    fn x(&self, k: usize, c: usize) -> Lanes {
+        Lanes(self.block[(k - self.k0) * self.p + c])
+    }
+    #[inline(always)]
+    fn y(&self, k: usize) -> Lanes {
+        Lanes::gather(self.lanes, |l| self.ys[self.ix[l * self.stride + k]])
+    }
+}
+
+/// `z_j = w_j . x_k` (fused multiply-adds over the coordinates in order, from 0) of the units
+/// `j0..j0 + J` and the positions `k0 + i0 ..k0 + i0 + I`, stored at `tb[j][i0 + s]`.
+#[inline(always)]
+fn z_tile<const J: usize, const I: usize, X: BlockInputs>(
+    w: &[[f64; LANES]],
+    inputs: &X,
+    tb: &mut [[f64; LANES]],
+    p: usize,
+    j0: usize,
+    k0: usize,
+    i0: usize,
+) {
+    const { assert!(J <= 4 && I <= 4) };
+    let rows: [&[[f64; LANES]]; J] = std::array::from_fn(|t| &w[(j0 + t) * p..(j0 + t + 1) * p]);
+    let mut z = [[Lanes::ZERO; I]; J];
+    for c in 0..p {
+        unroll!(s in [0, 1, 2, 3] {
+            if s < I {
+                let xv = inputs.x(k0 + i0 + s, c);
+                unroll!(t in [0, 1, 2, 3] {
+                    if t < J {
+                        z[t][s] = Lanes(rows[t][c]).mul_add(xv, z[t][s]);
+                    }
+                });
+            }
+        });
+    }
+    // Every access to the tile by constant indices, here too: one access by a variable index
+    // keeps the whole tile on the stack.
+    unroll!(t in [0, 1, 2, 3] {
+        if t < J {
+            unroll!(s in [0, 1, 2, 3] {
+                if s < I {
+                    tb[(j0 + t) * LANE_BLOCK + i0 + s] = z[t][s].0;
+                }
+            });
+        }
+    });
+}
+
+/// What every `grad_W` tile of a block shares.
+struct GwTile<'a> {
+    /// The output weights `a_j`.
+    a: &'a [[f64; LANES]],
+    /// `1 / (sqrt(m) |B|)`.
+    factor: f64,
+    p: usize,
+    /// The block: positions `k0..k0 + len`.
+    k0: usize,
+    len: usize,
+    /// First block (sums start at 0) / last block (final factor `a_j factor` applied).
+    first: bool,
+    last: bool,
+}
+
+/// `grad_W_jc += c_jk x_kc` over the block's positions in order (fused multiply-adds) for the
+/// units `j0..j0 + J` and inputs `c0..c0 + C`.
+#[inline(always)]
+fn gw_tile<const J: usize, const C: usize, X: BlockInputs>(
+    tile: &GwTile<'_>,
+    cb: &[[f64; LANES]],
+    inputs: &X,
+    gw: &mut [[f64; LANES]],
+    j0: usize,
+    c0: usize,
+) {
+    const { assert!(J <= 4 && C <= 5) };
+    let GwTile {
+        a,
+        factor,
+        p,
+        k0,
+        len,
+        first,
+        last,
+    } = *tile;
+    let mut acc = [[Lanes::ZERO; C]; J];
+    // Every access to the tile by constant indices (see `z_tile`).
+    if !first {
+        unroll!(t in [0, 1, 2, 3] {
+            if t < J {
+                unroll!(s in [0, 1, 2, 3, 4] {
+                    if s < C {
+                        acc[t][s] = Lanes(gw[(j0 + t) * p + c0 + s]);
+                    }
+                });
+            }
+        });
+    }
+    let rows: [&[[f64; LANES]]; J] =
+        std::array::from_fn(|t| &cb[(j0 + t) * LANE_BLOCK..(j0 + t) * LANE_BLOCK + len]);
+    for ib in 0..len {
+        unroll!(s in [0, 1, 2, 3, 4] {
+            if s < C {
+                let xv = inputs.x(k0 + ib, c0 + s);
+                unroll!(t in [0, 1, 2, 3] {
+                    if t < J {
+                        acc[t][s] = Lanes(rows[t][ib]).mul_add(xv, acc[t][s]);
+                    }
+                });
+            }
+        });
+    }
+    unroll!(t in [0, 1, 2, 3] {
+        if t < J {
+            let cj = Lanes(a[j0 + t]) * factor;
+            unroll!(s in [0, 1, 2, 3, 4] {
+                if s < C {
+                    let g = if last { acc[t][s] * cj } else { acc[t][s] };
+                    gw[(j0 + t) * p + c0 + s] = g.0;
+                }
+            });
+        }
+    });
+}
 
 /// `w . x` with scalar weights and `f64` inputs.
 #[inline]
@@ -363,6 +555,128 @@ fn dot<D: Scalar>(w: &[D], x: &[f64]) -> D {
         z += wk * xk;
     }
     z
+}
+
+impl TwoLayerNetwork {
+    /// [`Model::batch_gradient`]'s body; `FUSED`: the tanh network's arithmetic (fused
+    /// multiply-adds, [`lanes::tanh_fused`]), else the activation's plain one.
+    #[inline(always)]
+    fn gradient_with<D: Scalar, const FUSED: bool>(
+        &self,
+        theta: &[D],
+        batch: Batch<'_>,
+        grad: &mut [D],
+        scratch: &mut [D],
+    ) -> D {
+        let (m, p) = (self.width, self.train.p);
+        let scale = 1.0 / (m as f64).sqrt();
+        let (a, w) = theta.split_at(m);
+        let (sv, ds) = scratch[..2 * m].split_at_mut(m);
+        for g in grad.iter_mut() {
+            *g = D::zero();
+        }
+        let (ga, gw) = grad[..m * (p + 1)].split_at_mut(m);
+        let b = batch.len(self.train.n);
+        let mut loss = D::zero();
+        for k in 0..b {
+            let i = batch.sample(k);
+            let x = self.train.row(i);
+            let mut f = D::zero();
+            for (j, wj) in w.chunks_exact(p).enumerate() {
+                let (s, d) = if FUSED {
+                    let t = fused_tanh(dot_fused(wj, x));
+                    (t, (-t).mul_add(t, D::one()))
+                } else {
+                    self.activation.value_and_derivative(dot(wj, x))
+                };
+                f = madd::<D, FUSED>(a[j], s, f);
+                sv[j] = s;
+                ds[j] = d;
+            }
+            let r = f * scale - self.train.y[i];
+            loss += r * r * 0.5;
+            let weight = r - batch.shift_at(k);
+            for (j, gwj) in gw.chunks_exact_mut(p).enumerate() {
+                ga[j] = madd::<D, FUSED>(weight, sv[j], ga[j]);
+                let c = weight * ds[j];
+                for (g, &xk) in gwj.iter_mut().zip(x) {
+                    *g = madd::<D, FUSED>(c, D::from(xk), *g);
+                }
+            }
+        }
+        let factor = scale / b as f64;
+        for (j, gwj) in gw.chunks_exact_mut(p).enumerate() {
+            ga[j] *= factor;
+            let c = a[j] * factor;
+            for g in gwj.iter_mut() {
+                *g *= c;
+            }
+        }
+        loss * (1.0 / b as f64)
+    }
+
+    /// The tanh network's [`TwoLayerNetwork::gradient_with`] in `f64`, compiled with FMA
+    /// enabled (its fused multiply-adds are then single instructions).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "fma")]
+    fn tanh_gradient_fma(
+        &self,
+        theta: &[f64],
+        batch: Batch<'_>,
+        grad: &mut [f64],
+        scratch: &mut [f64],
+    ) -> f64 {
+        self.gradient_with::<f64, true>(theta, batch, grad, scratch)
+    }
+}
+
+/// `a * b + c`, fused into one rounding when `FUSED`.
+#[inline(always)]
+fn madd<D: Scalar, const FUSED: bool>(a: D, b: D, c: D) -> D {
+    if FUSED {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
+}
+
+/// `w . x` with fused multiply-adds over the coordinates in order, from 0.
+#[inline(always)]
+fn dot_fused<D: Scalar>(w: &[D], x: &[f64]) -> D {
+    let mut z = D::zero();
+    for (&wk, &xk) in w.iter().zip(x) {
+        z = wk.mul_add(D::from(xk), z);
+    }
+    z
+}
+
+/// `tanh` of the tanh network's fused arithmetic: [`lanes::tanh_fused`] in `f64` (the lane
+/// kernel's bits), [`stable_tanh`] for dual numbers (derivatives).
+#[inline(always)]
+fn fused_tanh<D: Scalar>(z: D) -> D {
+    if D::NDERIV == 0 {
+        D::from(lanes::tanh_fused(z.re()))
+    } else {
+        stable_tanh(z)
+    }
+}
+
+/// `s` as `f64` values when `D` is `f64` (the plain gradient), else `None`.
+#[cfg(target_arch = "x86_64")]
+fn as_f64<D: Scalar>(s: &[D]) -> Option<&[f64]> {
+    (std::any::TypeId::of::<D>() == std::any::TypeId::of::<f64>()).then(|| {
+        // SAFETY: `D` is `f64` (same type id), so the slice is a slice of `f64`.
+        unsafe { &*(s as *const [D] as *const [f64]) }
+    })
+}
+
+/// [`as_f64`] for a mutable slice.
+#[cfg(target_arch = "x86_64")]
+fn as_f64_mut<D: Scalar>(s: &mut [D]) -> Option<&mut [f64]> {
+    (std::any::TypeId::of::<D>() == std::any::TypeId::of::<f64>()).then(|| {
+        // SAFETY: `D` is `f64` (same type id), so the slice is a slice of `f64`.
+        unsafe { &mut *(s as *mut [D] as *mut [f64]) }
+    })
 }
 
 impl Model for TwoLayerNetwork {
@@ -410,6 +724,12 @@ impl Model for TwoLayerNetwork {
     /// `scratch` and sums `f_i`; a second pass adds `r s(z_j)` to `grad_a` and
     /// `r s'(z_j) x_i` to `grad_W` (with `r = f_i - y_i - shift`); the factors `a_j / sqrt(m)`
     /// and `1/|B|` are applied once at the end.
+    ///
+    /// The tanh network's sums are fused multiply-adds (and `tanh` is [`lanes::tanh_fused`]),
+    /// as in its vectorised [`Model::lane_gradients`], which equals this bit for bit; in `f64`
+    /// this runs compiled for FMA when the CPU has it (elsewhere each fused multiply-add is a
+    /// call to libm's `fma`: slower, the same bits). The other activations use plain
+    /// multiplications and additions.
     fn batch_gradient<D: Scalar>(
         &self,
         theta: &[D],
@@ -417,61 +737,35 @@ impl Model for TwoLayerNetwork {
         grad: &mut [D],
         scratch: &mut [D],
     ) -> D {
-        let (m, p) = (self.width, self.train.p);
-        let scale = 1.0 / (m as f64).sqrt();
-        let (a, w) = theta.split_at(m);
-        let (sv, ds) = scratch[..2 * m].split_at_mut(m);
-        for g in grad.iter_mut() {
-            *g = D::zero();
+        if self.activation != Activation::Tanh {
+            return self.gradient_with::<D, false>(theta, batch, grad, scratch);
         }
-        let (ga, gw) = grad[..m * (p + 1)].split_at_mut(m);
-        let b = batch.len(self.train.n);
-        let mut loss = D::zero();
-        for k in 0..b {
-            let i = batch.sample(k);
-            let x = self.train.row(i);
-            let mut f = D::zero();
-            for (j, wj) in w.chunks_exact(p).enumerate() {
-                let (s, d) = self.activation.value_and_derivative(dot(wj, x));
-                f += a[j] * s;
-                sv[j] = s;
-                ds[j] = d;
-            }
-            let r = f * scale - self.train.y[i];
-            loss += r * r * 0.5;
-            let weight = r - batch.shift_at(k);
-            for (j, gwj) in gw.chunks_exact_mut(p).enumerate() {
-                ga[j] += weight * sv[j];
-                let c = weight * ds[j];
-                for (g, &xk) in gwj.iter_mut().zip(x) {
-                    *g += c * xk;
-                }
+        #[cfg(target_arch = "x86_64")]
+        if let (Some(theta), Some(grad), Some(scratch)) =
+            (as_f64(theta), as_f64_mut(grad), as_f64_mut(scratch))
+        {
+            if std::arch::is_x86_feature_detected!("fma") {
+                // SAFETY: the CPU has FMA (checked just above).
+                return D::from(unsafe { self.tanh_gradient_fma(theta, batch, grad, scratch) });
             }
         }
-        let factor = scale / b as f64;
-        for (j, gwj) in gw.chunks_exact_mut(p).enumerate() {
-            ga[j] *= factor;
-            let c = a[j] * factor;
-            for g in gwj.iter_mut() {
-                *g *= c;
-            }
-        }
-        loss * (1.0 / b as f64)
+        self.gradient_with::<D, true>(theta, batch, grad, scratch)
     }
 
-    /// The default's length, and at least `(2 m + p + 2) LANE_BLOCK LANES`: per-lane
-    /// `tanh(z_j)`, `1 - tanh(z_j)^2`, inputs and residual weights of a block of batch
+    /// The default's length, and at least `(2 m + p + 1) LANE_BLOCK LANES`: per-lane
+    /// `tanh(z_j)`, `1 - tanh(z_j)^2`, gathered inputs and residual weights of a block of batch
     /// positions.
     fn lane_scratch_len(&self) -> usize {
         let by_lane = 2 * self.dim() + self.train.n + self.scratch_len();
-        by_lane.max((2 * self.width + self.train.p + 2) * LANE_BLOCK * LANES)
+        by_lane.max((2 * self.width + self.train.p + 1) * LANE_BLOCK * LANES)
     }
 
     /// The tanh network (T4's case) runs all lanes in one vectorised pass with the arithmetic
-    /// of [`TwoLayerNetwork::batch_gradient`] operation by operation, `tanh` included (the
-    /// shared [`lanes::tanh`]), so results are bit-identical to the lane-by-lane default. Full
-    /// batches and mini-batches (inputs gathered per lane); other activations go lane by lane.
-    /// Compiled for AVX-512 or AVX2 when the CPU has them (see [`crate::lanes`]).
+    /// of [`TwoLayerNetwork::batch_gradient`] operation by operation, fused multiply-adds and
+    /// `tanh` included (the shared [`lanes::tanh_fused`]), so results are bit-identical to the
+    /// lane-by-lane default. Full batches and mini-batches (inputs gathered per lane); other
+    /// activations go lane by lane. Compiled for AVX-512 or AVX2 + FMA when the CPU has them
+    /// (see [`crate::lanes`]).
     #[inline(always)]
     fn lane_gradients(
         &self,
@@ -614,18 +908,45 @@ mod tests {
                     m.tanh_lanes(t, b, g, s, l)
                 });
                 #[cfg(target_arch = "x86_64")]
-                if std::arch::is_x86_feature_detected!("avx2") {
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
                     crate::lanes::testing::assert_kernel_bit_identical(
                         &m,
                         lanes,
                         |t, b, g, s, l| {
-                            // SAFETY: the CPU has AVX2 (checked above).
+                            // SAFETY: the CPU has AVX2 and FMA (checked above).
                             unsafe { m.tanh_lanes_avx2(t, b, g, s, l) }
                         },
                     );
                 }
             }
         }
+    }
+
+    /// The tanh network's `f64` gradient compiled for FMA (what `batch_gradient` runs on a CPU
+    /// with FMA) equals the portable one, whose fused multiply-adds are libm calls, bit for bit.
+    #[test]
+    fn fused_gradient_is_the_same_with_or_without_fma_instructions() {
+        let m = model(Activation::Tanh);
+        let th: Vec<f64> = (0..m.dim())
+            .map(|c| 0.7 * (0.9 * c as f64 + 0.3).cos())
+            .collect();
+        let shift = [0.3, -0.2, 0.05];
+        let batch = Batch {
+            indices: None,
+            shift: Some(&shift),
+        };
+        let mut out = [(); 2].map(|_| (vec![0.0; m.dim()], vec![0.0; m.scratch_len()]));
+        let [(g1, s1), (g2, s2)] = &mut out;
+        let l1 = m.batch_gradient(&th, batch, g1, s1);
+        let l2 = m.gradient_with::<f64, true>(&th, batch, g2, s2);
+        assert_eq!(l1.to_bits(), l2.to_bits());
+        assert_eq!(
+            g1.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            g2.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
+        assert!(g1.iter().all(|v| v.is_finite()) && g1.iter().any(|&v| v != 0.0));
     }
 
     #[test]
