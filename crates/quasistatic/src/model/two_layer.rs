@@ -433,6 +433,8 @@ impl BlockInputs for GatheredInputs<'_> {
 
 /// `z_j = w_j . x_k` (fused multiply-adds over the coordinates in order, from 0) of the units
 /// `j0..j0 + J` and the positions `k0 + i0 ..k0 + i0 + I`, stored at `tb[j][i0 + s]`.
+// The loop index addresses every row of the tile (an iterator would serve one).
+#[allow(clippy::needless_range_loop)]
 #[inline(always)]
 fn z_tile<const J: usize, const I: usize, X: BlockInputs>(
     w: &[[f64; LANES]],
@@ -488,6 +490,8 @@ struct GwTile<'a> {
 
 /// `grad_W_jc += c_jk x_kc` over the block's positions in order (fused multiply-adds) for the
 /// units `j0..j0 + J` and inputs `c0..c0 + C`.
+// The loop index addresses every row of the tile (an iterator would serve one).
+#[allow(clippy::needless_range_loop)]
 #[inline(always)]
 fn gw_tile<const J: usize, const C: usize, X: BlockInputs>(
     tile: &GwTile<'_>,
