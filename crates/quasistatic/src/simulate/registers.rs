@@ -130,26 +130,33 @@ fn run_groups<M: Model, O: Optimizer, const D: usize>(
     let mut books: [GroupBook<'_, M>; G] =
         std::array::from_fn(|g| GroupBook::new(model, spec, cps, groups[g].0, groups[g].1));
     let max_loss = spec.max_loss;
-    // Label shifts of the next `AHEAD` steps of every group, drawn together (see
-    // `NoiseModel::fill_lane_label_shifts`); `ahead` of them are used. The draws beyond the
-    // last step are never used; nothing else draws from these streams.
+    // Label shifts of every group for the `AHEAD` steps from `step` on, a ring: slot `ahead`
+    // holds step `step`'s. The first `AHEAD` steps are drawn here; then each step, once its
+    // shifts are read, draws step `step + AHEAD`'s into the same slot, between the groups'
+    // vector arithmetic (see `NoiseModel::draw_lane_label_shifts`). Every lane thus draws its
+    // steps in order; the draws beyond the last step are never used; nothing else draws from
+    // these streams.
     let mut shifts = [[Lanes::ZERO; AHEAD]; G];
-    let mut ahead = AHEAD;
+    for (sh, r) in shifts.iter_mut().zip(rngs.iter_mut()) {
+        NoiseModel::fill_lane_label_shifts(sigma, r, sh);
+    }
+    let mut ahead = 0;
     let mut step = 0u64;
     for (c, &target) in cps.iter().enumerate() {
         while step < target {
-            if ahead == AHEAD {
-                for (sh, r) in shifts.iter_mut().zip(rngs.iter_mut()) {
-                    NoiseModel::fill_lane_label_shifts(sigma, r, sh);
-                }
-                ahead = 0;
-            }
             let mut fine = [true; G];
             for g in 0..G {
                 loss[g] = model.small_lane_gradient::<D>(&theta[g], shifts[g][ahead], &mut grad[g]);
                 fine[g] = group_is_fine(loss[g], grad[g], max_loss);
+                if sigma > 0.0 {
+                    NoiseModel::draw_lane_label_shifts(
+                        sigma,
+                        &mut rngs[g],
+                        &mut shifts[g][ahead],
+                        0..SPLIT,
+                    );
+                }
             }
-            ahead += 1;
             for (g, book) in books.iter_mut().enumerate() {
                 if fine[g] && !book.any_parked {
                     book.last_loss = loss[g].0;
@@ -178,7 +185,16 @@ fn run_groups<M: Model, O: Optimizer, const D: usize>(
                         grad[g][k],
                     );
                 }
+                if sigma > 0.0 {
+                    NoiseModel::draw_lane_label_shifts(
+                        sigma,
+                        &mut rngs[g],
+                        &mut shifts[g][ahead],
+                        SPLIT..LANES,
+                    );
+                }
             }
+            ahead = (ahead + 1) % AHEAD;
             for (th, book) in theta.iter_mut().zip(&books) {
                 if book.any_parked {
                     park(th, &start, &book.parked);
@@ -215,6 +231,10 @@ fn run_groups<M: Model, O: Optimizer, const D: usize>(
 /// Steps whose label shifts are drawn at once (see [`NoiseModel::fill_lane_label_shifts`]):
 /// `INTERLEAVED x AHEAD x LANES` values, 4 KiB, stay in the first-level cache.
 const AHEAD: usize = 16;
+
+/// Lanes of a group whose next shift is drawn after the group's gradient; the others are
+/// drawn after its optimizer update.
+const SPLIT: usize = 3;
 
 /// Put the lanes marked in `mask` back at `start`.
 #[inline(always)]
