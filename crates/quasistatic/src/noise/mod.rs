@@ -166,7 +166,8 @@ impl NoiseModel {
     /// The label-noise `sigma` (`0` for no noise) when every stochastic gradient is the full
     /// batch of `n` samples with (possibly) shifted labels: no noise, or label noise with the
     /// full batch. The engine's register-held group step serves exactly these, drawing the
-    /// shifts with [`NoiseModel::fill_lane_label_shifts`]. `None` for every other noise.
+    /// shifts with [`NoiseModel::fill_lane_label_shifts`] and
+    /// [`NoiseModel::draw_lane_label_shifts`]. `None` for every other noise.
     pub fn full_batch_label_sigma(&self, n: usize) -> Option<f64> {
         match *self {
             NoiseModel::None => Some(0.0),
@@ -180,9 +181,9 @@ impl NoiseModel {
     /// `shifts[k]` holds step `k`'s shift of every lane. Each lane draws from its own stream
     /// exactly what [`NoiseModel::lane_stochastic_gradients`] would draw over those steps, in
     /// the same order (nothing when `sigma == 0`: all zero), so the results are bit-identical.
-    /// Not inlined on purpose: the generators' code (integer work and calls on rare paths)
-    /// stays out of the caller's vector loop, whose values would otherwise be saved around
-    /// every call.
+    /// Not inlined on purpose: it fills blocks outside vector loops (the register group step
+    /// uses it for its first `AHEAD` steps, then [`NoiseModel::draw_lane_label_shifts`] one
+    /// step at a time inside the loop).
     #[inline(never)]
     pub fn fill_lane_label_shifts(
         sigma: f64,
@@ -201,14 +202,15 @@ impl NoiseModel {
         }
     }
 
-    /// One step's label shifts of a group under full-batch label noise of `sigma > 0`: lane
-    /// `l` of `shift` gets `sigma * z` with `z` the next [`StandardNormal`] of `rngs[l]`, the
-    /// same number [`NoiseModel::fill_lane_label_shifts`] draws there. Inlined on purpose,
-    /// unlike that function: the register group step (`simulate::registers`) issues these
-    /// draws, scalar integer work, between the groups' vector arithmetic (bound by the
-    /// divider), so both run at once. Each draw is [`standard_normal_inline`], whose common
-    /// path has no call; a call there would force every vector register live across it to be
-    /// saved and restored (see `bench/PROFILE.md`, "Draws overlapped with the arithmetic").
+    /// One step's label shifts of the lanes `lanes` of a group under full-batch label noise of
+    /// `sigma > 0`: lane `l` of `shift` gets `sigma * z` with `z` the next [`StandardNormal`] of
+    /// `rngs[l]`, the same number [`NoiseModel::fill_lane_label_shifts`] draws there (tested).
+    /// Inlined on purpose, unlike that function: the register group step
+    /// (`simulate::registers`) issues these draws, scalar integer work, between the groups'
+    /// vector arithmetic (bound by the divider), so both run at once; measured there, T1/T2
+    /// +14-25% (`bench/PROFILE.md`, "Draws overlapped with the arithmetic"). Each draw is
+    /// [`standard_normal_inline`], whose common path has no call: a call would force the
+    /// vector values live across it to be saved and restored.
     #[inline(always)]
     pub fn draw_lane_label_shifts(
         sigma: f64,
@@ -348,7 +350,7 @@ impl NoiseModel {
 
 /// `rng.sample(StandardNormal)`, bit for bit and consuming the same numbers, with the
 /// ziggurat's common path (one `u64`, about 98.8% of draws) written out and fully inlined and
-/// everything else out of line ([`standard_normal_slow`]).
+/// everything else out of line (`standard_normal_slow`).
 ///
 /// Why: `rand_distr`'s ziggurat is inlined too, but its rare paths call libm (`exp`, `ln`)
 /// inside the same function, so a caller holding values in vector registers must save and

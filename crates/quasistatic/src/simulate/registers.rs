@@ -8,7 +8,9 @@
 //! vector registers across steps, instead of buffers that the noise, the model and the
 //! optimizer each load and store (see `bench/PROFILE.md`). [`INTERLEAVED`] groups step
 //! together in one loop so that their independent dependency chains overlap, and the label
-//! shifts are drawn [`AHEAD`] steps at a time outside the vector loop. The arithmetic is that of
+//! shifts are drawn [`AHEAD`] steps ahead, one step of one group at a time between the groups'
+//! gradients and updates, so that the draws (scalar integer work) run while the vector
+//! arithmetic waits on the divider ([`SPLIT`]). The arithmetic is that of
 //! [`run_group`](super::run_group) operation by operation (the same
 //! [`Model::small_lane_gradient`] / [`Optimizer::update_coordinate`] code the other paths run),
 //! and the divergence bookkeeping is the same [`GroupBook`], so the results are
@@ -228,12 +230,22 @@ fn run_groups<M: Model, O: Optimizer, const D: usize>(
     books.into_iter().flat_map(|b| b.finish(step)).collect()
 }
 
-/// Steps whose label shifts are drawn at once (see [`NoiseModel::fill_lane_label_shifts`]):
-/// `INTERLEAVED x AHEAD x LANES` values, 4 KiB, stay in the first-level cache.
+/// Steps of label shifts held ahead, a ring of `INTERLEAVED x AHEAD x LANES` values (4 KiB,
+/// first-level cache): a slot is written `AHEAD` steps before it is read, long after the
+/// scalar stores have left the store buffer, so the vector load of a step's shifts never
+/// waits on them.
 const AHEAD: usize = 16;
 
-/// Lanes of a group whose next shift is drawn after the group's gradient; the others are
-/// drawn after its optimizer update.
+/// Each step, lanes `0..SPLIT` of a group draw their shift for step `step + AHEAD` right after
+/// the group's gradient and lanes `SPLIT..LANES` right after its optimizer update
+/// ([`NoiseModel::draw_lane_label_shifts`], fully inlined, no call on the common path). So the
+/// draws sit next to the divider work they can overlap: the valley gradient has one square
+/// root and one division per group, Adam's update two of each (`D = 2`), hence 3 of 8 and 5 of
+/// 8. Measured side by side against drawing 16 steps at a time in a separate loop
+/// (`bench --tasks t1,t2`, full length, three alternating rounds, medians): T1 SGD / heavy
+/// ball / Adam +25% / +25% / +24%, T2 SGD / Adam +29% / +32%; Adam now at 61% / 65% of the
+/// RNG floor. All eight lanes after the gradient: T1 Adam only +8% (quick runs); one chunk
+/// after each coordinate's update: no better (`bench/PROFILE.md`).
 const SPLIT: usize = 3;
 
 /// Put the lanes marked in `mask` back at `start`.
