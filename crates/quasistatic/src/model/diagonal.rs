@@ -280,9 +280,15 @@ impl DiagonalNetwork {
         let (weights, _) = rest[..b * LANES].as_chunks_mut::<LANES>();
         let (u, _) = theta[..p * LANES].as_chunks::<LANES>();
         let (v, _) = theta[p * LANES..2 * p * LANES].as_chunks::<LANES>();
-        for ((wj, &uj), &vj) in w.iter_mut().zip(u).zip(v) {
-            let (uj, vj) = (Lanes(uj), Lanes(vj));
-            *wj = (uj * uj - vj * vj).0;
+        // One flat element-wise loop (a loop over lane vectors was vectorised across
+        // coordinates, with gathers).
+        for ((wj, &uj), &vj) in w
+            .as_flattened_mut()
+            .iter_mut()
+            .zip(u.as_flattened())
+            .zip(v.as_flattened())
+        {
+            *wj = uj * uj - vj * vj;
         }
         let w = &*w;
         let mut lo = Lanes::ZERO;
