@@ -168,7 +168,7 @@ fn inline_normal_is_rand_distr_standard_normal_bit_for_bit() {
         for _ in 0..500_000 {
             let mut one = a.clone();
             one.next_u64();
-            let za = standard_normal_inline(&mut a);
+            let za = standard_normal_inline(&mut a, ZigguratTable::get());
             let zb: f64 = b.sample(StandardNormal);
             assert_eq!(za.to_bits(), zb.to_bits());
             assert_eq!(a, b, "generators diverged");
@@ -192,8 +192,42 @@ fn inline_step_shifts_equal_the_block_fill() {
     NoiseModel::fill_lane_label_shifts(sigma, &mut a, &mut block);
     for expect in block {
         let mut s = Lanes::ZERO;
-        NoiseModel::draw_lane_label_shifts(sigma, &mut b, &mut s, 0..LANES / 2);
-        NoiseModel::draw_lane_label_shifts(sigma, &mut b, &mut s, LANES / 2..LANES);
+        NoiseModel::draw_lane_label_shifts(
+            sigma,
+            &mut b,
+            &mut s,
+            0..LANES / 2,
+            ZigguratTable::get(),
+        );
+        NoiseModel::draw_lane_label_shifts(
+            sigma,
+            &mut b,
+            &mut s,
+            LANES / 2..LANES,
+            ZigguratTable::get(),
+        );
         assert_eq!(s.0.map(f64::to_bits), expect.0.map(f64::to_bits));
     }
+}
+
+/// The ziggurat table read from `rand_distr` has the known shape of the 256-layer normal
+/// ziggurat (Marsaglia and Tsang 2000): `X[1] = R = 3.6541528853610088` (the base strip's
+/// edge), `X[0] = v / f(R)` with the layer area `v = 0.00492867323399`, strictly decreasing
+/// to `X[256] = 0` (`X[255]` unread, see `ZigguratTable`).
+#[test]
+fn ziggurat_table_has_the_known_shape() {
+    let x = &ZigguratTable::get().0;
+    assert!(
+        (x[1] - 3.654_152_885_361_008_8).abs() < 1e-15,
+        "R = {}",
+        x[1]
+    );
+    let f_r = (-0.5 * x[1] * x[1]).exp();
+    assert!(
+        (x[0] - 0.004_928_673_233_99 / f_r).abs() < 1e-9,
+        "X[0] = {}",
+        x[0]
+    );
+    assert!(x[..255].windows(2).all(|w| w[0] > w[1]) && x[254] > 0.0);
+    assert_eq!((x[255], x[256]), (0.0, 0.0));
 }

@@ -143,6 +143,7 @@ fn run_groups<M: Model, O: Optimizer, const D: usize>(
         NoiseModel::fill_lane_label_shifts(sigma, r, sh);
     }
     let mut ahead = 0;
+    let zig = crate::noise::ZigguratTable::get();
     let mut step = 0u64;
     for (c, &target) in cps.iter().enumerate() {
         while step < target {
@@ -156,6 +157,7 @@ fn run_groups<M: Model, O: Optimizer, const D: usize>(
                         &mut rngs[g],
                         &mut shifts[g][ahead],
                         0..SPLIT,
+                        zig,
                     );
                 }
             }
@@ -193,6 +195,7 @@ fn run_groups<M: Model, O: Optimizer, const D: usize>(
                         &mut rngs[g],
                         &mut shifts[g][ahead],
                         SPLIT..LANES,
+                        zig,
                     );
                 }
             }
