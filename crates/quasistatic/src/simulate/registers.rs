@@ -243,13 +243,15 @@ const AHEAD: usize = 16;
 /// the group's gradient and lanes `SPLIT..LANES` right after its optimizer update
 /// ([`NoiseModel::draw_lane_label_shifts`], fully inlined, no call on the common path). So the
 /// draws sit next to the divider work they can overlap: the valley gradient has one square
-/// root and one division per group, Adam's update two of each (`D = 2`), hence 3 of 8 and 5 of
-/// 8. Measured side by side against drawing 16 steps at a time in a separate loop
-/// (`bench --tasks t1,t2`, full length, three alternating rounds, medians): T1 SGD / heavy
-/// ball / Adam +25% / +25% / +24%, T2 SGD / Adam +29% / +32%; Adam now at 61% / 65% of the
-/// RNG floor. All eight lanes after the gradient: T1 Adam only +8% (quick runs); one chunk
-/// after each coordinate's update: no better (`bench/PROFILE.md`).
-const SPLIT: usize = 3;
+/// root and one division per group, Adam's update two of each (`D = 2`), hence about a third
+/// and two thirds. Measured side by side against drawing 16 steps at a time in a separate loop
+/// (`bench --tasks t1,t2`, full length, three alternating rounds, medians), with 3 of 8 after
+/// the gradient: T1 SGD / heavy ball / Adam +25% / +25% / +24%, T2 SGD / Adam +29% / +32%.
+/// Then 2 of 8 against 3 of 8 (seven alternating rounds, idle machine): T1 Adam 58% -> 61% of
+/// the RNG floor, T2 Adam 61% -> 63%, SGD +2-6%, heavy ball within noise; 5 of 8: no better
+/// than 3. All eight lanes after the gradient: T1 Adam only +8% (quick runs); one chunk after
+/// each coordinate's update: no better (`bench/PROFILE.md`).
+const SPLIT: usize = 2;
 
 /// Put the lanes marked in `mask` back at `start`.
 #[inline(always)]
