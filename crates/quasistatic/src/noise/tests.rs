@@ -217,11 +217,7 @@ fn inline_step_shifts_equal_the_block_fill() {
 #[test]
 fn ziggurat_table_has_the_known_shape() {
     let x = &ZigguratTable::get().0;
-    assert!(
-        (x[1] - 3.654_152_885_361_009).abs() < 1e-15,
-        "R = {}",
-        x[1]
-    );
+    assert!((x[1] - 3.654_152_885_361_009).abs() < 1e-15, "R = {}", x[1]);
     let f_r = (-0.5 * x[1] * x[1]).exp();
     assert!(
         (x[0] - 0.004_928_673_233_99 / f_r).abs() < 1e-9,
