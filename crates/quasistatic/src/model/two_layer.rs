@@ -348,7 +348,7 @@ impl TwoLayerNetwork {
 
 /// Batch positions per block of [`TwoLayerNetwork::lane_gradients`] (its scratch holds
 /// `2 m + p + 1` lane vectors per position). Measured side by side (T4, AVX-512): 16 against
-/// 8, +8%; 32 and the whole batch were slower (the block's buffers leave the first-level
+/// 8, +8%; the whole batch as one block was slower (-12%: its buffers leave the first-level
 /// cache).
 const LANE_BLOCK: usize = 16;
 /// Hidden units per tile of the forward sums `z_j = w_j . x`.
