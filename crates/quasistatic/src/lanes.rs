@@ -196,9 +196,9 @@ mod tests {
 // ---------------------------------------------------------------------------------------------
 
 /// The arithmetic [`expm1`] and [`tanh`] are written in: `+ - * /` (also with an `f64`
-/// operand), fused multiply-adds and a few exact bit-level operations. Implemented by `f64` (one value) and
-/// [`Lanes`] (element-wise); every operation is exact or correctly rounded, so a lane's result
-/// equals the `f64` result bit for bit.
+/// operand), fused multiply-adds and a few exact bit-level operations. Implemented by `f64`
+/// (one value) and [`Lanes`] (element-wise); every operation is exact or correctly rounded,
+/// so a lane's result equals the `f64` result bit for bit.
 pub trait LaneFloat:
     Copy
     + Add<Output = Self>
@@ -300,7 +300,17 @@ impl LaneFloat for Lanes {
 /// (`s - 1/2` is exact, and the factor 2 is exact, so `k = 1024` does not overflow early).
 #[inline(always)]
 pub fn expm1<T: LaneFloat>(x: T) -> T {
-    expm1_with::<T, false>(x)
+    // Below 2^-54, e^x - 1 rounds to x (and keeps the sign of -0 and subnormals exact).
+    const TINY: f64 = 5.551_115_123_125_783e-17;
+    let c = T::splat_f64;
+    // Clamp to [-60, 710] (NaN passes): e^-60 is below half an ulp of 1, and 710 > ln(MAX).
+    let xc = x.select_lt(-60.0, c(-60.0), x);
+    let xc = (-xc).select_lt(-710.0, c(710.0), xc);
+    let (t, p) = expm1_reduced::<T, false>(xc);
+    // s = 2^(k-1): biased exponent k - 1 + 1023, k in [-87, 1024].
+    let s = t.map_bits(|b| b.wrapping_sub(SHIFT_BITS).wrapping_add(1022) << 52);
+    let y = (s * p + (s - 0.5)) * 2.0;
+    x.abs_value().select_lt(TINY, x, y)
 }
 
 /// `a * b + c`, fused into one rounding when `FUSED`.
@@ -313,24 +323,21 @@ fn madd<T: LaneFloat, const FUSED: bool>(a: T, b: T, c: T) -> T {
     }
 }
 
-/// The body of [`expm1`] (`FUSED = false`: plain multiplications and additions).
+/// `ln 2 = LN2_HI + LN2_LO`, `LN2_HI` with 32 significant bits (fdlibm's split).
+const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
+const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
+/// Adding `1.5 * 2^52` rounds to an integer, which lands in the low mantissa bits.
+const SHIFT: f64 = 6_755_399_441_055_744.0;
+const SHIFT_BITS: u64 = 0x4338_0000_0000_0000;
+
+/// The common part of [`expm1`] and of [`tanh_fused`]'s `expm1`, for a clamped `xc`: the
+/// reduction `xc = k ln 2 + r` and `p = e^r - 1 = r + r^2 q(r)`. Returns `(t, p)`, `t` holding
+/// `k` in its low mantissa bits (`t - SHIFT = k`).
 #[inline(always)]
-fn expm1_with<T: LaneFloat, const FUSED: bool>(x: T) -> T {
+fn expm1_reduced<T: LaneFloat, const FUSED: bool>(xc: T) -> (T, T) {
     const INV_LN2: f64 = std::f64::consts::LOG2_E;
-    // ln 2 = LN2_HI + LN2_LO, LN2_HI with 32 significant bits (fdlibm's split).
-    const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
-    const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
-    // Adding 1.5 * 2^52 rounds to an integer, which lands in the low mantissa bits.
-    const SHIFT: f64 = 6_755_399_441_055_744.0;
-    const SHIFT_BITS: u64 = 0x4338_0000_0000_0000;
-    // Below 2^-54, e^x - 1 rounds to x (and keeps the sign of -0 and subnormals exact).
-    const TINY: f64 = 5.551_115_123_125_783e-17;
-    const Q: [f64; 12] = EXPM1_Q;
     let c = T::splat_f64;
     let madd = madd::<T, FUSED>;
-    // Clamp to [-60, 710] (NaN passes): e^-60 is below half an ulp of 1, and 710 > ln(MAX).
-    let xc = x.select_lt(-60.0, c(-60.0), x);
-    let xc = (-xc).select_lt(-710.0, c(710.0), xc);
     let t = madd(xc, c(INV_LN2), c(SHIFT));
     let kf = t - SHIFT;
     // `kf * LN2_HI` is exact, so fusing changes only the tail's rounding.
@@ -339,16 +346,12 @@ fn expm1_with<T: LaneFloat, const FUSED: bool>(x: T) -> T {
     // bounds a network's forward pass).
     let r2 = r * r;
     let r4 = r2 * r2;
-    let pair = |i: usize| madd(r, c(Q[i + 1]), c(Q[i]));
+    let pair = |i: usize| madd(r, c(EXPM1_Q[i + 1]), c(EXPM1_Q[i]));
     let q03 = madd(r2, pair(2), pair(0));
     let q47 = madd(r2, pair(6), pair(4));
     let q811 = madd(r2, pair(10), pair(8));
     let q = madd(r4, madd(r4, q811, q47), q03);
-    let p = madd(r2, q, r);
-    // s = 2^(k-1): biased exponent k - 1 + 1023, k in [-87, 1024].
-    let s = t.map_bits(|b| b.wrapping_sub(SHIFT_BITS).wrapping_add(1022) << 52);
-    let y = madd(s, p, s - 0.5) * 2.0;
-    x.abs_value().select_lt(TINY, x, y)
+    (t, madd(r2, q, r))
 }
 
 /// `tanh(z)`, accurate to a few ulp (measured maximum in the tests: see `tanh_matches_libm`),
@@ -379,24 +382,8 @@ pub fn tanh_fused<T: LaneFloat>(z: T) -> T {
 /// `e^x - 1` for `x <= 0` (or `NaN`), in fused multiply-adds (see [`tanh_fused`]).
 #[inline(always)]
 fn expm1_nonpositive_fused<T: LaneFloat>(x: T) -> T {
-    const INV_LN2: f64 = std::f64::consts::LOG2_E;
-    const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
-    const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
-    const SHIFT: f64 = 6_755_399_441_055_744.0;
-    const SHIFT_BITS: u64 = 0x4338_0000_0000_0000;
-    let c = T::splat_f64;
-    let xc = x.select_lt(-60.0, c(-60.0), x);
-    let t = xc.mul_add(c(INV_LN2), c(SHIFT));
-    let kf = t - SHIFT;
-    let r = (-kf).mul_add(c(LN2_LO), (-kf).mul_add(c(LN2_HI), xc));
-    let r2 = r * r;
-    let r4 = r2 * r2;
-    let pair = |i: usize| r.mul_add(c(EXPM1_Q[i + 1]), c(EXPM1_Q[i]));
-    let q03 = r2.mul_add(pair(2), pair(0));
-    let q47 = r2.mul_add(pair(6), pair(4));
-    let q811 = r2.mul_add(pair(10), pair(8));
-    let q = r4.mul_add(r4.mul_add(q811, q47), q03);
-    let p = r2.mul_add(q, r);
+    let xc = x.select_lt(-60.0, T::splat_f64(-60.0), x);
+    let (t, p) = expm1_reduced::<T, true>(xc);
     // s = 2^k, k in [-87, 0]: biased exponent k + 1023.
     let s = t.map_bits(|b| b.wrapping_sub(SHIFT_BITS).wrapping_add(1023) << 52);
     s.mul_add(p, s - 1.0)

@@ -7,7 +7,7 @@
 //! explains which interpolator label-noise SGD (an l1-type norm) and Adam (l1/2-type) favour.
 use super::{Batch, LaneBatch, Model, Scalar};
 use crate::data::Dataset;
-use crate::lanes::Lanes;
+use crate::lanes::{unroll, Lanes};
 use crate::simulate::LANES;
 
 /// Diagonal linear network (see module docs).
@@ -297,18 +297,17 @@ impl DiagonalNetwork {
         // then run without the caller's vector instruction set).
         let mut k0 = 0;
         while k0 < b {
-            let fs = if k0 + FORWARD_TILE <= b {
-                forward_tile::<FORWARD_TILE>(w, x, k0)
-            } else {
-                let mut fs = [Lanes::ZERO; FORWARD_TILE];
-                fs[0] = forward_tile::<1>(w, x, k0)[0];
-                fs
-            };
             let len = if k0 + FORWARD_TILE <= b {
                 FORWARD_TILE
             } else {
                 1
             };
+            let mut fs = [Lanes::ZERO; FORWARD_TILE];
+            if len == FORWARD_TILE {
+                fs = forward_tile::<FORWARD_TILE>(w, x, k0);
+            } else {
+                fs[0] = forward_tile::<1>(w, x, k0)[0];
+            }
             for (s, &f) in fs.iter().enumerate().take(len) {
                 let k = k0 + s;
                 let r = f - y(k);
@@ -343,7 +342,7 @@ const FORWARD_TILE: usize = 4;
 /// Coordinates per tile of the backward pass of [`DiagonalNetwork::lane_passes`].
 const BACKWARD_TILE: usize = 8;
 
-/// `f = w . x` of the `S` positions `k0..k0 + S` (`S` = 1 or [`FORWARD_TILE`] = 4), with the
+/// `f = w . x` of the `S <= 4` positions `k0..k0 + S`, with the
 /// four partial sums of [`DiagonalNetwork::batch_gradient`] (`acc_l` over `j = l mod 4` in
 /// order, then `(acc_0 + acc_1) + (acc_2 + acc_3)`, then the last `p mod 4` coordinates in
 /// order).
@@ -353,19 +352,19 @@ fn forward_tile<const S: usize>(
     x: impl Fn(usize, usize) -> Lanes,
     k0: usize,
 ) -> [Lanes; S] {
-    const { assert!(S == 1 || S == 4) };
+    const { assert!(S <= 4) };
     let mut acc = [[Lanes::ZERO; 4]; S];
     let (quads, tail) = w.as_chunks::<4>();
     for (q, wq) in quads.iter().enumerate() {
-        let wv = wq.map(Lanes);
-        // Every position written out (constant indices): with a loop over the positions the
-        // compiler kept the sums on the stack, loaded and stored at every step.
-        add_quad(&mut acc[0], &wv, &x, k0, 4 * q);
-        if S == 4 {
-            add_quad(&mut acc[1 % S], &wv, &x, k0 + 1, 4 * q);
-            add_quad(&mut acc[2 % S], &wv, &x, k0 + 2, 4 * q);
-            add_quad(&mut acc[3 % S], &wv, &x, k0 + 3, 4 * q);
-        }
+        // Written out (constant indices): with a loop over the positions the compiler kept
+        // the sums on the stack, loaded and stored at every step.
+        unroll!(s in [0, 1, 2, 3] {
+            if s < S {
+                unroll!(l in [0, 1, 2, 3] {
+                    acc[s][l] += Lanes(wq[l]) * x(k0 + s, 4 * q + l);
+                });
+            }
+        });
     }
     let mut fs = [Lanes::ZERO; S];
     for s in 0..S {
@@ -377,21 +376,6 @@ fn forward_tile<const S: usize>(
         fs[s] = f;
     }
     fs
-}
-
-/// `acc_l += w_{j0 + l} x(k, j0 + l)` for `l = 0..4`.
-#[inline(always)]
-fn add_quad(
-    acc: &mut [Lanes; 4],
-    wv: &[Lanes; 4],
-    x: &impl Fn(usize, usize) -> Lanes,
-    k: usize,
-    j0: usize,
-) {
-    acc[0] += wv[0] * x(k, j0);
-    acc[1] += wv[1] * x(k, j0 + 1);
-    acc[2] += wv[2] * x(k, j0 + 2);
-    acc[3] += wv[3] * x(k, j0 + 3);
 }
 
 /// `c_j = sum_k weight_k x_kj` (over the positions in order) of the `C` coordinates

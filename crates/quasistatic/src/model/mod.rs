@@ -30,8 +30,8 @@ pub use two_layer::{Activation, TwoLayerNetwork};
 pub use valley::{Profile, Valley};
 
 /// The scalar types a model is evaluated with: `f64` and every num-dual number over `f64`.
-pub trait Scalar: DualNum<Primitive = f64> + Copy + Send + Sync + 'static {}
-impl<T: DualNum<Primitive = f64> + Copy + Send + Sync + 'static> Scalar for T {}
+pub trait Scalar: DualNum<Primitive = f64> + Copy + Send + Sync {}
+impl<T: DualNum<Primitive = f64> + Copy + Send + Sync> Scalar for T {}
 
 /// Which samples enter a gradient, and by how much their labels are shifted.
 ///

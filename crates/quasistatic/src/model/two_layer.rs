@@ -157,7 +157,7 @@ impl TwoLayerNetwork {
         let (a, w) = theta.split_at(m);
         let mut f = D::zero();
         for (&aj, wj) in a.iter().zip(w.chunks_exact(p)) {
-            f += aj * self.activation.value(dot(wj, x));
+            f += aj * self.activation.value(dot::<D, false>(wj, x));
         }
         f * (1.0 / (m as f64).sqrt())
     }
@@ -551,12 +551,17 @@ fn gw_tile<const J: usize, const C: usize, X: BlockInputs>(
     });
 }
 
-/// `w . x` with scalar weights and `f64` inputs.
+/// `w . x` with scalar weights and `f64` inputs, summed over the coordinates in order from 0;
+/// with fused multiply-adds when `FUSED`.
 #[inline]
-fn dot<D: Scalar>(w: &[D], x: &[f64]) -> D {
+fn dot<D: Scalar, const FUSED: bool>(w: &[D], x: &[f64]) -> D {
     let mut z = D::zero();
     for (&wk, &xk) in w.iter().zip(x) {
-        z += wk * xk;
+        z = if FUSED {
+            wk.mul_add(D::from(xk), z)
+        } else {
+            z + wk * xk
+        };
     }
     z
 }
@@ -588,10 +593,10 @@ impl TwoLayerNetwork {
             let mut f = D::zero();
             for (j, wj) in w.chunks_exact(p).enumerate() {
                 let (s, d) = if FUSED {
-                    let t = fused_tanh(dot_fused(wj, x));
+                    let t = fused_tanh(dot::<D, true>(wj, x));
                     (t, (-t).mul_add(t, D::one()))
                 } else {
-                    self.activation.value_and_derivative(dot(wj, x))
+                    self.activation.value_and_derivative(dot::<D, false>(wj, x))
                 };
                 f = madd::<D, FUSED>(a[j], s, f);
                 sv[j] = s;
@@ -619,18 +624,18 @@ impl TwoLayerNetwork {
         loss * (1.0 / b as f64)
     }
 
-    /// The tanh network's [`TwoLayerNetwork::gradient_with`] in `f64`, compiled with FMA
-    /// enabled (its fused multiply-adds are then single instructions).
+    /// The tanh network's [`TwoLayerNetwork::gradient_with`] compiled with FMA enabled (its
+    /// fused multiply-adds are then single instructions; the same bits as without).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "fma")]
-    fn tanh_gradient_fma(
+    fn tanh_gradient_fma<D: Scalar>(
         &self,
-        theta: &[f64],
+        theta: &[D],
         batch: Batch<'_>,
-        grad: &mut [f64],
-        scratch: &mut [f64],
-    ) -> f64 {
-        self.gradient_with::<f64, true>(theta, batch, grad, scratch)
+        grad: &mut [D],
+        scratch: &mut [D],
+    ) -> D {
+        self.gradient_with::<D, true>(theta, batch, grad, scratch)
     }
 }
 
@@ -644,16 +649,6 @@ fn madd<D: Scalar, const FUSED: bool>(a: D, b: D, c: D) -> D {
     }
 }
 
-/// `w . x` with fused multiply-adds over the coordinates in order, from 0.
-#[inline(always)]
-fn dot_fused<D: Scalar>(w: &[D], x: &[f64]) -> D {
-    let mut z = D::zero();
-    for (&wk, &xk) in w.iter().zip(x) {
-        z = wk.mul_add(D::from(xk), z);
-    }
-    z
-}
-
 /// `tanh` of the tanh network's fused arithmetic: [`lanes::tanh_fused`] in `f64` (the lane
 /// kernel's bits), [`stable_tanh`] for dual numbers (derivatives).
 #[inline(always)]
@@ -663,24 +658,6 @@ fn fused_tanh<D: Scalar>(z: D) -> D {
     } else {
         stable_tanh(z)
     }
-}
-
-/// `s` as `f64` values when `D` is `f64` (the plain gradient), else `None`.
-#[cfg(target_arch = "x86_64")]
-fn as_f64<D: Scalar>(s: &[D]) -> Option<&[f64]> {
-    (std::any::TypeId::of::<D>() == std::any::TypeId::of::<f64>()).then(|| {
-        // SAFETY: `D` is `f64` (same type id), so the slice is a slice of `f64`.
-        unsafe { &*(s as *const [D] as *const [f64]) }
-    })
-}
-
-/// [`as_f64`] for a mutable slice.
-#[cfg(target_arch = "x86_64")]
-fn as_f64_mut<D: Scalar>(s: &mut [D]) -> Option<&mut [f64]> {
-    (std::any::TypeId::of::<D>() == std::any::TypeId::of::<f64>()).then(|| {
-        // SAFETY: `D` is `f64` (same type id), so the slice is a slice of `f64`.
-        unsafe { &mut *(s as *mut [D] as *mut [f64]) }
-    })
 }
 
 impl Model for TwoLayerNetwork {
@@ -708,7 +685,7 @@ impl Model for TwoLayerNetwork {
         let (ga, gw) = grad_f[..m * (p + 1)].split_at_mut(m);
         let mut f = D::zero();
         for (j, (wj, gwj)) in w.chunks_exact(p).zip(gw.chunks_exact_mut(p)).enumerate() {
-            let (s, ds) = self.activation.value_and_derivative(dot(wj, x));
+            let (s, ds) = self.activation.value_and_derivative(dot::<D, false>(wj, x));
             f += a[j] * s;
             ga[j] = s * scale;
             let coef = a[j] * ds * scale;
@@ -730,8 +707,8 @@ impl Model for TwoLayerNetwork {
     /// and `1/|B|` are applied once at the end.
     ///
     /// The tanh network's sums are fused multiply-adds (and `tanh` is [`lanes::tanh_fused`]),
-    /// as in its vectorised [`Model::lane_gradients`], which equals this bit for bit; in `f64`
-    /// this runs compiled for FMA when the CPU has it (elsewhere each fused multiply-add is a
+    /// as in its vectorised [`Model::lane_gradients`], which equals this bit for bit; it runs
+    /// compiled for FMA when the CPU has it (elsewhere each fused multiply-add is a
     /// call to libm's `fma`: slower, the same bits). The other activations use plain
     /// multiplications and additions.
     fn batch_gradient<D: Scalar>(
@@ -745,13 +722,9 @@ impl Model for TwoLayerNetwork {
             return self.gradient_with::<D, false>(theta, batch, grad, scratch);
         }
         #[cfg(target_arch = "x86_64")]
-        if let (Some(theta), Some(grad), Some(scratch)) =
-            (as_f64(theta), as_f64_mut(grad), as_f64_mut(scratch))
-        {
-            if std::arch::is_x86_feature_detected!("fma") {
-                // SAFETY: the CPU has FMA (checked just above).
-                return D::from(unsafe { self.tanh_gradient_fma(theta, batch, grad, scratch) });
-            }
+        if std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has FMA (checked just above).
+            return unsafe { self.tanh_gradient_fma(theta, batch, grad, scratch) };
         }
         self.gradient_with::<D, true>(theta, batch, grad, scratch)
     }

@@ -208,7 +208,7 @@ impl NoiseModel {
     /// Inlined on purpose, unlike that function: the register group step
     /// (`simulate::registers`) issues these draws, scalar integer work, between the groups'
     /// vector arithmetic (bound by the divider), so both run at once; measured there, T1/T2
-    /// +14-25% (`bench/PROFILE.md`, "Draws overlapped with the arithmetic"). Each draw is
+    /// +24-32% at full length (`bench/PROFILE.md`, "Draws overlapped with the arithmetic"). Each draw is
     /// [`standard_normal_inline`], whose common path has no call: a call would force the
     /// vector values live across it to be saved and restored.
     #[inline(always)]
