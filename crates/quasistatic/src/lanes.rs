@@ -12,8 +12,13 @@ use std::ops::{Add, AddAssign, Div, Mul, MulAssign, Neg, Sub};
 use crate::simulate::LANES;
 
 /// One value per lane.
+///
+/// Aligned to 64 bytes (its size), so that a value in memory is one cache line and one
+/// aligned vector load or store: the register group step keeps the groups' values in stack
+/// arrays between steps, and an 8-byte-aligned `[f64; 8]` there split every 64-byte access
+/// across two cache lines (measured: T1/T2 10-25% slower, `bench/PROFILE.md`).
 #[derive(Clone, Copy, Debug, PartialEq)]
-#[repr(transparent)]
+#[repr(C, align(64))]
 pub struct Lanes(pub [f64; LANES]);
 
 impl Lanes {

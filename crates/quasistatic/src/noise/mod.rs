@@ -17,6 +17,9 @@ use crate::model::{derivatives, gather_lane, scatter_lane, Batch, LaneBatch, Mod
 use crate::rng::TrajectoryRng;
 use crate::simulate::LANES;
 
+mod lane_streams;
+pub use lane_streams::LaneStreams;
+
 /// A gradient noise model.
 #[derive(Clone, Debug, PartialEq)]
 pub enum NoiseModel {
@@ -166,7 +169,7 @@ impl NoiseModel {
     /// The label-noise `sigma` (`0` for no noise) when every stochastic gradient is the full
     /// batch of `n` samples with (possibly) shifted labels: no noise, or label noise with the
     /// full batch. The engine's register-held group step serves exactly these, drawing the
-    /// shifts with [`NoiseModel::fill_lane_label_shifts`] and
+    /// shifts with [`LaneStreams`] (AVX-512) or [`NoiseModel::fill_lane_label_shifts`] and
     /// [`NoiseModel::draw_lane_label_shifts`]. `None` for every other noise.
     pub fn full_batch_label_sigma(&self, n: usize) -> Option<f64> {
         match *self {
@@ -205,9 +208,10 @@ impl NoiseModel {
     /// One step's label shifts of the lanes `lanes` of a group under full-batch label noise of
     /// `sigma > 0`: lane `l` of `shift` gets `sigma * z` with `z` the next [`StandardNormal`] of
     /// `rngs[l]`, the same number [`NoiseModel::fill_lane_label_shifts`] draws there (tested).
-    /// Inlined on purpose, unlike that function: the register group step
-    /// (`simulate::registers`) issues these draws, scalar integer work, between the groups'
-    /// vector arithmetic (bound by the divider), so both run at once; measured there, T1/T2
+    /// Inlined on purpose, unlike that function: the register group step's AVX2 and baseline
+    /// versions (`simulate::registers`; the AVX-512 one draws with [`LaneStreams`]) issue these
+    /// draws, scalar integer work, between the groups' vector arithmetic (bound by the
+    /// divider), so both run at once; measured there, T1/T2
     /// +24-32% at full length (`bench/PROFILE.md`, "Draws overlapped with the arithmetic"). Each draw is
     /// [`standard_normal_inline`], whose common path has no call: a call would force the
     /// vector values live across it to be saved and restored.
@@ -399,6 +403,11 @@ fn standard_normal_slow(rng: &mut TrajectoryRng) -> f64 {
 pub struct ZigguratTable([f64; 257]);
 
 impl ZigguratTable {
+    /// The abscissae `X[0..=256]` (with `X[255] = X[256] = 0`, see above).
+    pub fn abscissae(&self) -> &[f64; 257] {
+        &self.0
+    }
+
     /// The table, read once per process.
     pub fn get() -> &'static ZigguratTable {
         static TABLE: std::sync::OnceLock<ZigguratTable> = std::sync::OnceLock::new();

@@ -370,7 +370,8 @@ struct GroupBook<'a, M: Model> {
     parked: [bool; LANES],
     any_parked: bool,
     alive: usize,
-    last_loss: [f64; LANES],
+    /// Each lane's last finite loss (one aligned vector: the group steps store it every step).
+    last_loss: Lanes,
     observer: Observer,
     lane_theta: Vec<f64>,
 }
@@ -396,7 +397,7 @@ impl<'a, M: Model> GroupBook<'a, M> {
             parked,
             any_parked: count < LANES,
             alive: count,
-            last_loss: [f64::NAN; LANES],
+            last_loss: Lanes::splat(f64::NAN),
             observer: Observer::new(model, spec.observables.clone()),
             lane_theta: vec![0.0; model.dim()],
         }
@@ -407,7 +408,7 @@ impl<'a, M: Model> GroupBook<'a, M> {
         self.outs[l].divergence = Some(Divergence {
             trajectory: self.first + l,
             step,
-            last_finite_loss: self.last_loss[l],
+            last_finite_loss: self.last_loss.0[l],
             reason,
         });
         self.outs[l].gradients = step;
@@ -433,7 +434,7 @@ impl<'a, M: Model> GroupBook<'a, M> {
             }
             grad_of(l, grad);
             match divergence_reason(lane_loss, grad, self.spec.max_loss) {
-                None => self.last_loss[l] = lane_loss,
+                None => self.last_loss.0[l] = lane_loss,
                 Some(reason) => self.end(l, step, reason),
             }
         }
@@ -578,7 +579,7 @@ fn run_group<M: Model, O: Optimizer, const DIM: usize>(
             );
             let coordinates = grad[..dl].chunks_exact(LANES).map(Lanes::load);
             if group_is_fine(Lanes(loss), coordinates, spec.max_loss) && !book.any_parked {
-                book.last_loss = loss;
+                book.last_loss = Lanes(loss);
             } else {
                 book.check_lanes(step, &loss, &mut lane_grad, |l, g| gather_lane(&grad, l, g));
                 for l in (0..LANES).filter(|&l| book.parked[l]) {

@@ -5,23 +5,25 @@
 //! ([`NoiseModel::full_batch_label_sigma`]) and an optimizer whose step splits into a scalar
 //! and a per-coordinate part ([`Optimizer::offers_coordinate_update`]: every built-in one),
 //! a group's parameters, gradient and optimizer buffers are `[Lanes; D]` values that live in
-//! vector registers across steps, instead of buffers that the noise, the model and the
-//! optimizer each load and store (see `bench/PROFILE.md`). [`INTERLEAVED`] groups step
-//! together in one loop so that their independent dependency chains overlap, and the label
-//! shifts are drawn [`AHEAD`] steps ahead, one step of one group at a time between the groups'
-//! gradients and updates, so that the draws (scalar integer work) run while the vector
-//! arithmetic waits on the divider ([`SPLIT`]). The arithmetic is that of
-//! [`run_group`](super::run_group) operation by operation (the same
-//! [`Model::small_lane_gradient`] / [`Optimizer::update_coordinate`] code the other paths run),
-//! and the divergence bookkeeping is the same [`GroupBook`], so the results are
-//! bit-identical (tested in `simulate::tests`).
+//! vector registers (or one aligned cache line each) across steps, instead of buffers that the
+//! noise, the model and the optimizer each load and store (see `bench/PROFILE.md`).
+//! [`INTERLEAVED`] groups step together in one loop so that their independent dependency
+//! chains overlap, and the label shifts are drawn [`AHEAD`] steps ahead, one step of one group
+//! at a time between the groups' gradients and updates, so that the draws run while the vector
+//! arithmetic waits on the divider. The AVX-512 version draws a group's eight lanes at once
+//! with [`LaneStreams`] after its optimizer update; the AVX2 and baseline versions draw lane by
+//! lane ([`SPLIT`]). The arithmetic is that of [`run_group`](super::run_group) operation by
+//! operation (the same [`Model::small_lane_gradient`] / [`Optimizer::update_coordinate`] code
+//! the other paths run), every lane draws its own `StandardNormal` stream, and the divergence
+//! bookkeeping is the same [`GroupBook`], so the results are bit-identical, in every version
+//! (tested in `simulate::tests` and `noise::lane_streams`).
 
 use indicatif::ProgressBar;
 
 use super::{group_is_fine, start_of, EnsembleSpec, GroupBook, TrajectoryOutput, LANES};
 use crate::lanes::Lanes;
 use crate::model::Model;
-use crate::noise::NoiseModel;
+use crate::noise::{LaneStreams, NoiseModel};
 use crate::optim::Optimizer;
 use crate::rng;
 
@@ -30,8 +32,11 @@ use crate::rng;
 /// vector operations (T1: about 15 including a square root and a division; Adam adds another
 /// square root and division) whose latency, not the arithmetic, bounds a lone group.
 /// Measured side by side on T1/T2 (quick, AVX-512): 4 groups against 1, SGD +0-10%, heavy
-/// ball +10%, Adam +30-40%; 2 groups sit in between.
-pub(super) const INTERLEAVED: usize = 4;
+/// ball +10%, Adam +30-40%; 2 groups sit in between. With the vectorised draws
+/// ([`LaneStreams`]) 8 groups against 4: T1 Adam +15-25%, T1 SGD / heavy ball +5-15%, T2
+/// within noise (one-core loop, `bench/PROFILE.md`); with scalar draws (the AVX2 and baseline
+/// versions) 8 and 4 are level.
+pub(super) const INTERLEAVED: usize = 8;
 
 /// One task of the register step: the groups `groups[0..INTERLEAVED]` (each `(first
 /// trajectory, lanes in use)`; a group with 0 lanes in use is padding) of a `D`-parameter
@@ -50,20 +55,69 @@ pub(super) struct RegisterTask<'a, M, O> {
 /// order. The caller checks the conditions in the module documentation.
 ///
 /// The step loop is compiled three times, for AVX-512F, AVX2 and the baseline, and the widest
-/// version the CPU runs is taken: the groups' values need `4 D` (Adam) 8-wide registers per
-/// group, which fit AVX-512's 32 but not the baseline's 16 two-wide ones. Results do not
-/// depend on the version (element-wise IEEE arithmetic, no contraction into fused
-/// multiply-adds).
+/// version the CPU runs is taken ([`Isa::widest`]): the groups' values need `4 D` (Adam)
+/// 8-wide registers per group, which fit AVX-512's 32 but not the baseline's 16 two-wide
+/// ones; the AVX-512 version also draws the label noise eight lanes at a time
+/// ([`LaneStreams`]). Results do not depend on the version (element-wise IEEE arithmetic, no
+/// contraction into fused multiply-adds, every lane's own `StandardNormal` stream; tested).
 pub(super) fn run_groups_in_registers<M: Model, O: Optimizer, const D: usize>(
     task: &RegisterTask<'_, M, O>,
 ) -> Vec<TrajectoryOutput> {
-    /// [`run_groups`] compiled with AVX-512F enabled.
+    run_groups_with::<M, O, D>(task, Isa::widest())
+}
+
+/// The instruction sets the register step is compiled for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Isa {
+    /// AVX-512F, with vectorised label-noise draws.
+    Avx512,
+    /// AVX2.
+    Avx2,
+    /// The target's baseline (SSE2 on x86-64).
+    Baseline,
+}
+
+impl Isa {
+    /// The widest one this CPU runs.
+    pub(super) fn widest() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Isa::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                return Isa::Avx2;
+            }
+        }
+        Isa::Baseline
+    }
+
+    /// Whether this CPU runs it.
+    pub(super) fn available(self) -> bool {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
+            #[cfg(not(target_arch = "x86_64"))]
+            Isa::Avx512 | Isa::Avx2 => false,
+            Isa::Baseline => true,
+        }
+    }
+}
+
+/// [`run_groups_in_registers`] compiled for `isa`, which the CPU must run (checked).
+pub(super) fn run_groups_with<M: Model, O: Optimizer, const D: usize>(
+    task: &RegisterTask<'_, M, O>,
+    isa: Isa,
+) -> Vec<TrajectoryOutput> {
+    /// [`run_groups`] compiled with AVX-512F enabled, drawing with [`LaneStreams`].
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     fn avx512<M: Model, O: Optimizer, const D: usize>(
         task: &RegisterTask<'_, M, O>,
     ) -> Vec<TrajectoryOutput> {
-        run_groups::<M, O, D>(task)
+        run_groups::<M, O, D, true>(task)
     }
     /// [`run_groups`] compiled with AVX2 enabled.
     #[cfg(target_arch = "x86_64")]
@@ -71,25 +125,26 @@ pub(super) fn run_groups_in_registers<M: Model, O: Optimizer, const D: usize>(
     fn avx2<M: Model, O: Optimizer, const D: usize>(
         task: &RegisterTask<'_, M, O>,
     ) -> Vec<TrajectoryOutput> {
-        run_groups::<M, O, D>(task)
+        run_groups::<M, O, D, false>(task)
     }
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F (checked just above).
-            return unsafe { avx512::<M, O, D>(task) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2 (checked just above).
-            return unsafe { avx2::<M, O, D>(task) };
-        }
+    assert!(isa.available(), "this CPU does not run {isa:?}");
+    match isa {
+        // SAFETY: the CPU has AVX-512F (checked just above).
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { avx512::<M, O, D>(task) },
+        // SAFETY: the CPU has AVX2 (checked just above).
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { avx2::<M, O, D>(task) },
+        _ => run_groups::<M, O, D, false>(task),
     }
-    run_groups::<M, O, D>(task)
 }
 
-/// The step loop itself (see [`run_groups_in_registers`]).
+/// The step loop itself (see [`run_groups_in_registers`]). With `VECTOR_DRAWS` each group
+/// draws its lanes' label shifts with [`LaneStreams`] (AVX-512 code: only the AVX-512F
+/// version sets it), otherwise lane by lane with
+/// [`NoiseModel::draw_lane_label_shifts`].
 #[inline(always)]
-fn run_groups<M: Model, O: Optimizer, const D: usize>(
+fn run_groups<M: Model, O: Optimizer, const D: usize, const VECTOR_DRAWS: bool>(
     task: &RegisterTask<'_, M, O>,
 ) -> Vec<TrajectoryOutput> {
     let RegisterTask {
@@ -119,9 +174,12 @@ fn run_groups<M: Model, O: Optimizer, const D: usize>(
         }
     }
     // Unused lanes get the streams of the trajectory numbers after the last (never recorded).
+    // Both forms of the same streams; a run draws from one of them only.
     let mut rngs: [[rng::TrajectoryRng; LANES]; G] = std::array::from_fn(|g| {
         std::array::from_fn(|l| rng::stream(spec.seed, (groups[g].0 + l) as u64, 0))
     });
+    let mut streams: [LaneStreams; G] =
+        std::array::from_fn(|g| LaneStreams::new(spec.seed, groups[g].0 as u64, 0));
     // The scalar state only (step counter, powers), shared: the groups step in lockstep. The
     // buffers are `buffers`.
     let mut state = optimizer.init(0);
@@ -139,19 +197,33 @@ fn run_groups<M: Model, O: Optimizer, const D: usize>(
     // steps in order; the draws beyond the last step are never used; nothing else draws from
     // these streams.
     let mut shifts = [[Lanes::ZERO; AHEAD]; G];
-    for (sh, r) in shifts.iter_mut().zip(rngs.iter_mut()) {
-        NoiseModel::fill_lane_label_shifts(sigma, r, sh);
+    let zig = crate::noise::ZigguratTable::get();
+    for g in 0..G {
+        if !VECTOR_DRAWS {
+            NoiseModel::fill_lane_label_shifts(sigma, &mut rngs[g], &mut shifts[g]);
+        } else if sigma > 0.0 {
+            for slot in shifts[g].iter_mut() {
+                // SAFETY: only the AVX-512F version sets `VECTOR_DRAWS`, and it runs only on a
+                // CPU with AVX-512F (`run_groups_with`).
+                let failed = unsafe { streams[g].draw_fast_avx512(zig, sigma, slot) };
+                if failed != 0 {
+                    streams[g].redraw(failed, sigma, slot);
+                }
+            }
+        }
     }
     let mut ahead = 0;
-    let zig = crate::noise::ZigguratTable::get();
     let mut step = 0u64;
     for (c, &target) in cps.iter().enumerate() {
         while step < target {
             let mut fine = [true; G];
+            // Lanes that failed the fast test, per group and all together (the union in a
+            // register: one wide load of the byte array would wait for its eight stores).
+            let (mut failed, mut any_failed) = ([0u8; G], 0u8);
             for g in 0..G {
                 loss[g] = model.small_lane_gradient::<D>(&theta[g], shifts[g][ahead], &mut grad[g]);
                 fine[g] = group_is_fine(loss[g], grad[g], max_loss);
-                if sigma > 0.0 {
+                if sigma > 0.0 && !VECTOR_DRAWS {
                     NoiseModel::draw_lane_label_shifts(
                         sigma,
                         &mut rngs[g],
@@ -163,7 +235,7 @@ fn run_groups<M: Model, O: Optimizer, const D: usize>(
             }
             for (g, book) in books.iter_mut().enumerate() {
                 if fine[g] && !book.any_parked {
-                    book.last_loss = loss[g].0;
+                    book.last_loss = loss[g];
                 } else {
                     // Copies, so that the group values never have their address taken.
                     let gr = grad[g];
@@ -190,13 +262,28 @@ fn run_groups<M: Model, O: Optimizer, const D: usize>(
                     );
                 }
                 if sigma > 0.0 {
-                    NoiseModel::draw_lane_label_shifts(
-                        sigma,
-                        &mut rngs[g],
-                        &mut shifts[g][ahead],
-                        SPLIT..LANES,
-                        zig,
-                    );
+                    if VECTOR_DRAWS {
+                        // SAFETY: as for the first draws above.
+                        failed[g] = unsafe {
+                            streams[g].draw_fast_avx512(zig, sigma, &mut shifts[g][ahead])
+                        };
+                        any_failed |= failed[g];
+                    } else {
+                        NoiseModel::draw_lane_label_shifts(
+                            sigma,
+                            &mut rngs[g],
+                            &mut shifts[g][ahead],
+                            SPLIT..LANES,
+                            zig,
+                        );
+                    }
+                }
+            }
+            // The lanes that failed the fast test (about 1.2% of draws) draw again before they
+            // draw next.
+            if VECTOR_DRAWS && any_failed != 0 {
+                for g in (0..G).filter(|&g| failed[g] != 0) {
+                    streams[g].redraw(failed[g], sigma, &mut shifts[g][ahead]);
                 }
             }
             ahead = (ahead + 1) % AHEAD;
@@ -233,24 +320,26 @@ fn run_groups<M: Model, O: Optimizer, const D: usize>(
     books.into_iter().flat_map(|b| b.finish(step)).collect()
 }
 
-/// Steps of label shifts held ahead, a ring of `INTERLEAVED x AHEAD x LANES` values (4 KiB,
+/// Steps of label shifts held ahead, a ring of `INTERLEAVED x AHEAD x LANES` values (8 KiB,
 /// first-level cache): a slot is written `AHEAD` steps before it is read, long after the
-/// scalar stores have left the store buffer, so the vector load of a step's shifts never
-/// waits on them.
+/// stores have left the store buffer, so the vector load of a step's shifts never waits on
+/// them (the scalar draws store a slot lane by lane, which a wide load cannot take from the
+/// store buffer).
 const AHEAD: usize = 16;
 
-/// Each step, lanes `0..SPLIT` of a group draw their shift for step `step + AHEAD` right after
-/// the group's gradient and lanes `SPLIT..LANES` right after its optimizer update
-/// ([`NoiseModel::draw_lane_label_shifts`], fully inlined, no call on the common path). So the
-/// draws sit next to the divider work they can overlap: the valley gradient has one square
-/// root and one division per group, Adam's update two of each (`D = 2`), hence about a third
+/// Scalar draws (AVX2 and baseline versions; the AVX-512 version draws all eight lanes of a group
+/// at once after its update): each step, lanes `0..SPLIT` of a group draw their shift for step
+/// `step + AHEAD` right after the group's gradient and lanes `SPLIT..LANES` right after its
+/// optimizer update ([`NoiseModel::draw_lane_label_shifts`], fully inlined, no call on the common
+/// path). So the draws sit next to the divider work they can overlap: the valley gradient has one
+/// square root and one division per group, Adam's update two of each (`D = 2`), hence about a third
 /// and two thirds. Measured side by side against drawing 16 steps at a time in a separate loop
-/// (`bench --tasks t1,t2`, full length, three alternating rounds, medians), with 3 of 8 after
-/// the gradient: T1 SGD / heavy ball / Adam +25% / +25% / +24%, T2 SGD / Adam +29% / +32%.
-/// Then 2 of 8 against 3 of 8 (seven alternating rounds, idle machine): T1 Adam 58% -> 61% of
-/// the RNG floor, T2 Adam 61% -> 63%, SGD +2-6%, heavy ball within noise; 5 of 8: no better
-/// than 3. All eight lanes after the gradient: T1 Adam only +8% (quick runs); one chunk after
-/// each coordinate's update: no better (`bench/PROFILE.md`).
+/// (`bench --tasks t1,t2`, full length, three alternating rounds, medians), with 3 of 8 after the
+/// gradient: T1 SGD / heavy ball / Adam +25% / +25% / +24%, T2 SGD / Adam +29% / +32%. Then 2 of 8
+/// against 3 of 8 (seven alternating rounds, idle machine): T1 Adam 58% -> 61% of the RNG floor, T2
+/// Adam 61% -> 63%, SGD +2-6%, heavy ball within noise; 5 of 8: no better than 3. All eight lanes
+/// after the gradient: T1 Adam only +8% (quick runs); one chunk after each coordinate's update: no
+/// better (`bench/PROFILE.md`).
 const SPLIT: usize = 2;
 
 /// Put the lanes marked in `mask` back at `start`.

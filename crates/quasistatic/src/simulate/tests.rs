@@ -311,3 +311,98 @@ fn lanes_are_bit_identical_to_trajectories_run_alone() {
         "only {mixed} runs had lanes diverging beside living ones"
     );
 }
+
+/// The register group step gives the same bits in every version this CPU runs (AVX-512F with
+/// vectorised draws, AVX2, baseline), for the valley and the scalar product model under
+/// full-batch label noise and none, every optimizer, with lanes diverging at the larger rate.
+#[test]
+fn register_step_versions_are_bit_identical() {
+    use super::registers::{run_groups_with, Isa, RegisterTask};
+    use crate::model::{AnyModel, ProductModel};
+    use crate::optim::{Adam, Nesterov, RmsProp};
+    use crate::with_model;
+    let isas: Vec<Isa> = [Isa::Avx512, Isa::Avx2, Isa::Baseline]
+        .into_iter()
+        .filter(|i| i.available())
+        .collect();
+    let models = [
+        AnyModel::Valley(Valley::planar(Profile::Quadratic, 1.0)),
+        AnyModel::Product(ProductModel::scalar(2, 1.0)),
+    ];
+    let mut compared = 0;
+    for model in &models {
+        for (sigma, lr) in [(0.0, 0.05), (0.7, 0.05), (0.7, 0.9)] {
+            let lr = Schedule::Constant(lr);
+            let optimizers = [
+                AnyOptimizer::Sgd(Sgd { lr: lr.clone() }),
+                AnyOptimizer::HeavyBall(HeavyBall {
+                    lr: lr.clone(),
+                    beta: 0.9,
+                    weight_decay: 0.0,
+                }),
+                AnyOptimizer::Nesterov(Nesterov {
+                    lr: lr.clone(),
+                    beta: 0.5,
+                    weight_decay: 0.1,
+                }),
+                AnyOptimizer::Adam(Adam {
+                    lr: lr.clone(),
+                    beta1: 0.9,
+                    beta2: 0.999,
+                    eps: 1e-8,
+                    weight_decay: 0.01,
+                }),
+                AnyOptimizer::RmsProp(RmsProp {
+                    lr,
+                    alpha: 0.99,
+                    eps: 1e-8,
+                    bias_correction: true,
+                }),
+            ];
+            for opt in &optimizers {
+                with_model!(model, m => {
+                    let spec = EnsembleSpec {
+                        steps: 300,
+                        record_every: 37,
+                        trajectories: 20,
+                        seed: 9,
+                        max_loss: 1e3,
+                        start: m.default_start(),
+                        start_noise: 0.5,
+                        observables: default_observables(m),
+                        ..EnsembleSpec::default()
+                    };
+                    let cps = super::checkpoints(spec.steps, spec.record_every);
+                    // Groups of 8, 8, 4 lanes, then padding (`registers::INTERLEAVED >= 3`).
+                    let task = RegisterTask {
+                        model: m,
+                        sigma,
+                        optimizer: opt,
+                        spec: &spec,
+                        cps: &cps,
+                        groups: std::array::from_fn(|g| {
+                            (g * LANES, LANES.min(20usize.saturating_sub(g * LANES)))
+                        }),
+                        bar: None,
+                    };
+                    let runs: Vec<_> = isas
+                        .iter()
+                        .map(|&isa| run_groups_with::<_, _, 2>(&task, isa))
+                        .collect();
+                    for (isa, run) in isas.iter().zip(&runs).skip(1) {
+                        for (j, (a, b)) in runs[0].iter().zip(run).enumerate() {
+                            let what = format!("{} / sigma {sigma} / {opt} / {isa:?}", m.name());
+                            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                            assert_eq!(bits(&a.values), bits(&b.values), "{what}: trajectory {j}");
+                            assert_eq!(a.valid, b.valid, "{what}: trajectory {j}");
+                            assert_eq!(a.divergence, b.divergence, "{what}: trajectory {j}");
+                        }
+                        compared += 1;
+                    }
+                });
+            }
+        }
+    }
+    eprintln!("register step versions compared: {isas:?}");
+    assert_eq!(compared, 2 * 3 * 5 * (isas.len() - 1));
+}
