@@ -8,7 +8,7 @@
 //! a mask. A lane that fails the fast test (about 1.2% of draws) keeps its generator untouched
 //! and is redrawn by [`LaneStreams::redraw`] with `rand_distr` itself, from the same state, so
 //! it draws the same first number, fails the same test and goes on as always: every lane's
-//! numbers are its [`StandardNormal`] stream, bit for bit (tested), whatever the vector width.
+//! numbers are its [`StandardNormal`] stream, bit for bit (tested).
 //!
 //! Why: the register group step (`simulate::registers`) spends most of its instructions on
 //! these draws when they are scalar (about 30 instructions each, 32-64 per step); the vector
@@ -119,7 +119,7 @@ impl LaneStreams {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
     use crate::rng;

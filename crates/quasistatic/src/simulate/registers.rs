@@ -23,7 +23,7 @@ use indicatif::ProgressBar;
 use super::{group_is_fine, start_of, EnsembleSpec, GroupBook, TrajectoryOutput, LANES};
 use crate::lanes::Lanes;
 use crate::model::Model;
-use crate::noise::{LaneStreams, NoiseModel};
+use crate::noise::{LaneStreams, NoiseModel, ZigguratTable};
 use crate::optim::Optimizer;
 use crate::rng;
 
@@ -197,7 +197,7 @@ fn run_groups<M: Model, O: Optimizer, const D: usize, const VECTOR_DRAWS: bool>(
     // steps in order; the draws beyond the last step are never used; nothing else draws from
     // these streams.
     let mut shifts = [[Lanes::ZERO; AHEAD]; G];
-    let zig = crate::noise::ZigguratTable::get();
+    let zig = ZigguratTable::get();
     for g in 0..G {
         if !VECTOR_DRAWS {
             NoiseModel::fill_lane_label_shifts(sigma, &mut rngs[g], &mut shifts[g]);
@@ -205,7 +205,7 @@ fn run_groups<M: Model, O: Optimizer, const D: usize, const VECTOR_DRAWS: bool>(
             for slot in shifts[g].iter_mut() {
                 // SAFETY: only the AVX-512F version sets `VECTOR_DRAWS`, and it runs only on a
                 // CPU with AVX-512F (`run_groups_with`).
-                let failed = unsafe { streams[g].draw_fast_avx512(zig, sigma, slot) };
+                let failed = unsafe { vector_draw(&mut streams[g], zig, sigma, slot) };
                 if failed != 0 {
                     streams[g].redraw(failed, sigma, slot);
                 }
@@ -265,7 +265,7 @@ fn run_groups<M: Model, O: Optimizer, const D: usize, const VECTOR_DRAWS: bool>(
                     if VECTOR_DRAWS {
                         // SAFETY: as for the first draws above.
                         failed[g] = unsafe {
-                            streams[g].draw_fast_avx512(zig, sigma, &mut shifts[g][ahead])
+                            vector_draw(&mut streams[g], zig, sigma, &mut shifts[g][ahead])
                         };
                         any_failed |= failed[g];
                     } else {
@@ -341,6 +341,28 @@ const AHEAD: usize = 16;
 /// after the gradient: T1 Adam only +8% (quick runs); one chunk after each coordinate's update: no
 /// better (`bench/PROFILE.md`).
 const SPLIT: usize = 2;
+
+/// [`LaneStreams::draw_fast_avx512`] where it exists (x86-64; `run_groups` only draws with it
+/// in its AVX-512F version, so elsewhere this is never reached).
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[inline(always)]
+unsafe fn vector_draw(
+    streams: &mut LaneStreams,
+    table: &ZigguratTable,
+    sigma: f64,
+    shift: &mut Lanes,
+) -> u8 {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: passed on to the caller.
+    return unsafe { streams.draw_fast_avx512(table, sigma, shift) };
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (streams, table, sigma, shift);
+        unreachable!("vector draws exist only in the x86-64 AVX-512F version")
+    }
+}
 
 /// Put the lanes marked in `mask` back at `start`.
 #[inline(always)]

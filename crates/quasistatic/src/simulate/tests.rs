@@ -175,13 +175,45 @@ fn alone<M: Model, O: Optimizer>(
 /// that some lanes diverge mid-run while their neighbours go on. The planar valley and the
 /// one-sample product model under no or full-batch label noise take the register group step
 /// (`simulate::registers`, two real groups and padding in one task), the others the general one.
+/// Every built-in optimizer at the constant learning rate `lr`, with momentum, weight decay
+/// and bias correction switched on where they exist.
+fn every_optimizer(lr: f64) -> [AnyOptimizer; 5] {
+    use crate::optim::{Adam, Nesterov, RmsProp};
+    let lr = Schedule::Constant(lr);
+    [
+        AnyOptimizer::Sgd(Sgd { lr: lr.clone() }),
+        AnyOptimizer::HeavyBall(HeavyBall {
+            lr: lr.clone(),
+            beta: 0.9,
+            weight_decay: 0.0,
+        }),
+        AnyOptimizer::Nesterov(Nesterov {
+            lr: lr.clone(),
+            beta: 0.5,
+            weight_decay: 0.1,
+        }),
+        AnyOptimizer::Adam(Adam {
+            lr: lr.clone(),
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.01,
+        }),
+        AnyOptimizer::RmsProp(RmsProp {
+            lr,
+            alpha: 0.99,
+            eps: 1e-8,
+            bias_correction: true,
+        }),
+    ]
+}
+
 #[test]
 fn lanes_are_bit_identical_to_trajectories_run_alone() {
     use crate::data::{generate, SyntheticSpec, Teacher};
     use crate::model::{
         Activation, AnyModel, DiagonalNetwork, LinearTwoLayer, ProductModel, TwoLayerNetwork,
     };
-    use crate::optim::{Adam, Nesterov, RmsProp};
     use crate::with_model;
     let sparse = generate(&SyntheticSpec {
         n: 6,
@@ -242,33 +274,7 @@ fn lanes_are_bit_identical_to_trajectories_run_alone() {
         ];
         // Learning rates spread over lanes' fates: the largest makes trajectories diverge.
         for (k, lr) in [0.02, 0.6].into_iter().enumerate() {
-            let lr = Schedule::Constant(lr);
-            let optimizers = [
-                AnyOptimizer::Sgd(Sgd { lr: lr.clone() }),
-                AnyOptimizer::HeavyBall(HeavyBall {
-                    lr: lr.clone(),
-                    beta: 0.9,
-                    weight_decay: 0.0,
-                }),
-                AnyOptimizer::Nesterov(Nesterov {
-                    lr: lr.clone(),
-                    beta: 0.5,
-                    weight_decay: 0.1,
-                }),
-                AnyOptimizer::Adam(Adam {
-                    lr: lr.clone(),
-                    beta1: 0.9,
-                    beta2: 0.999,
-                    eps: 1e-8,
-                    weight_decay: 0.01,
-                }),
-                AnyOptimizer::RmsProp(RmsProp {
-                    lr,
-                    alpha: 0.99,
-                    eps: 1e-8,
-                    bias_correction: true,
-                }),
-            ];
+            let optimizers = every_optimizer(lr);
             for noise in &noises {
                 for opt in &optimizers {
                     with_model!(model, m => {
@@ -319,7 +325,6 @@ fn lanes_are_bit_identical_to_trajectories_run_alone() {
 fn register_step_versions_are_bit_identical() {
     use super::registers::{run_groups_with, Isa, RegisterTask};
     use crate::model::{AnyModel, ProductModel};
-    use crate::optim::{Adam, Nesterov, RmsProp};
     use crate::with_model;
     let isas: Vec<Isa> = [Isa::Avx512, Isa::Avx2, Isa::Baseline]
         .into_iter()
@@ -332,33 +337,7 @@ fn register_step_versions_are_bit_identical() {
     let mut compared = 0;
     for model in &models {
         for (sigma, lr) in [(0.0, 0.05), (0.7, 0.05), (0.7, 0.9)] {
-            let lr = Schedule::Constant(lr);
-            let optimizers = [
-                AnyOptimizer::Sgd(Sgd { lr: lr.clone() }),
-                AnyOptimizer::HeavyBall(HeavyBall {
-                    lr: lr.clone(),
-                    beta: 0.9,
-                    weight_decay: 0.0,
-                }),
-                AnyOptimizer::Nesterov(Nesterov {
-                    lr: lr.clone(),
-                    beta: 0.5,
-                    weight_decay: 0.1,
-                }),
-                AnyOptimizer::Adam(Adam {
-                    lr: lr.clone(),
-                    beta1: 0.9,
-                    beta2: 0.999,
-                    eps: 1e-8,
-                    weight_decay: 0.01,
-                }),
-                AnyOptimizer::RmsProp(RmsProp {
-                    lr,
-                    alpha: 0.99,
-                    eps: 1e-8,
-                    bias_correction: true,
-                }),
-            ];
+            let optimizers = every_optimizer(lr);
             for opt in &optimizers {
                 with_model!(model, m => {
                     let spec = EnsembleSpec {
