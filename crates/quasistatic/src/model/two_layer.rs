@@ -552,18 +552,28 @@ fn gw_tile<const J: usize, const C: usize, X: BlockInputs>(
 }
 
 /// `w . x` with scalar weights and `f64` inputs, summed over the coordinates in order from 0;
-/// with fused multiply-adds when `FUSED`.
+/// with fused multiply-adds when `FUSED` (see [`madd_f64`]).
 #[inline]
 fn dot<D: Scalar, const FUSED: bool>(w: &[D], x: &[f64]) -> D {
     let mut z = D::zero();
     for (&wk, &xk) in w.iter().zip(x) {
-        z = if FUSED {
-            wk.mul_add(D::from(xk), z)
-        } else {
-            z + wk * xk
-        };
+        z = madd_f64::<D, FUSED>(wk, xk, z);
     }
     z
+}
+
+/// `a * b + c` with an `f64` factor `b`. Fused into one rounding when `FUSED` and `D` is `f64`
+/// itself (the lane kernel's bits). For dual numbers it is `a * b + c` with every part of `a`
+/// scaled by `b`: num-dual's `mul_add` would multiply by `b` promoted to a dual number with zero
+/// derivatives, a full dual-by-dual product (three times the multiplications for `Dual2`, in
+/// the derivation's `D3L` passes), and its result is not fused either.
+#[inline(always)]
+fn madd_f64<D: Scalar, const FUSED: bool>(a: D, b: f64, c: D) -> D {
+    if FUSED && D::NDERIV == 0 {
+        a.mul_add(D::from(b), c)
+    } else {
+        c + a * b
+    }
 }
 
 impl TwoLayerNetwork {
@@ -609,7 +619,7 @@ impl TwoLayerNetwork {
                 ga[j] = madd::<D, FUSED>(weight, sv[j], ga[j]);
                 let c = weight * ds[j];
                 for (g, &xk) in gwj.iter_mut().zip(x) {
-                    *g = madd::<D, FUSED>(c, D::from(xk), *g);
+                    *g = madd_f64::<D, FUSED>(c, xk, *g);
                 }
             }
         }
