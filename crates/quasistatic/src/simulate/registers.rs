@@ -80,16 +80,10 @@ pub(super) enum Isa {
 impl Isa {
     /// The widest one this CPU runs.
     pub(super) fn widest() -> Isa {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                return Isa::Avx512;
-            }
-            if std::arch::is_x86_feature_detected!("avx2") {
-                return Isa::Avx2;
-            }
-        }
-        Isa::Baseline
+        [Isa::Avx512, Isa::Avx2]
+            .into_iter()
+            .find(|isa| isa.available())
+            .unwrap_or(Isa::Baseline)
     }
 
     /// Whether this CPU runs it.
