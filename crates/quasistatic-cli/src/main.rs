@@ -1,12 +1,14 @@
 //! `quasistatic`: the command-line interface. It parses and validates arguments, then calls
-//! the library; all logic lives in the `quasistatic` crate.
+//! the library; all logic lives in the library crates (`quasistatic`, `quasistatic-studies`, `quasistatic-bench`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use quasistatic::config::Config;
-use quasistatic::{bench, run, studies, validate, Error};
+use quasistatic::Error;
+use quasistatic_bench as bench;
+use quasistatic_studies::{run, studies, validate};
 
 /// Stochastic optimizers on manifolds of minima: simulate them, derive their effective
 /// manifold dynamics, and compare the two.
@@ -243,7 +245,7 @@ fn execute(command: Command) -> quasistatic::Result<()> {
                 let json = serde_json::to_string_pretty(&derivation).map_err(|e| {
                     Error::Numerical(format!("cannot serialise the derivation: {e}"))
                 })?;
-                quasistatic::output::write_atomic(&path, json.as_bytes())?;
+                quasistatic_studies::output::write_atomic(&path, json.as_bytes())?;
                 println!("wrote {}", path.display());
             }
             Ok(())
@@ -342,7 +344,7 @@ fn execute(command: Command) -> quasistatic::Result<()> {
             if derive {
                 println!("\n| derivation | d | n | path | normal rank | projection of the start (s) | derivation (s, best of {repeats}) |");
                 println!("|---|---:|---:|---|---:|---:|---:|");
-                for t in quasistatic::derive::bench::standard_benchmarks(repeats as usize)? {
+                for t in bench::derive::standard_benchmarks(repeats as usize)? {
                     println!(
                         "| {} / {} | {} | {} | {} | {} | {:.3} | {:.3} |",
                         t.model,

@@ -1169,7 +1169,7 @@ impl Config {
             start_noise,
             start_factor: None,
             observables,
-            progress: true,
+            progress: None,
             observe_at: None,
         })
     }

@@ -1,4 +1,4 @@
-//! Integrator of the derived manifold dynamics (THEORY.md section 2, step 3).
+//! Integrator of the derived manifold dynamics (docs/theory.md section 2, step 3).
 //!
 //! The derived dynamics is an SDE on the manifold in units of optimizer steps:
 //! `phi_{k+1} - phi_k = b(phi_k) + (tangent noise of covariance Q(phi_k))`, kept on `G`.
@@ -7,10 +7,10 @@
 //! `phi <- Phi(phi + h b(phi) + sqrt(h) Q(phi)^{1/2} z)`,  `z ~ N(0, I)`,
 //!
 //! (Euler-Maruyama followed by the projection `Phi` back onto the manifold, which adds the
-//! curvature correction of THEORY.md section 3). The drift terms and the projection come from
+//! curvature correction of docs/theory.md section 3). The drift terms and the projection come from
 //! a [`ManifoldDynamics`]; the integrator knows nothing of how they were derived. Ensembles
 //! follow the same rules as the true simulation: trajectory `j` draws from
-//! [`crate::rng::stream`]`(seed, j, 2)`, so results are bit-identical for any thread count, and
+//! [`crate::engine::rng::stream`]`(seed, j, 2)`, so results are bit-identical for any thread count, and
 //! records use the same observables and [`EnsembleResult`] layout (steps are optimizer steps).
 
 use std::time::Instant;
@@ -20,11 +20,11 @@ use rand::Rng;
 use rand_distr::StandardNormal;
 use rayon::prelude::*;
 
+use crate::engine::rng;
 use crate::error::Result;
 use crate::model::Model;
 use crate::observe::{Observable, Observer};
-use crate::rng;
-use crate::simulate::{checkpoints, Divergence, EnsembleResult, TrajectoryOutput};
+use crate::record::{checkpoints, Divergence, EnsembleResult, TrajectoryOutput};
 
 /// Drift, diffusion and projection of a derived manifold dynamics.
 pub trait ManifoldDynamics: Sync {
@@ -78,7 +78,7 @@ pub fn run_sde<M: Model, Dyn: ManifoldDynamics>(
         .map(|j| {
             let mut values = vec![f64::NAN; cps.len() * n_obs];
             let mut observer = Observer::new(model, spec.observables.clone());
-            let mut rng = rng::stream(spec.seed, j as u64, 2);
+            let mut rng = rng::stream(spec.seed, j as u64, rng::SDE_INCREMENTS);
             let mut phi = spec.start.clone();
             let mut step = 0u64;
             let mut evaluations = 0u64;
@@ -141,7 +141,7 @@ mod tests {
     use super::*;
     use crate::model::{Profile, Valley};
 
-    /// THEORY.md section 7's closed-form SGD drift on the valley `a = 1 + y^2` (label noise,
+    /// docs/theory.md section 7's closed-form SGD drift on the valley `a = 1 + y^2` (label noise,
     /// no tangent noise), with the exact projection `x = 0` of the unrotated valley's
     /// manifold... (the gradient-flow projection also moves `y`, by `O(x^2)`; from points with
     /// `x = 0` exactly, as here, it is the identity).
@@ -162,6 +162,30 @@ mod tests {
         }
     }
 
+    /// docs/theory.md section 7: on the valley `a(y) = 1 + y^2` with label noise `sigma`, the drift per
+    /// step of heavy ball (`beta = 0` is SGD) with the exact discrete normal variance is
+    /// `b_y = -(eta / (1 - beta)) (1/2) a'(y) S`,
+    /// `S = eta^2 s^2 (1 + beta) / ((1 - beta) q (2 (1 + beta) - q))`, `q = eta a(y)`,
+    /// `s^2 = sigma^2 a(y)`. Integrates `dy/dk = b_y` over `steps` (RK4, unit steps).
+    fn valley_prediction(eta: f64, beta: f64, sigma: f64, y0: f64, steps: u64) -> f64 {
+        let b = |y: f64| {
+            let a = 1.0 + y * y;
+            let q = eta * a;
+            let s = eta * eta * sigma * sigma * a * (1.0 + beta)
+                / ((1.0 - beta) * q * (2.0 * (1.0 + beta) - q));
+            -(eta / (1.0 - beta)) * 0.5 * (2.0 * y) * s
+        };
+        let mut y = y0;
+        for _ in 0..steps {
+            let k1 = b(y);
+            let k2 = b(y + 0.5 * k1);
+            let k3 = b(y + 0.5 * k2);
+            let k4 = b(y + k3);
+            y += (k1 + 2.0 * k2 + 2.0 * k3 + k4) / 6.0;
+        }
+        y
+    }
+
     /// Euler-Maruyama is first order: against RK4 of the same drift (`valley_prediction`),
     /// the error at step 2000 with `h = 10` is about 10 times the error with `h = 1` (ratio
     /// checked in [6, 14]), and the `h = 1` error is below 0.5% relative.
@@ -172,7 +196,7 @@ mod tests {
             eta: 0.05,
             sigma: 1.0,
         };
-        let want = crate::studies::valley_prediction(0.05, 0.0, 1.0, 2.0, 2000);
+        let want = valley_prediction(0.05, 0.0, 1.0, 2.0, 2000);
         let err = |h: u64| {
             let spec = SdeSpec {
                 steps: 2000,

@@ -16,7 +16,7 @@
 //! assert!((s.std - 1.2909944487358056).abs() < 1e-15);
 //! ```
 
-use crate::simulate::EnsembleResult;
+use crate::record::EnsembleResult;
 
 /// Summary statistics of a sample (see the [module docs](self) for the conventions).
 ///

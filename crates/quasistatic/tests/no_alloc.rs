@@ -6,15 +6,16 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use quasistatic::data::{generate, SyntheticSpec, Teacher};
+use quasistatic::engine::rng;
 use quasistatic::model::{
     Activation, AnyModel, DiagonalNetwork, LinearTwoLayer, Model, ProductModel, Profile,
     TwoLayerNetwork, Valley,
 };
 use quasistatic::noise::NoiseModel;
 use quasistatic::optim::{
-    Adam, AnyOptimizer, HeavyBall, Nesterov, Optimizer, RmsProp, Schedule, Sgd,
+    Adam, AnyOptimizer, HeavyBall, Lion, Nesterov, Optimizer, RmsProp, Schedule, Sgd,
 };
-use quasistatic::{rng, with_model};
+use quasistatic::with_model;
 
 struct Counting;
 
@@ -70,14 +71,14 @@ fn steps_allocate<M: Model>(model: &M, noise: &NoiseModel, opt: &AnyOptimizer) -
 /// The same for the engine's group step: 8 lanes' stochastic gradients in one call and one
 /// optimizer step on the group (coordinate-major, `d * LANES` parameters).
 fn lane_steps_allocate<M: Model>(model: &M, noise: &NoiseModel, opt: &AnyOptimizer) -> usize {
-    use quasistatic::simulate::LANES;
+    use quasistatic::engine::LANES;
     let d = model.dim();
     let start = model.default_start();
     let mut theta: Vec<f64> = start.iter().flat_map(|&x| [x; LANES]).collect();
     let mut state = opt.init(d * LANES);
     let mut ws = noise.lane_workspace(model);
     let mut grad = vec![0.0; d * LANES];
-    let mut scratch = vec![0.0; model.lane_scratch_len()];
+    let mut scratch = vec![0.0; quasistatic::model::lane_scratch_len(model)];
     let mut loss = [0.0; LANES];
     let mut rngs: [_; LANES] = std::array::from_fn(|j| rng::stream(1, j as u64, 0));
     let mut step = |theta: &mut Vec<f64>, grad: &mut Vec<f64>| {
@@ -165,10 +166,16 @@ fn hot_loop_allocates_nothing() {
             weight_decay: 0.01,
         }),
         AnyOptimizer::RmsProp(RmsProp {
-            lr,
+            lr: lr.clone(),
             alpha: 0.99,
             eps: 1e-8,
             bias_correction: true,
+        }),
+        AnyOptimizer::Lion(Lion {
+            lr,
+            beta1: 0.9,
+            beta2: 0.99,
+            weight_decay: 0.01,
         }),
     ];
     // The counter works: the Hessian-shaped noise (dense eigen-decomposition) does allocate.
@@ -225,20 +232,43 @@ fn hot_loop_allocates_nothing() {
     }
 }
 
-/// The register group step (the planar valley and the scalar product model under full-batch
-/// label noise, `simulate/registers.rs`) allocates nothing per step: whole ensembles of 100 and
-/// of 1 000 steps, recorded only at the first and the last step, allocate the same number of
-/// times. The one-thread pool runs on the calling thread, whose allocations are counted.
-#[test]
-fn register_step_allocates_nothing_per_step() {
+/// Allocations of a whole ensemble of `steps` steps, recorded only at the first and the last
+/// step, on a one-thread pool that runs on the calling thread (whose allocations are counted).
+fn ensemble_allocations<M: Model>(
+    pool: &rayon::ThreadPool,
+    model: &M,
+    noise: &NoiseModel,
+    opt: &AnyOptimizer,
+    steps: u64,
+) -> usize {
     use quasistatic::simulate::{run_ensemble, EnsembleSpec};
-    let pool = rayon::ThreadPoolBuilder::new()
+    let spec = EnsembleSpec {
+        steps,
+        record_every: steps,
+        trajectories: 40,
+        start: model.default_start(),
+        ..EnsembleSpec::default()
+    };
+    let before = allocations();
+    let r = pool.install(|| run_ensemble(model, noise, opt, &spec));
+    let n = allocations() - before;
+    assert!(r.divergences.is_empty(), "{:?}", r.divergences);
+    n
+}
+
+/// A one-thread pool that runs on the calling thread (built once per test: a thread can be
+/// in one such pool only).
+fn this_thread() -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .use_current_thread()
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+fn few_optimizers() -> [AnyOptimizer; 3] {
     let lr = Schedule::Constant(0.01);
-    let optimizers = [
+    [
         AnyOptimizer::Sgd(Sgd { lr: lr.clone() }),
         AnyOptimizer::HeavyBall(HeavyBall {
             lr: lr.clone(),
@@ -252,7 +282,15 @@ fn register_step_allocates_nothing_per_step() {
             eps: 1e-8,
             weight_decay: 0.0,
         }),
-    ];
+    ]
+}
+
+/// The register group step (the planar valley and the scalar product model under full-batch
+/// label noise, `simulate/registers.rs`) allocates nothing per step: whole ensembles of 100 and
+/// of 1 000 steps allocate the same number of times.
+#[test]
+fn register_step_allocates_nothing_per_step() {
+    let pool = this_thread();
     let models = [
         AnyModel::Valley(Valley::planar(Profile::Quadratic, 1.0)),
         AnyModel::Product(ProductModel::scalar(2, 1.0)),
@@ -262,28 +300,50 @@ fn register_step_allocates_nothing_per_step() {
         batch: None,
     };
     for model in &models {
-        for opt in &optimizers {
-            let count = |steps: u64| {
-                with_model!(model, m => {
-                    let spec = EnsembleSpec {
-                        steps,
-                        record_every: steps,
-                        trajectories: 40,
-                        start: m.default_start(),
-                        ..EnsembleSpec::default()
-                    };
-                    let before = allocations();
-                    let r = pool.install(|| {
-                        quasistatic::with_optimizer!(opt, o => run_ensemble(m, &noise, o, &spec))
-                    });
-                    let n = allocations() - before;
-                    assert!(r.divergences.is_empty());
-                    n
-                })
-            };
+        for opt in &few_optimizers() {
+            let count =
+                |steps| with_model!(model, m => ensemble_allocations(&pool, m, &noise, opt, steps));
             let (short, long) = (count(100), count(1000));
             assert!(short > 0, "the counter sees the run");
             assert_eq!(short, long, "{opt}: allocations grow with steps");
+        }
+    }
+}
+
+/// The general group step (a model's lane kernel, or lane by lane without one, and the
+/// optimizer behind a trait object) allocates nothing per step either: the diagonal network
+/// (lane kernel) and the two-layer linear network (no kernel) under mini-batch label noise.
+#[test]
+fn general_group_step_allocates_nothing_per_step() {
+    let pool = this_thread();
+    let data = generate(&SyntheticSpec {
+        n: 6,
+        n_test: 0,
+        p: 4,
+        teacher: Teacher::Sparse { k: 2, value: 1.0 },
+        label_noise: 0.0,
+        seed: 1,
+    });
+    let models = [
+        AnyModel::Diagonal(DiagonalNetwork::new(data.train.clone(), None, None)),
+        AnyModel::Linear2(LinearTwoLayer::new(3, data.train, None, None)),
+    ];
+    let noise = NoiseModel::Label {
+        sigma: 0.1,
+        batch: Some(3),
+    };
+    for model in &models {
+        for opt in &few_optimizers() {
+            let count =
+                |steps| with_model!(model, m => ensemble_allocations(&pool, m, &noise, opt, steps));
+            let (short, long) = (count(100), count(1000));
+            assert!(short > 0, "the counter sees the run");
+            assert_eq!(
+                short,
+                long,
+                "{} / {opt}: allocations grow with steps",
+                model.name()
+            );
         }
     }
 }

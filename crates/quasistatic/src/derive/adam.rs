@@ -1,4 +1,4 @@
-//! Adam's (and RMSProp's) quasistatic preconditioner (THEORY.md section 5).
+//! Adam's (and RMSProp's) quasistatic preconditioner (docs/theory.md section 5).
 //!
 //! `v` averages `g * g` over `1/(1 - beta2)` steps; treated as quasistatic it solves the
 //! fixed-point equation
@@ -29,7 +29,7 @@ use serde::Serialize;
 
 use super::equilibrium::NormalDynamics;
 use super::third_order::{contract_pairs, contract_symmetric};
-use crate::manifold::linalg;
+use crate::linalg;
 use crate::manifold::{covariance_diagonal, CovarianceOperator, Curvature, Geometry, RankOptions};
 use crate::model::Model;
 use crate::noise::NoiseModel;

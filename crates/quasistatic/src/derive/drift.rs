@@ -1,4 +1,4 @@
-//! Drift and diffusion along the manifold per optimizer step (THEORY.md sections 3, 4, 5).
+//! Drift and diffusion along the manifold per optimizer step (docs/theory.md sections 3, 4, 5).
 //!
 //! In the normal eigenbasis `V` of `H~` (`H~ = H`, `D = I` for SGD and momentum), with
 //! `Z = D^{1/2} V` the normal directions in parameters, `Sig~_N = Z^T Sigma Z` and the
@@ -21,7 +21,7 @@ use serde::Serialize;
 use super::equilibrium::NormalDynamics;
 use super::third_order::{contract_pairs, contract_symmetric_set};
 use super::{EquilibriumReport, MatrixSummary};
-use crate::manifold::linalg;
+use crate::linalg;
 use crate::manifold::noise::scale_rows;
 use crate::manifold::{CovarianceOperator, Curvature, Geometry};
 use crate::model::Model;

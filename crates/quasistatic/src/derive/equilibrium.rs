@@ -1,4 +1,4 @@
-//! The normal equilibrium `S` (THEORY.md sections 3, 4, 5): the stationary covariance of the
+//! The normal equilibrium `S` (docs/theory.md sections 3, 4, 5): the stationary covariance of the
 //! linear normal recursion, solved per eigen-pair of `H` on `N`.
 //!
 //! In the eigenbasis `V` of `H` on `N` (`H = V diag(lambda) V^T`), with `Sig~ = V^T Sigma V`,
@@ -214,7 +214,7 @@ mod tests {
     use rand::SeedableRng;
     use rand_distr::{Distribution, StandardNormal};
 
-    /// THEORY.md section 4's closed form equals the generic 4 x 4 pair solver (1e-12 relative),
+    /// docs/theory.md section 4's closed form equals the generic 4 x 4 pair solver (1e-12 relative),
     /// and beta = 0 equals SGD's formula.
     #[test]
     fn heavy_ball_closed_form_equals_pair_solver() {

@@ -1,4 +1,4 @@
-//! The quasistatic derivation engine (THEORY.md sections 2-5, 8-9).
+//! The quasistatic derivation engine (docs/theory.md sections 2-5, 8-9).
 //!
 //! [`derive`] takes a model, a noise model, an optimizer and any point `theta`, projects
 //! `theta` onto the manifold of minima (`phi = Phi(theta)`), and returns the manifold dynamics
@@ -25,7 +25,7 @@
 //! let noise = NoiseModel::Label { sigma: 1.0, batch: None };
 //! let sgd = AnyOptimizer::Sgd(Sgd { lr: Schedule::Constant(0.1) });
 //! let out = derive(&valley, &noise, &sgd, &[0.0, 1.5], &DeriveOptions::default()).unwrap();
-//! // THEORY.md section 7: b_y = -eta^2 sigma^2 a'(y) / (2 (2 - eta a)).
+//! // docs/theory.md section 7: b_y = -eta^2 sigma^2 a'(y) / (2 (2 - eta a)).
 //! let (eta, a, da) = (0.1, 1.0 + 1.5 * 1.5, 2.0 * 1.5);
 //! let want = -eta * eta * da / (2.0 * (2.0 - eta * a));
 //! assert!((out.drift_per_step[1] - want).abs() < 1e-12);
@@ -33,7 +33,6 @@
 //! ```
 
 pub mod adam;
-pub mod bench;
 pub mod drift;
 pub mod equilibrium;
 pub mod regularisers;
@@ -164,7 +163,7 @@ pub struct EquilibriumReport {
     pub relative_difference: f64,
 }
 
-/// Time scales and stability (THEORY.md section 8). Times are in optimizer steps.
+/// Time scales and stability (docs/theory.md section 8). Times are in optimizer steps.
 #[derive(Clone, Debug, Serialize)]
 pub struct Diagnostics {
     /// Base learning rate `eta`.
@@ -308,6 +307,14 @@ fn plan(optimizer: &AnyOptimizer) -> Result<Plan> {
             eta,
             adaptive: Some((o.alpha, o.eps)),
         },
+        AnyOptimizer::Lion(_) => return Err(Error::invalid(
+            "optimizer.kind",
+            "lion",
+            "sgd, heavy_ball, nesterov, adam, adamw or rmsprop: Lion moves every coordinate by \
+                 exactly lr in the sign of its momentum, a map that is not differentiable, so its \
+                 normal oscillation has no linear (Lyapunov) equilibrium and the quasistatic \
+                 derivation does not apply; simulate it instead",
+        )),
     })
 }
 
@@ -450,7 +457,7 @@ pub fn derive<M: Model>(
             let rho = normal_relaxation_steps / (normal_relaxation_steps + tv);
             warnings.push(format!(
                 "Adam's v is not quasistatic: tau_x / tau_v = {r:.3e} (tau_v = {tv:.3e} steps); expect the true \
-                 drift slower by a factor of about 1 - rho = {:.3} (empirical rule, THEORY.md section 9); scale \
+                 drift slower by a factor of about 1 - rho = {:.3} (empirical rule, docs/theory.md section 9); scale \
                  1 - beta2 with eta^2 to stay quasistatic",
                 1.0 - rho
             ));
@@ -460,7 +467,7 @@ pub fn derive<M: Model>(
         if !p.eps_dominated.is_empty() {
             warnings.push(format!(
                 "Adam: {} coordinate(s) have sqrt(v) <= eps (e.g. {:?}): the drift along them depends on eps \
-                 (axis-aligned manifold, THEORY.md section 9)",
+                 (axis-aligned manifold, docs/theory.md section 9)",
                 p.eps_dominated.len(),
                 &p.eps_dominated[..p.eps_dominated.len().min(8)]
             ));

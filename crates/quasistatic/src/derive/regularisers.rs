@@ -1,4 +1,4 @@
-//! Interpretation of the drift as descent on an implicit regulariser (THEORY.md section 5,
+//! Interpretation of the drift as descent on an implicit regulariser (docs/theory.md section 5,
 //! label-noise check): SGD's drift is `-(eta^2 c / 4) P_T grad tr H`, Adam's
 //! `-(eta^2 sqrt(c) / 2) D^{1/2} P~_T D^{1/2} grad tr(diag(H)^{1/2})`.
 //!
@@ -22,7 +22,8 @@ use num_dual::Dual64;
 use serde::Serialize;
 
 use super::third_order::ordered_block_sums;
-use crate::manifold::{linalg, Curvature, Geometry};
+use crate::linalg;
+use crate::manifold::{Curvature, Geometry};
 use crate::model::derivatives::{self, GradientWorkspace};
 use crate::model::Model;
 

@@ -1,4 +1,4 @@
-//! Tests of the derivation against independent values: THEORY.md's closed forms, symmetry,
+//! Tests of the derivation against independent values: docs/theory.md's closed forms, symmetry,
 //! limits, the dense path, and simulation of the true optimizer.
 
 #![allow(clippy::needless_range_loop)]
@@ -35,7 +35,7 @@ fn rel(a: f64, b: f64) -> f64 {
     (a - b).abs() / b.abs().max(1e-300)
 }
 
-/// THEORY.md's product model `f = theta_1 theta_2`, target 1 (written here so the tests do not
+/// docs/theory.md's product model `f = theta_1 theta_2`, target 1 (written here so the tests do not
 /// depend on the models branch).
 struct Product;
 impl Model for Product {
@@ -117,7 +117,7 @@ impl Model for Diagonal {
     }
 }
 
-/// THEORY.md section 7, SGD with label noise on `a(y) = 1 + y^2`: exact
+/// docs/theory.md section 7, SGD with label noise on `a(y) = 1 + y^2`: exact
 /// `S = eta sigma^2 / (2 - eta a)` and `b_y = -eta^2 sigma^2 a'(y) / (2 (2 - eta a))`, at
 /// several `(eta, sigma, y)`, to 1e-10 relative; `b_x = 0` to 1e-14.
 #[test]
@@ -160,7 +160,7 @@ fn valley_sgd_matches_theory() {
     }
 }
 
-/// THEORY.md section 4, heavy ball on the valley: `S = eta^2 s^2 (1+beta) / ((1-beta) a (2(1+beta)
+/// docs/theory.md section 4, heavy ball on the valley: `S = eta^2 s^2 (1+beta) / ((1-beta) a (2(1+beta)
 /// - a))`, `a = eta lambda`, `s^2 = sigma^2 lambda`, drift `-(eta/(1-beta)) 1/2 a'(y) S`; 1e-10.
 #[test]
 fn valley_heavy_ball_matches_theory() {
@@ -532,7 +532,7 @@ fn refusals() {
 /// of 40 steps (normal relaxation time 1/(eta a) ~ 6 steps) the mean of `y` over the next
 /// 200 steps follows the ODE `dy/dk = b_y(y)` integrated from the measured mean at step 40.
 /// Tolerance: 4 Monte-Carlo standard errors of the mean displacement plus 0.5% of the
-/// displacement (measured gap: 1e-4 for a displacement of 0.335, SE 5e-4) for the `O(eta)` finite-rate terms beyond the exact `S` (THEORY.md section 9).
+/// displacement (measured gap: 1e-4 for a displacement of 0.335, SE 5e-4) for the `O(eta)` finite-rate terms beyond the exact `S` (docs/theory.md section 9).
 #[test]
 fn drift_predicts_simulated_mean_drift() {
     use crate::observe::Observable;

@@ -1,5 +1,5 @@
 //! Third-order contractions `D3L[A]_a = sum_jk d_a d_j d_k L A_jk` for low-rank symmetric `A`
-//! (THEORY.md section 2), one full-batch gradient with dual numbers per rank-one term, in
+//! (docs/theory.md section 2), one full-batch gradient with dual numbers per rank-one term, in
 //! parallel over the terms (rayon).
 //!
 //! - `D3L[Z S Z^T]` with `S` symmetric (`k x k`): eigen-decompose `S = U diag(s) U^T`, then

@@ -1,4 +1,4 @@
-//! Local geometry of the manifold of minima at a point `phi` (THEORY.md section 1).
+//! Local geometry of the manifold of minima at a point `phi` (docs/theory.md section 1).
 //!
 //! At `phi` on `G`: `H = hess L(phi)`, normal space `N = range H`, tangent space `T = ker H`,
 //! projections `P_N`, `P_T = I - P_N`, pseudo-inverse `H^+`. Everything is represented through
@@ -29,7 +29,7 @@ use std::borrow::Cow;
 use nalgebra::{DMatrix, DVector};
 use serde::Serialize;
 
-use super::linalg;
+use crate::linalg;
 use crate::model::{derivatives, Model};
 use crate::{Error, Result};
 
@@ -389,7 +389,7 @@ impl Geometry {
     }
 
     /// The "preconditioned tangent projection" `D^{1/2} P~_T D^{1/2} x` (for SGD, `P_T x`):
-    /// the map THEORY.md section 5 applies to a force to get a tangent velocity.
+    /// the map docs/theory.md section 5 applies to a force to get a tangent velocity.
     pub fn preconditioned_tangent(&self, x: &[f64]) -> Vec<f64> {
         let y = self.metric_apply(x);
         let t = self.tangent_projection(&y);

@@ -1,17 +1,15 @@
 //! The manifold of minima near a point: projection `Phi`, local geometry, and the noise
-//! covariance restricted to it (THEORY.md sections 1 and 6).
+//! covariance restricted to it (docs/theory.md sections 1 and 6).
 //!
 //! - [`projection`]: `Phi(theta)`, gradient flow finished by normal Newton steps;
 //! - [`geometry`]: `H`, its normal rank and gap, `P_T`, `P_N`, `H^+` (dense or low-rank via the
 //!   Jacobian), optionally in Adam's metric `w = D^{-1/2} theta`;
 //! - [`noise`]: `Sigma(phi)` as an operator on thin matrices, its blocks, `diag Sigma(theta)`;
-//! - [`linalg`]: fast `A^T B` for tall matrices.
 //!
 //! The optimizer-specific parts (Lyapunov equilibria, drift, Adam's preconditioner) live in
-//! [`crate::derive`].
+//! `derive`, above this module; the dense kernels in [`crate::linalg`].
 
 pub mod geometry;
-pub mod linalg;
 pub mod noise;
 pub mod projection;
 

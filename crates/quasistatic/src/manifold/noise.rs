@@ -1,4 +1,4 @@
-//! The noise covariance `Sigma(phi)` on the manifold (THEORY.md section 6), as an operator.
+//! The noise covariance `Sigma(phi)` on the manifold (docs/theory.md section 6), as an operator.
 //!
 //! The derivation needs `Sigma` only through products `Sigma X` with thin matrices (`X` the
 //! normal basis, `d x r`), its normal block `V^T Sigma V`, its tangent-normal block
@@ -17,7 +17,7 @@
 use nalgebra::DMatrix;
 
 use super::geometry::{Curvature, Geometry};
-use super::linalg;
+use crate::linalg;
 use crate::model::{derivatives, Model};
 use crate::noise::NoiseModel;
 

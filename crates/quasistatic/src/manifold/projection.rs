@@ -1,4 +1,4 @@
-//! The projection `Phi` onto the manifold of minima (THEORY.md section 1).
+//! The projection `Phi` onto the manifold of minima (docs/theory.md section 1).
 //!
 //! `Phi(theta)` is the limit of gradient flow `d theta / dt = -grad L(theta)` started at
 //! `theta`. It is computed in two phases:

@@ -167,7 +167,7 @@ pub fn jacobian<M: Model>(model: &M, theta: &[f64]) -> (DMatrix<f64>, Vec<f64>) 
             .map(|(i, col)| model.output_and_grad(theta, i, col) - y[i])
             .collect()
     };
-    (crate::manifold::linalg::transpose(&jt), r)
+    (crate::linalg::transpose(&jt), r)
 }
 
 #[cfg(test)]

@@ -3,12 +3,12 @@
 //! Parameters `theta = (u_1..u_p, v_1..v_p)` in `R^{2p}`; end-to-end weights
 //! `w = u^2 - v^2` (elementwise); loss `L = (1/n) sum_i 1/2 (w . x_i - y_i)^2`. Gradients:
 //! `d f / d u_j = 2 u_j x_j`, `d f / d v_j = -2 v_j x_j`. With `n < p` samples the model
-//! interpolates and its minima form a manifold of dimension `2p - n`; THEORY.md section 7
+//! interpolates and its minima form a manifold of dimension `2p - n`; docs/theory.md section 7
 //! explains which interpolator label-noise SGD (an l1-type norm) and Adam (l1/2-type) favour.
-use super::{Batch, LaneBatch, Model, Scalar};
+use super::{Batch, LaneBatch, LaneKernel, Model, Scalar};
 use crate::data::Dataset;
-use crate::lanes::{unroll, Lanes};
-use crate::simulate::LANES;
+use crate::engine::lanes::{unroll, Lanes};
+use crate::engine::LANES;
 
 /// Diagonal linear network (see module docs).
 #[derive(Clone, Debug)]
@@ -54,6 +54,10 @@ impl DiagonalNetwork {
 }
 
 impl Model for DiagonalNetwork {
+    fn lane_kernel(&self) -> Option<&dyn LaneKernel> {
+        Some(self)
+    }
+
     fn name(&self) -> &'static str {
         "diagonal"
     }
@@ -137,30 +141,6 @@ impl Model for DiagonalNetwork {
         loss * (1.0 / b as f64)
     }
 
-    /// The default's length, and at least `(p + n) LANES`: the lanes' `w = u^2 - v^2` and
-    /// their residual weights `f_i - y_i - shift_k` of every batch position.
-    fn lane_scratch_len(&self) -> usize {
-        let by_lane = 2 * self.dim() + self.train.n + self.scratch_len();
-        by_lane.max((self.train.p + self.train.n) * LANES)
-    }
-
-    /// All lanes in one vectorised pass (T3's case is the full batch; mini-batches gather the
-    /// lanes' inputs), with the arithmetic of [`DiagonalNetwork::batch_gradient`] operation by
-    /// operation (its four partial sums of the dot product, and every `c_j` summed over the
-    /// batch in the same order), so results are bit-identical to the lane-by-lane default.
-    /// Compiled for AVX-512 or AVX2 when the CPU has them (see [`crate::lanes`]).
-    #[inline(always)]
-    fn lane_gradients(
-        &self,
-        theta: &[f64],
-        batch: LaneBatch<'_>,
-        grad: &mut [f64],
-        scratch: &mut [f64],
-        loss: &mut [f64; LANES],
-    ) {
-        self.lane_kernel_widest(theta, batch, grad, scratch, loss)
-    }
-
     /// The minimum-l2-norm least-squares weights `w0 = X^+ y` (for `n <= p` the minimum-norm
     /// interpolator `X^T (X X^T)^{-1} y`), split as `u = sqrt(max(w0, 0) + floor)`,
     /// `v = sqrt(max(-w0, 0) + floor)`, so that `u^2 - v^2 = w0`: a minimum of the loss.
@@ -194,8 +174,34 @@ impl Model for DiagonalNetwork {
     }
 }
 
+impl LaneKernel for DiagonalNetwork {
+    /// The default's length, and at least `(p + n) LANES`: the lanes' `w = u^2 - v^2` and
+    /// their residual weights `f_i - y_i - shift_k` of every batch position.
+    fn lane_scratch_len(&self) -> usize {
+        let by_lane = 2 * self.dim() + self.train.n + self.scratch_len();
+        by_lane.max((self.train.p + self.train.n) * LANES)
+    }
+
+    /// All lanes in one vectorised pass (T3's case is the full batch; mini-batches gather the
+    /// lanes' inputs), with the arithmetic of [`DiagonalNetwork::batch_gradient`] operation by
+    /// operation (its four partial sums of the dot product, and every `c_j` summed over the
+    /// batch in the same order), so results are bit-identical to the lane-by-lane default.
+    /// Compiled for AVX-512 or AVX2 when the CPU has them (see [`crate::engine::lanes`]).
+    #[inline(always)]
+    fn lane_gradients(
+        &self,
+        theta: &[f64],
+        batch: LaneBatch<'_>,
+        grad: &mut [f64],
+        scratch: &mut [f64],
+        loss: &mut [f64; LANES],
+    ) {
+        self.lane_kernel_widest(theta, batch, grad, scratch, loss)
+    }
+}
+
 impl DiagonalNetwork {
-    crate::lanes::lane_kernel_versions!(
+    crate::engine::lanes::lane_kernel_versions!(
         lane_kernel,
         lane_kernel_avx512,
         lane_kernel_avx2,
@@ -455,16 +461,18 @@ mod tests {
         for (n, p) in [(13, 7), (5, 12), (30, 1), (9, 17), (40, 100)] {
             let m = model(n, p, 0.2);
             for lanes in [LANES, 5] {
-                crate::lanes::testing::assert_lane_gradients_bit_identical(&m, lanes);
+                crate::model::lane_testing::assert_lane_gradients_bit_identical(&m, lanes);
                 // Every instruction-set version this CPU can run, not only the one picked.
-                crate::lanes::testing::assert_kernel_bit_identical(&m, lanes, |t, b, g, s, l| {
-                    m.lane_kernel(t, b, g, s, l)
-                });
+                crate::model::lane_testing::assert_kernel_bit_identical(
+                    &m,
+                    lanes,
+                    |t, b, g, s, l| m.lane_kernel(t, b, g, s, l),
+                );
                 #[cfg(target_arch = "x86_64")]
                 if std::arch::is_x86_feature_detected!("avx2")
                     && std::arch::is_x86_feature_detected!("fma")
                 {
-                    crate::lanes::testing::assert_kernel_bit_identical(
+                    crate::model::lane_testing::assert_kernel_bit_identical(
                         &m,
                         lanes,
                         |t, b, g, s, l| {

@@ -13,6 +13,8 @@
 
 pub mod derivatives;
 pub mod diagonal;
+#[cfg(test)]
+pub(crate) mod lane_testing;
 pub mod linear2;
 pub mod product;
 pub mod two_layer;
@@ -20,8 +22,9 @@ pub mod valley;
 
 use num_dual::DualNum;
 
-use crate::lanes::Lanes;
-use crate::simulate::LANES;
+use crate::engine::LANES;
+pub use crate::engine::{gather_lane, scatter_lane, Batch, LaneBatch, LaneSlots};
+pub use crate::engine::{LaneKernel, SmallLaneKernel};
 
 pub use diagonal::DiagonalNetwork;
 pub use linear2::LinearTwoLayer;
@@ -32,51 +35,6 @@ pub use valley::{Profile, Valley};
 /// The scalar types a model is evaluated with: `f64` and every num-dual number over `f64`.
 pub trait Scalar: DualNum<Primitive = f64> + Copy + Send + Sync {}
 impl<T: DualNum<Primitive = f64> + Copy + Send + Sync> Scalar for T {}
-
-/// Which samples enter a gradient, and by how much their labels are shifted.
-///
-/// The batch gradient is `g = (1/|B|) sum_{k} (f_{i_k} - y_{i_k} - shift_k) grad f_{i_k}`,
-/// and the returned loss is the clean one, `(1/|B|) sum_k 1/2 (f_{i_k} - y_{i_k})^2`.
-/// `shift` models fresh label noise; `indices` a mini-batch.
-#[derive(Clone, Copy, Debug)]
-pub struct Batch<'a> {
-    /// Sample indices; `None` means all samples `0..n` in order.
-    pub indices: Option<&'a [usize]>,
-    /// Label shifts, one per batch position (`len == batch size`); `None` means zero.
-    pub shift: Option<&'a [f64]>,
-}
-
-impl<'a> Batch<'a> {
-    /// All samples, clean labels: the full-batch gradient of `L`.
-    pub const FULL: Batch<'static> = Batch {
-        indices: None,
-        shift: None,
-    };
-
-    /// Number of samples in the batch, given the model's `n`.
-    #[inline]
-    pub fn len(&self, n: usize) -> usize {
-        self.indices.map_or(n, |ix| ix.len())
-    }
-
-    /// Whether the batch has no sample.
-    #[inline]
-    pub fn is_empty(&self, n: usize) -> bool {
-        self.len(n) == 0
-    }
-
-    /// Sample index at batch position `k`.
-    #[inline]
-    pub fn sample(&self, k: usize) -> usize {
-        self.indices.map_or(k, |ix| ix[k])
-    }
-
-    /// Label shift at batch position `k`.
-    #[inline]
-    pub fn shift_at(&self, k: usize) -> f64 {
-        self.shift.map_or(0.0, |s| s[k])
-    }
-}
 
 /// A regression model with (typically) a manifold of minima.
 ///
@@ -138,54 +96,23 @@ pub trait Model: Send + Sync {
         loss * inv
     }
 
-    /// Scratch length [`Model::lane_gradients`] needs (default: `2 d + n + `
-    /// [`Model::scratch_len`], what [`lane_gradients_by_lane`] uses).
-    fn lane_scratch_len(&self) -> usize {
-        2 * self.dim() + self.n_samples() + self.scratch_len()
+    /// The engine's group kernel, where the model has one (see [`LaneKernel`]); default
+    /// `None`: the engine evaluates a group lane by lane with [`Model::batch_gradient`]
+    /// ([`lane_gradients_by_lane`]), with the same results. A wrapper whose gradient is its
+    /// inner model's forwards the inner model's kernel.
+    fn lane_kernel(&self) -> Option<&dyn LaneKernel> {
+        None
     }
 
-    /// Batch gradients of the [`LANES`] trajectories of a group at once, as the ensemble engine
-    /// advances them together. Layout is coordinate-major ("structure of arrays"): coordinate
-    /// `k` of lane `l` is `theta[k * LANES + l]`, and so for `grad`; lane `l`'s clean batch
-    /// loss goes to `loss[l]`. Only lanes `0..batch.lanes` are in use; the others hold finite
-    /// parking values, may be computed or not, and are ignored. `scratch` has length at least
-    /// [`Model::lane_scratch_len`].
-    ///
-    /// The default ([`lane_gradients_by_lane`]) calls [`Model::batch_gradient`] lane by lane.
-    /// An override that computes the lanes together (vector instructions across trajectories)
-    /// must give **bit-identical** results to the default, so that a trajectory's numbers never
-    /// depend on which others share its group; the test-suite checks this for every model.
-    fn lane_gradients(
-        &self,
-        theta: &[f64],
-        batch: LaneBatch<'_>,
-        grad: &mut [f64],
-        scratch: &mut [f64],
-        loss: &mut [f64; LANES],
-    ) {
-        lane_gradients_by_lane(self, theta, batch, grad, scratch, loss);
-    }
-
-    /// Whether [`Model::small_lane_gradient`] is offered (default `false`): a model with one
-    /// sample whose group gradient needs no buffers, so that the engine can keep a whole
-    /// group in registers across steps.
-    fn offers_small_lanes(&self) -> bool {
-        false
-    }
-
-    /// [`Model::lane_gradients`] with the group held in values rather than in a buffer, for a
-    /// one-sample model (full batch) offering it ([`Model::offers_small_lanes`]), where
-    /// `D == self.dim()`: `theta[k]` is coordinate `k` of every lane, `shift` the label shift of
-    /// the sample (zero without label noise). Writes the gradient into `grad` and returns the
-    /// lanes' clean losses, bit-identical to [`Model::lane_gradients`]. Only called when
-    /// [`Model::offers_small_lanes`] is `true`.
-    fn small_lane_gradient<const D: usize>(
-        &self,
-        _theta: &[Lanes; D],
-        _shift: Lanes,
-        _grad: &mut [Lanes; D],
-    ) -> Lanes {
-        panic!("small_lane_gradient is only called when offers_small_lanes() is true")
+    /// Call `visitor` with the model's capability: [`ModelVisitor::small`] for a model whose
+    /// groups can be held in registers ([`SmallLaneKernel`]; the valley and the scalar product
+    /// model override this), else [`ModelVisitor::general`] (the default). This is how the
+    /// engine picks its register step without knowing the model's type.
+    fn visit<V: ModelVisitor>(&self, visitor: V) -> V::Output
+    where
+        Self: Sized,
+    {
+        visitor.general(self)
     }
 
     /// A parameter vector on (or near) the manifold of minima that makes a good default start.
@@ -224,114 +151,48 @@ pub trait Model: Send + Sync {
     }
 }
 
-/// The batches of a group of trajectories (see [`Model::lane_gradients`]).
-#[derive(Clone, Copy, Debug)]
-pub struct LaneBatch<'a> {
-    /// Lanes in use (`1..=LANES`).
-    pub lanes: usize,
-    /// Batch size `B` (the same for every lane).
-    pub size: usize,
-    /// Per-lane sample indices, lane `l`'s at `indices[l * stride..l * stride + size]`;
-    /// `None`: every lane uses all samples `0..n` in order.
-    pub indices: Option<&'a [usize]>,
-    /// Stride of `indices` between lanes.
-    pub stride: usize,
-    /// Label shifts, coordinate-major: batch position `k` of lane `l` at `shift[k * LANES + l]`;
-    /// `None` means zero.
-    pub shift: Option<&'a [f64]>,
+/// What the engine does with a model, by capability (see [`Model::visit`]).
+pub trait ModelVisitor {
+    /// The result.
+    type Output;
+    /// A model with no register step.
+    fn general<M: Model>(self, model: &M) -> Self::Output;
+    /// A model that offers a register step (when [`SmallLaneKernel::offers_small_lanes`]).
+    fn small<M: Model + SmallLaneKernel>(self, model: &M) -> Self::Output;
 }
 
-impl<'a> LaneBatch<'a> {
-    /// Full batches of `n` samples, clean labels, for `lanes` lanes.
-    pub fn full(lanes: usize, n: usize) -> Self {
-        Self {
-            lanes,
-            size: n,
-            indices: None,
-            stride: 0,
-            shift: None,
-        }
-    }
-
-    /// Shifts of batch position `k` for all lanes (zeros without label noise).
-    #[inline(always)]
-    pub fn shifts_at(&self, k: usize) -> Lanes {
-        match self.shift {
-            None => Lanes::ZERO,
-            Some(s) => Lanes::load(&s[k * LANES..(k + 1) * LANES]),
-        }
-    }
-
-    /// Lane `l`'s batch as a [`Batch`]; its shifts are copied into `shift_buf` (length `>= size`).
-    pub fn lane<'b>(&self, l: usize, shift_buf: &'b mut [f64]) -> Batch<'b>
-    where
-        'a: 'b,
-    {
-        let shift = self.shift.map(|s| {
-            for (k, o) in shift_buf[..self.size].iter_mut().enumerate() {
-                *o = s[k * LANES + l];
-            }
-            &shift_buf[..self.size]
-        });
-        Batch {
-            indices: self
-                .indices
-                .map(|ix| &ix[l * self.stride..l * self.stride + self.size]),
-            shift,
-        }
-    }
-}
-
-/// Where a lane kernel reads and writes coordinate `k` of all lanes of a group: a
-/// coordinate-major `[f64]` buffer (coordinate `k` of lane `l` at `k * LANES + l`) or `[Lanes]`
-/// values. Lets one kernel serve [`Model::lane_gradients`] and [`Model::small_lane_gradient`].
-pub trait LaneSlots {
-    /// Coordinate `k` of every lane.
-    fn get_lanes(&self, k: usize) -> Lanes;
-    /// Set coordinate `k` of every lane.
-    fn set_lanes(&mut self, k: usize, v: Lanes);
-}
-
-impl LaneSlots for [f64] {
-    #[inline(always)]
-    fn get_lanes(&self, k: usize) -> Lanes {
-        Lanes::load(&self[k * LANES..(k + 1) * LANES])
-    }
-    #[inline(always)]
-    fn set_lanes(&mut self, k: usize, v: Lanes) {
-        v.store(&mut self[k * LANES..(k + 1) * LANES]);
-    }
-}
-
-impl LaneSlots for [Lanes] {
-    #[inline(always)]
-    fn get_lanes(&self, k: usize) -> Lanes {
-        self[k]
-    }
-    #[inline(always)]
-    fn set_lanes(&mut self, k: usize, v: Lanes) {
-        self[k] = v;
-    }
-}
-
-/// Copy lane `l` of a coordinate-major group vector into `out` (length `d`).
+/// A group's batch gradients: the model's [`LaneKernel`] where it has one, else
+/// [`lane_gradients_by_lane`]. `scratch` has length at least [`lane_scratch_len`].
 #[inline]
-pub fn gather_lane(group: &[f64], l: usize, out: &mut [f64]) {
-    for (k, o) in out.iter_mut().enumerate() {
-        *o = group[k * LANES + l];
+pub fn lane_gradients<M: Model + ?Sized>(
+    model: &M,
+    theta: &[f64],
+    batch: LaneBatch<'_>,
+    grad: &mut [f64],
+    scratch: &mut [f64],
+    loss: &mut [f64; LANES],
+) {
+    match model.lane_kernel() {
+        Some(k) => k.lane_gradients(theta, batch, grad, scratch, loss),
+        None => lane_gradients_by_lane(model, theta, batch, grad, scratch, loss),
     }
 }
 
-/// Write `v` (length `d`) into lane `l` of a coordinate-major group vector.
-#[inline]
-pub fn scatter_lane(v: &[f64], l: usize, group: &mut [f64]) {
-    for (k, &x) in v.iter().enumerate() {
-        group[k * LANES + l] = x;
-    }
+/// Scratch length of [`lane_gradients`]: the kernel's, else [`by_lane_scratch_len`].
+pub fn lane_scratch_len<M: Model + ?Sized>(model: &M) -> usize {
+    model
+        .lane_kernel()
+        .map_or_else(|| by_lane_scratch_len(model), |k| k.lane_scratch_len())
 }
 
-/// [`Model::lane_gradients`]'s default: [`Model::batch_gradient`] lane by lane (overrides use
-/// it for the cases they do not vectorise). `scratch` is split into the lane's parameters
+/// Scratch length of [`lane_gradients_by_lane`]: `2 d + n + ` [`Model::scratch_len`].
+pub fn by_lane_scratch_len<M: Model + ?Sized>(model: &M) -> usize {
+    2 * model.dim() + model.n_samples() + model.scratch_len()
+}
+
+/// A group's batch gradients lane by lane with [`Model::batch_gradient`]: the reference every
+/// [`LaneKernel`] must equal bit for bit, and the engine's path for models without one
+/// (kernels also use it for the cases they do not vectorise). `scratch` is split into the lane's parameters
 /// (`d`), its gradient (`d`), its label shifts (`n`) and the model's scratch.
 pub fn lane_gradients_by_lane<M: Model + ?Sized>(
     model: &M,

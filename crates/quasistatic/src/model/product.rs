@@ -4,15 +4,18 @@
 //! weight is `w = prod_k theta_k` and the loss `L = (1/n) sum_i 1/2 (w x_i - y_i)^2`. Its
 //! minima form the manifold `{prod_k theta_k = w_ls}`, with the least-squares weight
 //! `w_ls = sum_i x_i y_i / sum_i x_i^2` and `L_min = (1/n) sum_i 1/2 (y_i - w_ls x_i)^2`
-//! (positive when the labels are noisy). THEORY.md section 7 is depth 2 with the single sample
+//! (positive when the labels are noisy). docs/theory.md section 7 is depth 2 with the single sample
 //! `x = 1`, `y = 1` ([`ProductModel::scalar`]): `L = 1/2 (theta_1 theta_2 - 1)^2`.
 //!
 //! Gradients `d f / d theta_k = x prod_{j != k} theta_j` use prefix and suffix products: no
 //! division, so `theta_k = 0` is fine, and no allocation.
-use super::{lane_gradients_by_lane, Batch, LaneBatch, LaneSlots, Model, Scalar};
+use super::{
+    by_lane_scratch_len, lane_gradients_by_lane, Batch, LaneBatch, LaneKernel, LaneSlots, Model,
+    ModelVisitor, Scalar, SmallLaneKernel,
+};
 use crate::data::Dataset;
-use crate::lanes::Lanes;
-use crate::simulate::LANES;
+use crate::engine::lanes::Lanes;
+use crate::engine::LANES;
 
 /// Product model (see module docs).
 #[derive(Clone, Debug)]
@@ -47,7 +50,7 @@ impl ProductModel {
         }
     }
 
-    /// THEORY.md's product model: one sample `x = 1`, target `target` (usually 1).
+    /// docs/theory.md's product model: one sample `x = 1`, target `target` (usually 1).
     pub fn scalar(depth: usize, target: f64) -> Self {
         Self::new(depth, Dataset::new(vec![1.0], vec![target], 1), None)
     }
@@ -138,6 +141,14 @@ impl ProductModel {
 }
 
 impl Model for ProductModel {
+    fn lane_kernel(&self) -> Option<&dyn LaneKernel> {
+        Some(self)
+    }
+
+    fn visit<V: ModelVisitor>(&self, visitor: V) -> V::Output {
+        visitor.small(self)
+    }
+
     fn name(&self) -> &'static str {
         "product"
     }
@@ -185,44 +196,8 @@ impl Model for ProductModel {
         loss * inv
     }
 
-    /// Full batches (T2's case) run all lanes in one vectorised pass with the arithmetic of
-    /// [`ProductModel::batch_gradient`] operation by operation (bit-identical); mini-batches go
-    /// lane by lane.
-    #[inline(always)]
-    fn lane_gradients(
-        &self,
-        theta: &[f64],
-        batch: LaneBatch<'_>,
-        grad: &mut [f64],
-        scratch: &mut [f64],
-        loss: &mut [f64; LANES],
-    ) {
-        if batch.indices.is_some() {
-            return lane_gradients_by_lane(self, theta, batch, grad, scratch, loss);
-        }
-        *loss = self
-            .full_batch_lanes(self.depth, theta, |i| batch.shifts_at(i), grad)
-            .0;
-    }
-
-    /// One-sample data (T2's case).
-    fn offers_small_lanes(&self) -> bool {
-        self.train.n == 1
-    }
-
-    #[inline(always)]
-    fn small_lane_gradient<const D: usize>(
-        &self,
-        theta: &[Lanes; D],
-        shift: Lanes,
-        grad: &mut [Lanes; D],
-    ) -> Lanes {
-        // `D == depth`, known at compile time here.
-        self.full_batch_lanes(D, &theta[..], |_| shift, &mut grad[..])
-    }
-
     /// `c (4, 1/4, 1, ..., 1)`, with the first entry's sign flipped when `w_ls < 0`, and
-    /// `c = |w_ls|^{1/D}`: on the manifold, product `w_ls` (for THEORY.md's depth 2, target 1:
+    /// `c = |w_ls|^{1/D}`: on the manifold, product `w_ls` (for docs/theory.md's depth 2, target 1:
     /// `(4, 0.25)`). When `w_ls = 0` the start is `(4, 0, 1, ..., 1)`, also on the manifold.
     fn default_start(&self) -> Vec<f64> {
         let w = self.least_squares_weight();
@@ -260,6 +235,50 @@ impl Model for ProductModel {
     }
 }
 
+impl LaneKernel for ProductModel {
+    fn lane_scratch_len(&self) -> usize {
+        by_lane_scratch_len(self)
+    }
+
+    /// Full batches (T2's case) run all lanes in one vectorised pass with the arithmetic of
+    /// [`ProductModel::batch_gradient`] operation by operation (bit-identical); mini-batches go
+    /// lane by lane.
+    #[inline(always)]
+    fn lane_gradients(
+        &self,
+        theta: &[f64],
+        batch: LaneBatch<'_>,
+        grad: &mut [f64],
+        scratch: &mut [f64],
+        loss: &mut [f64; LANES],
+    ) {
+        if batch.indices.is_some() {
+            return lane_gradients_by_lane(self, theta, batch, grad, scratch, loss);
+        }
+        *loss = self
+            .full_batch_lanes(self.depth, theta, |i| batch.shifts_at(i), grad)
+            .0;
+    }
+}
+
+impl SmallLaneKernel for ProductModel {
+    /// One-sample data (T2's case).
+    fn offers_small_lanes(&self) -> bool {
+        self.train.n == 1
+    }
+
+    #[inline(always)]
+    fn small_lane_gradient<const D: usize>(
+        &self,
+        theta: &[Lanes; D],
+        shift: Lanes,
+        grad: &mut [Lanes; D],
+    ) -> Lanes {
+        // `D == depth`, known at compile time here.
+        self.full_batch_lanes(D, &theta[..], |_| shift, &mut grad[..])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,7 +309,7 @@ mod tests {
         check_derivatives(&m, &[0.9, -0.6, 1.2, 1.1, 0.7], &v, &w);
     }
 
-    /// THEORY.md section 7: `L = 1/2 (ab - 1)^2`, `grad L = (ab - 1) (b, a)`.
+    /// docs/theory.md section 7: `L = 1/2 (ab - 1)^2`, `grad L = (ab - 1) (b, a)`.
     #[test]
     fn depth_two_closed_form() {
         let m = ProductModel::scalar(2, 1.0);

@@ -10,10 +10,10 @@ use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use super::{lane_gradients_by_lane, Batch, LaneBatch, Model, Scalar};
+use super::{lane_gradients_by_lane, Batch, LaneBatch, LaneKernel, Model, Scalar};
 use crate::data::Dataset;
-use crate::lanes::{self, unroll, LaneFloat, Lanes};
-use crate::simulate::LANES;
+use crate::engine::lanes::{self, unroll, LaneFloat, Lanes};
+use crate::engine::LANES;
 
 /// Activation `s`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -164,7 +164,7 @@ impl TwoLayerNetwork {
 }
 
 impl TwoLayerNetwork {
-    crate::lanes::lane_kernel_versions!(
+    crate::engine::lanes::lane_kernel_versions!(
         tanh_lanes,
         tanh_lanes_avx512,
         tanh_lanes_avx2,
@@ -671,6 +671,10 @@ fn fused_tanh<D: Scalar>(z: D) -> D {
 }
 
 impl Model for TwoLayerNetwork {
+    fn lane_kernel(&self) -> Option<&dyn LaneKernel> {
+        Some(self)
+    }
+
     fn name(&self) -> &'static str {
         "two_layer"
     }
@@ -739,35 +743,6 @@ impl Model for TwoLayerNetwork {
         self.gradient_with::<D, true>(theta, batch, grad, scratch)
     }
 
-    /// The default's length, and at least `(2 m + p + 1) LANE_BLOCK LANES`: per-lane
-    /// `tanh(z_j)`, `1 - tanh(z_j)^2`, gathered inputs and residual weights of a block of batch
-    /// positions.
-    fn lane_scratch_len(&self) -> usize {
-        let by_lane = 2 * self.dim() + self.train.n + self.scratch_len();
-        by_lane.max((2 * self.width + self.train.p + 1) * LANE_BLOCK * LANES)
-    }
-
-    /// The tanh network (T4's case) runs all lanes in one vectorised pass with the arithmetic
-    /// of [`TwoLayerNetwork::batch_gradient`] operation by operation, fused multiply-adds and
-    /// `tanh` included (the shared [`lanes::tanh_fused`]), so results are bit-identical to the
-    /// lane-by-lane default. Full batches and mini-batches (inputs gathered per lane); other
-    /// activations go lane by lane. Compiled for AVX-512 or AVX2 + FMA when the CPU has them
-    /// (see [`crate::lanes`]).
-    #[inline(always)]
-    fn lane_gradients(
-        &self,
-        theta: &[f64],
-        batch: LaneBatch<'_>,
-        grad: &mut [f64],
-        scratch: &mut [f64],
-        loss: &mut [f64; LANES],
-    ) {
-        if self.activation != Activation::Tanh {
-            return lane_gradients_by_lane(self, theta, batch, grad, scratch, loss);
-        }
-        self.tanh_lanes_widest(theta, batch, grad, scratch, loss)
-    }
-
     /// Random start from `init_seed`: `a_j ~ N(0, init_scale^2)` (drawn first), then
     /// `w_jk ~ N(0, init_scale^2 / p)` row by row.
     fn default_start(&self) -> Vec<f64> {
@@ -795,6 +770,37 @@ impl Model for TwoLayerNetwork {
             })
             .sum();
         Some(sum / test.n as f64)
+    }
+}
+
+impl LaneKernel for TwoLayerNetwork {
+    /// The default's length, and at least `(2 m + p + 1) LANE_BLOCK LANES`: per-lane
+    /// `tanh(z_j)`, `1 - tanh(z_j)^2`, gathered inputs and residual weights of a block of batch
+    /// positions.
+    fn lane_scratch_len(&self) -> usize {
+        let by_lane = 2 * self.dim() + self.train.n + self.scratch_len();
+        by_lane.max((2 * self.width + self.train.p + 1) * LANE_BLOCK * LANES)
+    }
+
+    /// The tanh network (T4's case) runs all lanes in one vectorised pass with the arithmetic
+    /// of [`TwoLayerNetwork::batch_gradient`] operation by operation, fused multiply-adds and
+    /// `tanh` included (the shared [`lanes::tanh_fused`]), so results are bit-identical to the
+    /// lane-by-lane default. Full batches and mini-batches (inputs gathered per lane); other
+    /// activations go lane by lane. Compiled for AVX-512 or AVX2 + FMA when the CPU has them
+    /// (see [`crate::engine::lanes`]).
+    #[inline(always)]
+    fn lane_gradients(
+        &self,
+        theta: &[f64],
+        batch: LaneBatch<'_>,
+        grad: &mut [f64],
+        scratch: &mut [f64],
+        loss: &mut [f64; LANES],
+    ) {
+        if self.activation != Activation::Tanh {
+            return lane_gradients_by_lane(self, theta, batch, grad, scratch, loss);
+        }
+        self.tanh_lanes_widest(theta, batch, grad, scratch, loss)
     }
 }
 
@@ -889,16 +895,18 @@ mod tests {
             let m =
                 TwoLayerNetwork::new(width, Activation::Tanh, data.train, None).with_init(2, 1.5);
             for lanes in [LANES, 3] {
-                crate::lanes::testing::assert_lane_gradients_bit_identical(&m, lanes);
+                crate::model::lane_testing::assert_lane_gradients_bit_identical(&m, lanes);
                 // Every instruction-set version this CPU can run, not only the one picked.
-                crate::lanes::testing::assert_kernel_bit_identical(&m, lanes, |t, b, g, s, l| {
-                    m.tanh_lanes(t, b, g, s, l)
-                });
+                crate::model::lane_testing::assert_kernel_bit_identical(
+                    &m,
+                    lanes,
+                    |t, b, g, s, l| m.tanh_lanes(t, b, g, s, l),
+                );
                 #[cfg(target_arch = "x86_64")]
                 if std::arch::is_x86_feature_detected!("avx2")
                     && std::arch::is_x86_feature_detected!("fma")
                 {
-                    crate::lanes::testing::assert_kernel_bit_identical(
+                    crate::model::lane_testing::assert_kernel_bit_identical(
                         &m,
                         lanes,
                         |t, b, g, s, l| {

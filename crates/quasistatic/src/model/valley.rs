@@ -8,21 +8,24 @@
 //!
 //! with the flatness profile `s(y) = 1 + c |y|^2` ([`Profile::Quadratic`]) or
 //! `s(y) = 1 + c sum_j sin^2(y_j)` ([`Profile::Sin2`]). The manifold is `G = {x = 0}` and the
-//! Hessian on it is `R diag(a(y), 0) R^T`. The two-dimensional valley of THEORY.md section 7 is
+//! Hessian on it is `R diag(a(y), 0) R^T`. The two-dimensional valley of docs/theory.md section 7 is
 //! `p = q = 1`, `lambda = 1`, quadratic profile with `c = 1`: `f = sqrt(1 + y^2) x`.
 //!
 //! As a regression model it has `n = p` samples with target 0 and outputs
 //! `f_i = sqrt(p a_i(y)) x_i`, so that `(1/n) sum_i 1/2 f_i^2` is the loss above and label noise
 //! of size `sigma` on the full batch has covariance `(sigma^2 / p) H` on `G` (for `p = 1`:
-//! `sigma^2 H`, as in THEORY.md).
+//! `sigma^2 H`, as in docs/theory.md).
 
 use nalgebra::DMatrix;
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 
-use super::{lane_gradients_by_lane, Batch, LaneBatch, LaneSlots, Model, Scalar};
-use crate::lanes::Lanes;
-use crate::simulate::LANES;
+use super::{
+    by_lane_scratch_len, lane_gradients_by_lane, Batch, LaneBatch, LaneKernel, LaneSlots, Model,
+    ModelVisitor, Scalar, SmallLaneKernel,
+};
+use crate::engine::lanes::Lanes;
+use crate::engine::LANES;
 
 /// Flatness profile `s(y)` along the valley.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -244,6 +247,14 @@ impl Valley {
 }
 
 impl Model for Valley {
+    fn lane_kernel(&self) -> Option<&dyn LaneKernel> {
+        Some(self)
+    }
+
+    fn visit<V: ModelVisitor>(&self, visitor: V) -> V::Output {
+        visitor.small(self)
+    }
+
     fn name(&self) -> &'static str {
         "valley"
     }
@@ -303,40 +314,6 @@ impl Model for Valley {
         loss
     }
 
-    /// The planar unrotated valley with full batches (T1's case) runs all lanes in one
-    /// vectorised pass: the arithmetic of [`Valley::batch_gradient`] for `p = q = 1`, operation
-    /// by operation (including its additions to zero), so results are bit-identical. Every
-    /// other case goes lane by lane.
-    #[inline(always)]
-    fn lane_gradients(
-        &self,
-        theta: &[f64],
-        batch: LaneBatch<'_>,
-        grad: &mut [f64],
-        scratch: &mut [f64],
-        loss: &mut [f64; LANES],
-    ) {
-        if !self.is_planar() || batch.indices.is_some() {
-            return lane_gradients_by_lane(self, theta, batch, grad, scratch, loss);
-        }
-        *loss = self.planar_lanes(theta, batch.shifts_at(0), grad).0;
-    }
-
-    /// The planar unrotated valley (see [`Valley::planar_lanes`]).
-    fn offers_small_lanes(&self) -> bool {
-        self.is_planar()
-    }
-
-    #[inline(always)]
-    fn small_lane_gradient<const D: usize>(
-        &self,
-        theta: &[Lanes; D],
-        shift: Lanes,
-        grad: &mut [Lanes; D],
-    ) -> Lanes {
-        self.planar_lanes(&theta[..], shift, &mut grad[..])
-    }
-
     fn default_start(&self) -> Vec<f64> {
         let mut z = vec![0.0; self.dim()];
         for v in z[self.p..].iter_mut() {
@@ -356,6 +333,48 @@ impl Model for Valley {
 
     fn loss_min(&self) -> Option<f64> {
         Some(0.0)
+    }
+}
+
+impl LaneKernel for Valley {
+    fn lane_scratch_len(&self) -> usize {
+        by_lane_scratch_len(self)
+    }
+
+    /// The planar unrotated valley with full batches (T1's case) runs all lanes in one
+    /// vectorised pass: the arithmetic of [`Valley::batch_gradient`] for `p = q = 1`, operation
+    /// by operation (including its additions to zero), so results are bit-identical. Every
+    /// other case goes lane by lane.
+    #[inline(always)]
+    fn lane_gradients(
+        &self,
+        theta: &[f64],
+        batch: LaneBatch<'_>,
+        grad: &mut [f64],
+        scratch: &mut [f64],
+        loss: &mut [f64; LANES],
+    ) {
+        if !self.is_planar() || batch.indices.is_some() {
+            return lane_gradients_by_lane(self, theta, batch, grad, scratch, loss);
+        }
+        *loss = self.planar_lanes(theta, batch.shifts_at(0), grad).0;
+    }
+}
+
+impl SmallLaneKernel for Valley {
+    /// The planar unrotated valley (see [`Valley::planar_lanes`]).
+    fn offers_small_lanes(&self) -> bool {
+        self.is_planar()
+    }
+
+    #[inline(always)]
+    fn small_lane_gradient<const D: usize>(
+        &self,
+        theta: &[Lanes; D],
+        shift: Lanes,
+        grad: &mut [Lanes; D],
+    ) -> Lanes {
+        self.planar_lanes(&theta[..], shift, &mut grad[..])
     }
 }
 
@@ -428,7 +447,7 @@ mod tests {
         check_derivatives(&m, &th, &v, &w);
     }
 
-    /// THEORY.md section 7: `L = 1/2 (1 + y^2) x^2`, `H = diag(a, 0)` on `x = 0`.
+    /// docs/theory.md section 7: `L = 1/2 (1 + y^2) x^2`, `H = diag(a, 0)` on `x = 0`.
     #[test]
     fn planar_closed_form() {
         let m = Valley::planar(Profile::Quadratic, 1.0);

@@ -1,4 +1,4 @@
-//! Gradient noise models (THEORY.md section 6) and their exact covariances.
+//! Gradient noise models (docs/theory.md section 6) and their exact covariances.
 //!
 //! A noise model turns the full-batch gradient into the stochastic gradient an optimizer
 //! sees, `g = grad L(theta) + xi`, and knows `Sigma(theta) = Cov xi` exactly
@@ -12,13 +12,9 @@ use nalgebra::DMatrix;
 use rand::Rng;
 use rand_distr::StandardNormal;
 
-use crate::lanes::Lanes;
-use crate::model::{derivatives, gather_lane, scatter_lane, Batch, LaneBatch, Model};
-use crate::rng::TrajectoryRng;
-use crate::simulate::LANES;
-
-mod lane_streams;
-pub use lane_streams::LaneStreams;
+use crate::engine::rng::TrajectoryRng;
+use crate::engine::{gather_lane, scatter_lane, Batch, LaneBatch, LANES};
+use crate::model::{derivatives, lane_gradients, Model};
 
 /// A gradient noise model.
 #[derive(Clone, Debug, PartialEq)]
@@ -169,62 +165,13 @@ impl NoiseModel {
     /// The label-noise `sigma` (`0` for no noise) when every stochastic gradient is the full
     /// batch of `n` samples with (possibly) shifted labels: no noise, or label noise with the
     /// full batch. The engine's register-held group step serves exactly these, drawing the
-    /// shifts with [`LaneStreams`] (AVX-512) or [`NoiseModel::fill_lane_label_shifts`] and
-    /// [`NoiseModel::draw_lane_label_shifts`]. `None` for every other noise.
+    /// shifts with the engine's `LaneStreams` (AVX-512) or `fill_lane_label_shifts` and
+    /// `draw_lane_label_shifts` (`engine::normal`). `None` for every other noise.
     pub fn full_batch_label_sigma(&self, n: usize) -> Option<f64> {
         match *self {
             NoiseModel::None => Some(0.0),
             NoiseModel::Label { sigma, batch } if batch.unwrap_or(n) == n => Some(sigma),
             _ => None,
-        }
-    }
-
-    /// The label shifts of a one-sample model's group for the next `shifts.len()` steps under
-    /// full-batch label noise of this `sigma` (from [`NoiseModel::full_batch_label_sigma`]):
-    /// `shifts[k]` holds step `k`'s shift of every lane. Each lane draws from its own stream
-    /// exactly what [`NoiseModel::lane_stochastic_gradients`] would draw over those steps, in
-    /// the same order (nothing when `sigma == 0`: all zero), so the results are bit-identical.
-    /// Not inlined on purpose: it fills blocks outside vector loops (the register group step
-    /// uses it for its first `AHEAD` steps, then [`NoiseModel::draw_lane_label_shifts`] one
-    /// step at a time inside the loop).
-    #[inline(never)]
-    pub fn fill_lane_label_shifts(
-        sigma: f64,
-        rngs: &mut [TrajectoryRng; LANES],
-        shifts: &mut [Lanes],
-    ) {
-        for (l, r) in rngs.iter_mut().enumerate() {
-            for s in shifts.iter_mut() {
-                s.0[l] = if sigma > 0.0 {
-                    let z: f64 = r.sample(StandardNormal);
-                    sigma * z
-                } else {
-                    0.0
-                };
-            }
-        }
-    }
-
-    /// One step's label shifts of the lanes `lanes` of a group under full-batch label noise of
-    /// `sigma > 0`: lane `l` of `shift` gets `sigma * z` with `z` the next [`StandardNormal`] of
-    /// `rngs[l]`, the same number [`NoiseModel::fill_lane_label_shifts`] draws there (tested).
-    /// Inlined on purpose, unlike that function: the register group step's AVX2 and baseline
-    /// versions (`simulate::registers`; the AVX-512 one draws with [`LaneStreams`]) issue these
-    /// draws, scalar integer work, between the groups' vector arithmetic (bound by the
-    /// divider), so both run at once; measured there, T1/T2
-    /// +24-32% at full length (`bench/PROFILE.md`, "Draws overlapped with the arithmetic"). Each draw is
-    /// [`standard_normal_inline`], whose common path has no call: a call would force the
-    /// vector values live across it to be saved and restored.
-    #[inline(always)]
-    pub fn draw_lane_label_shifts(
-        sigma: f64,
-        rngs: &mut [TrajectoryRng; LANES],
-        shift: &mut Lanes,
-        lanes: std::ops::Range<usize>,
-        table: &ZigguratTable,
-    ) {
-        for l in lanes {
-            shift.0[l] = sigma * standard_normal_inline(&mut rngs[l], table);
         }
     }
 
@@ -241,14 +188,14 @@ impl NoiseModel {
     }
 
     /// [`NoiseModel::stochastic_gradient`] for the trajectories of a group advanced together
-    /// (lanes `0..lanes` in use; coordinate-major layout as in [`Model::lane_gradients`]).
+    /// (lanes `0..lanes` in use; coordinate-major layout as in [`lane_gradients`]).
     /// Lane `l` draws from `rngs[l]` exactly what it would draw alone, in the same order, so
     /// every lane's gradient and loss are bit-identical to the one-trajectory call. Every
     /// lane draws, used or not (a fixed trip count lets the compiler interleave the eight
     /// independent generators); the numbers of unused lanes are ignored. Label,
     /// mini-batch and isotropic noise evaluate the model once for the group
-    /// ([`Model::lane_gradients`]); Hessian-shaped and fixed noise go lane by lane. `scratch` has
-    /// length at least [`Model::lane_scratch_len`]. Allocates nothing (except the
+    /// ([`lane_gradients`]); Hessian-shaped and fixed noise go lane by lane. `scratch` has
+    /// length at least [`lane_scratch_len`](crate::model::lane_scratch_len). Allocates nothing (except the
     /// Hessian-shaped noise).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
@@ -266,10 +213,10 @@ impl NoiseModel {
         let n = model.n_samples();
         match self {
             NoiseModel::None => {
-                model.lane_gradients(theta, LaneBatch::full(lanes, n), grad, scratch, loss)
+                lane_gradients(model, theta, LaneBatch::full(lanes, n), grad, scratch, loss)
             }
             NoiseModel::Isotropic { sigma, batch } => {
-                model.lane_gradients(theta, LaneBatch::full(lanes, n), grad, scratch, loss);
+                lane_gradients(model, theta, LaneBatch::full(lanes, n), grad, scratch, loss);
                 let scale = sigma / (*batch as f64).sqrt();
                 for (l, r) in rngs.iter_mut().enumerate().take(lanes) {
                     for g in grad.iter_mut().skip(l).step_by(LANES) {
@@ -304,7 +251,7 @@ impl NoiseModel {
                     stride: n,
                     shift: (*sigma > 0.0).then_some(&ws.shift[..]),
                 };
-                model.lane_gradients(theta, lane_batch, grad, scratch, loss);
+                lane_gradients(model, theta, lane_batch, grad, scratch, loss);
             }
             NoiseModel::Hessian { .. } | NoiseModel::Fixed { .. } => {
                 for (l, r) in rngs.iter_mut().enumerate().take(lanes) {
@@ -350,91 +297,6 @@ impl NoiseModel {
             }
             NoiseModel::Fixed { covariance, .. } => covariance.clone(),
         }
-    }
-}
-
-/// `rng.sample(StandardNormal)`, bit for bit and consuming the same numbers, with the
-/// ziggurat's common path (one `u64`, about 98.8% of draws) written out and fully inlined and
-/// everything else out of line (`standard_normal_slow`).
-///
-/// Why: `rand_distr`'s ziggurat is inlined too, but its rare paths call libm (`exp`, `ln`)
-/// inside the same function, so a caller holding values in vector registers must save and
-/// restore them around the draw. Here the common path has no call, and the rare one starts
-/// over from the untouched generator: the draw works on a copy of the state that is written
-/// back only when the fast test accepts, so `rand_distr`'s own code redraws exactly the same
-/// numbers (tested against [`StandardNormal`] over 2 million draws, slow paths included).
-/// The fast test is `rand_distr` 0.5's: `i` = low 8 bits, `u` in `[-1, 1)` from the high 52
-/// bits, `x = u X[i]`, accepted when `|x| < X[i + 1]`.
-#[inline(always)]
-pub fn standard_normal_inline(rng: &mut TrajectoryRng, table: &ZigguratTable) -> f64 {
-    use rand::RngCore;
-    let mut next = rng.clone();
-    let bits = next.next_u64();
-    let i = (bits & 0xff) as usize;
-    // `(bits >> 12).into_float_with_exponent(1) - 3.0` in `rand_distr`: a value in `[-1, 1)`.
-    let u = f64::from_bits((bits >> 12) | (1024 << 52)) - 3.0;
-    let x = u * table.0[i];
-    if x.abs() < table.0[i + 1] {
-        *rng = next;
-        x
-    } else {
-        standard_normal_slow(rng)
-    }
-}
-
-/// The rare path of [`standard_normal_inline`]: `rng` is still the generator before the draw,
-/// so `rand_distr` draws the same first number, fails the same fast test and goes on as it
-/// always does. Out of line and cold, so that the callers' common path stays free of calls.
-#[cold]
-#[inline(never)]
-fn standard_normal_slow(rng: &mut TrajectoryRng) -> f64 {
-    rng.sample(StandardNormal)
-}
-
-/// The abscissae `X[0..=256]` of the ziggurat behind `rand_distr`'s [`StandardNormal`], for
-/// the fast test of [`standard_normal_inline`]. Private in `rand_distr`, so read from its own
-/// sampler rather than copied: fed the `u64` with `i` in its low 8 bits and `u = 2^-10` in its
-/// high bits, `StandardNormal` accepts at once (`|u X[i]| < X[i + 1]` for every `i < 255`) and
-/// returns `2^-10 X[i]`, exactly. `X[255]` cannot be read that way and is not needed:
-/// `X[256] = 0`, so `rand_distr` never accepts `i = 255` on the fast path, nor does
-/// [`standard_normal_inline`] with `X[255] = X[256] = 0`. Should a later `rand_distr` change
-/// its ziggurat, the bit-for-bit test against [`StandardNormal`] fails.
-#[derive(Debug)]
-pub struct ZigguratTable([f64; 257]);
-
-impl ZigguratTable {
-    /// The abscissae `X[0..=256]` (with `X[255] = X[256] = 0`, see above).
-    pub fn abscissae(&self) -> &[f64; 257] {
-        &self.0
-    }
-
-    /// The table, read once per process.
-    pub fn get() -> &'static ZigguratTable {
-        static TABLE: std::sync::OnceLock<ZigguratTable> = std::sync::OnceLock::new();
-        TABLE.get_or_init(|| {
-            /// A generator that returns one chosen `u64` (a second request is a bug: the
-            /// chosen draws are accepted at once).
-            struct Probe(Option<u64>);
-            impl rand::RngCore for Probe {
-                fn next_u32(&mut self) -> u32 {
-                    self.next_u64() as u32
-                }
-                fn next_u64(&mut self) -> u64 {
-                    self.0.take().expect("ziggurat probe: one draw only")
-                }
-                fn fill_bytes(&mut self, dst: &mut [u8]) {
-                    rand::rand_core::impls::fill_bytes_via_next(self, dst)
-                }
-            }
-            // High 52 bits: the mantissa of 3 + 2^-10 in [2, 4), i.e. u = 2^-10.
-            const U_BITS: u64 = ((1 << 51) | (1 << 41)) << 12;
-            let mut x = [0.0; 257];
-            for (i, xi) in x.iter_mut().enumerate().take(255) {
-                let z: f64 = Probe(Some(U_BITS | i as u64)).sample(StandardNormal);
-                *xi = z * 1024.0;
-            }
-            ZigguratTable(x)
-        })
     }
 }
 

@@ -7,8 +7,8 @@
 //! term moves some entry by far more than 5 standard errors at this `M`.)
 
 use super::*;
+use crate::engine::rng;
 use crate::model::{Profile, Valley};
-use crate::rng;
 
 const M: usize = 40_000;
 
@@ -138,7 +138,7 @@ fn gaussian_noises() {
     check(&m, &NoiseModel::fixed(&a * a.transpose() * 0.1), &th);
 }
 
-/// On the interpolating manifold label noise is `(sigma^2 / B) H` (THEORY.md section 6).
+/// On the interpolating manifold label noise is `(sigma^2 / B) H` (docs/theory.md section 6).
 #[test]
 fn label_noise_is_hessian_shaped_on_manifold() {
     let m = Valley::new(vec![1.0, 2.0, 0.5], 2, Profile::Sin2, 0.8).with_random_rotation(2);
@@ -152,78 +152,4 @@ fn label_noise_is_hessian_shaped_on_manifold() {
     .covariance(&m, &th);
     let err = (&s - &h * (0.09 / n)).abs().max();
     assert!(err < 1e-14, "{err}");
-}
-
-/// The inlined ziggurat equals `rand_distr`'s `StandardNormal` bit for bit and leaves the
-/// generator in the same state, over 2 million draws from several streams, with both rare
-/// paths exercised: draws that consume more than one `u64` (the wedge test, rejections) and
-/// tail draws (`|z|` beyond the base strip's `R = 3.654...`).
-#[test]
-fn inline_normal_is_rand_distr_standard_normal_bit_for_bit() {
-    use rand::RngCore;
-    let (mut slow, mut tail) = (0usize, 0usize);
-    for j in 0..4 {
-        let mut a = rng::stream(2024, j, 0);
-        let mut b = a.clone();
-        for _ in 0..500_000 {
-            let mut one = a.clone();
-            one.next_u64();
-            let za = standard_normal_inline(&mut a, ZigguratTable::get());
-            let zb: f64 = b.sample(StandardNormal);
-            assert_eq!(za.to_bits(), zb.to_bits());
-            assert_eq!(a, b, "generators diverged");
-            slow += usize::from(a != one);
-            tail += usize::from(za.abs() > 3.654_152_885_361_009);
-        }
-    }
-    assert!(
-        slow > 1000 && tail > 100,
-        "rare paths: {slow} slow, {tail} tail"
-    );
-}
-
-/// One step's shifts drawn inline equal the block fill's, lane by lane.
-#[test]
-fn inline_step_shifts_equal_the_block_fill() {
-    let sigma = 0.3;
-    let mut a: [TrajectoryRng; LANES] = std::array::from_fn(|l| rng::stream(5, l as u64, 0));
-    let mut b = a.clone();
-    let mut block = [Lanes::ZERO; 64];
-    NoiseModel::fill_lane_label_shifts(sigma, &mut a, &mut block);
-    for expect in block {
-        let mut s = Lanes::ZERO;
-        NoiseModel::draw_lane_label_shifts(
-            sigma,
-            &mut b,
-            &mut s,
-            0..LANES / 2,
-            ZigguratTable::get(),
-        );
-        NoiseModel::draw_lane_label_shifts(
-            sigma,
-            &mut b,
-            &mut s,
-            LANES / 2..LANES,
-            ZigguratTable::get(),
-        );
-        assert_eq!(s.0.map(f64::to_bits), expect.0.map(f64::to_bits));
-    }
-}
-
-/// The ziggurat table read from `rand_distr` has the known shape of the 256-layer normal
-/// ziggurat (Marsaglia and Tsang 2000): `X[1] = R = 3.6541528853610088` (the base strip's
-/// edge), `X[0] = v / f(R)` with the layer area `v = 0.00492867323399`, strictly decreasing
-/// to `X[256] = 0` (`X[255]` unread, see `ZigguratTable`).
-#[test]
-fn ziggurat_table_has_the_known_shape() {
-    let x = &ZigguratTable::get().0;
-    assert!((x[1] - 3.654_152_885_361_009).abs() < 1e-15, "R = {}", x[1]);
-    let f_r = (-0.5 * x[1] * x[1]).exp();
-    assert!(
-        (x[0] - 0.004_928_673_233_99 / f_r).abs() < 1e-9,
-        "X[0] = {}",
-        x[0]
-    );
-    assert!(x[..255].windows(2).all(|w| w[0] > w[1]) && x[254] > 0.0);
-    assert_eq!((x[255], x[256]), (0.0, 0.0));
 }

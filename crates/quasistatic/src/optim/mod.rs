@@ -14,20 +14,29 @@
 //! ```
 
 mod adam;
+mod lion;
 mod momentum;
 mod rmsprop;
 mod schedule;
 mod sgd;
 
-pub use adam::{Adam, AdamState};
-pub use momentum::{HeavyBall, MomentumState, Nesterov};
-pub use rmsprop::{RmsProp, RmsPropState};
+pub use adam::{Adam, AdamClock, AdamScalars, Moments};
+pub use lion::{Lion, LionScalars};
+pub use momentum::{HeavyBall, Nesterov};
+pub use rmsprop::{RmsProp, RmsPropClock, RmsPropScalars};
 pub use schedule::Schedule;
-pub use sgd::{Sgd, SgdState};
+pub use sgd::Sgd;
 
-use crate::lanes::{LaneFloat, Lanes};
+pub use crate::engine::{CoordinateFloat, CoordinateRule};
 
 /// An optimizer: hyperparameters in `self`, all mutable state in [`Optimizer::State`].
+///
+/// Implement it directly for an optimizer that couples coordinates (clipping by the global
+/// gradient norm, a full-matrix preconditioner): the ensemble engine then steps every
+/// trajectory by itself with [`Optimizer::step`], always correctly. An optimizer that acts
+/// coordinate by coordinate implements [`CoordinateRule`] instead and gets this trait from
+/// the blanket implementation, with the engine's fast paths (whole groups stepped at once,
+/// small models held in registers).
 pub trait Optimizer: Send + Sync {
     /// Mutable state (moment buffers, step counter).
     type State: Clone + Send + Sync + std::fmt::Debug;
@@ -38,212 +47,160 @@ pub trait Optimizer: Send + Sync {
     /// One step: update `theta` in place from the gradient `grad`. Allocates nothing.
     fn step(&self, state: &mut Self::State, theta: &mut [f64], grad: &[f64]);
 
-    /// Whether [`Optimizer::step`] acts coordinate by coordinate (each coordinate's update
-    /// depends only on that coordinate's parameter, gradient and state, plus scalars shared
-    /// by all coordinates such as the step counter). Then several trajectories at the same
-    /// step can be advanced by one call on their concatenated parameters, which the ensemble
-    /// engine does (see [`crate::simulate`]). All built-in optimizers are; an optimizer that
-    /// couples coordinates (gradient-norm clipping, a full-matrix preconditioner) must return
-    /// `false`, and the engine then steps its trajectories one by one.
-    fn coordinatewise(&self) -> bool {
-        true
-    }
-
-    /// Whether the step is offered split into a scalar part ([`Optimizer::begin_step`]) and a
-    /// per-coordinate part ([`Optimizer::update_coordinate`]) with at most two buffers per
-    /// coordinate. The engine then keeps a small model's whole group (parameters and
-    /// buffers) in registers across steps (see [`crate::simulate`]). All built-in optimizers
-    /// offer it; the default is `false`, and the other two methods are then never called.
-    fn offers_coordinate_update(&self) -> bool {
-        false
-    }
-
-    /// The scalar part of one step: advance the step counter (and anything else shared by
-    /// all coordinates) in `state` and return what every coordinate's update needs this step.
-    /// `state` may have been made by `init(0)`: its per-coordinate buffers are not used.
-    /// Only called when [`Optimizer::offers_coordinate_update`] is `true`.
-    fn begin_step(&self, _state: &mut Self::State) -> StepScalars {
-        panic!("begin_step is only called when offers_coordinate_update() is true")
-    }
-
-    /// One coordinate's part of a step begun by [`Optimizer::begin_step`]: update the
-    /// parameter `x` and its buffers (`buffers[0]` is the first buffer of the state, e.g.
-    /// momentum's velocity or Adam's `m`; `buffers[1]` Adam's `v`; unused slots are left alone)
-    /// from the gradient entry `g`. Generic over `f64` (one trajectory) and [`Lanes`] (one
-    /// coordinate of a whole group): every built-in [`Optimizer::step`] runs this very
-    /// function per coordinate, so both give bit-identical results. Only called when
-    /// [`Optimizer::offers_coordinate_update`] is `true`.
-    fn update_coordinate<F: CoordinateFloat>(
-        &self,
-        _scalars: &StepScalars,
-        _x: &mut F,
-        _buffers: &mut [F; 2],
-        _g: F,
-    ) {
-        panic!("update_coordinate is only called when offers_coordinate_update() is true")
+    /// Call `visitor` with the optimizer's capability: [`RuleVisitor::rule`] with the
+    /// [`CoordinateRule`] it is (the blanket implementation; [`AnyOptimizer`] passes its
+    /// variant's), else [`RuleVisitor::general`] (the default). This is how the engine picks
+    /// a fast path without knowing the optimizer's type.
+    fn visit<'o, V: RuleVisitor<'o>>(&'o self, visitor: V) -> V::Output
+    where
+        Self: Sized,
+    {
+        visitor.general(self)
     }
 }
 
-/// Scalars shared by every coordinate at one step (see [`Optimizer::begin_step`]): the
-/// learning rate of this step and up to three optimizer-specific values (documented on each
-/// optimizer's `begin_step`).
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct StepScalars {
-    /// Learning rate of this step.
-    pub eta: f64,
-    /// Optimizer-specific scalars (e.g. Adam's bias corrections).
-    pub extra: [f64; 3],
+/// What the engine does with an optimizer, by capability (see [`Optimizer::visit`]); `'o`
+/// is the optimizer's borrow, so that the output may hold it.
+pub trait RuleVisitor<'o> {
+    /// The result.
+    type Output;
+    /// An optimizer with no declared capability: step it trajectory by trajectory.
+    fn general<O: Optimizer>(self, optimizer: &'o O) -> Self::Output;
+    /// A coordinatewise optimizer.
+    fn rule<R: CoordinateRule>(self, rule: &'o R) -> Self::Output;
 }
 
-impl StepScalars {
-    /// The learning rate alone (no optimizer-specific scalars).
-    pub fn with_eta(eta: f64) -> Self {
-        StepScalars {
-            eta,
-            extra: [0.0; 3],
+/// The state of a [`CoordinateRule`] stepped as an [`Optimizer`]: its clock and the buffers
+/// of every coordinate.
+pub struct RuleState<R: CoordinateRule> {
+    /// The scalar state (step counter, ...).
+    pub clock: R::Clock,
+    /// Coordinate `k`'s buffers.
+    pub buffers: Vec<R::Buffers<f64>>,
+}
+
+impl<R: CoordinateRule> Clone for RuleState<R> {
+    fn clone(&self) -> Self {
+        RuleState {
+            clock: self.clock.clone(),
+            buffers: self.buffers.clone(),
         }
     }
 }
 
-/// Arithmetic of an optimizer's per-coordinate update: that of [`LaneFloat`] plus a correctly
-/// rounded square root. Implemented by `f64` and [`Lanes`].
-pub trait CoordinateFloat: LaneFloat {
-    /// Correctly rounded square root (per lane).
-    fn sqrt_value(self) -> Self;
+impl<R: CoordinateRule> std::fmt::Debug for RuleState<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuleState")
+            .field("clock", &self.clock)
+            .field("buffers", &self.buffers)
+            .finish()
+    }
 }
 
-impl CoordinateFloat for f64 {
+impl<R: CoordinateRule> Optimizer for R {
+    type State = RuleState<R>;
+
+    fn init(&self, dim: usize) -> RuleState<R> {
+        RuleState {
+            clock: self.start(),
+            buffers: vec![self.zero_buffers::<f64>(); dim],
+        }
+    }
+
     #[inline(always)]
-    fn sqrt_value(self) -> Self {
-        self.sqrt()
-    }
-}
-
-impl CoordinateFloat for Lanes {
-    #[inline(always)]
-    fn sqrt_value(self) -> Self {
-        self.sqrt()
-    }
-}
-
-/// Any of the built-in optimizers (for configuration-driven runs).
-#[derive(Clone, Debug, PartialEq)]
-pub enum AnyOptimizer {
-    /// Plain SGD.
-    Sgd(Sgd),
-    /// Heavy-ball momentum.
-    HeavyBall(HeavyBall),
-    /// Nesterov momentum.
-    Nesterov(Nesterov),
-    /// Adam or AdamW.
-    Adam(Adam),
-    /// RMSProp.
-    RmsProp(RmsProp),
-}
-
-/// State of [`AnyOptimizer`].
-#[derive(Clone, Debug)]
-pub enum AnyState {
-    /// SGD state.
-    Sgd(SgdState),
-    /// Momentum state (heavy ball and Nesterov).
-    Momentum(MomentumState),
-    /// Adam state.
-    Adam(AdamState),
-    /// RMSProp state.
-    RmsProp(RmsPropState),
-}
-
-impl AnyOptimizer {
-    /// Short name (`sgd`, `heavy_ball`, `nesterov`, `adam`, `adamw`, `rmsprop`).
-    pub fn name(&self) -> &'static str {
-        match self {
-            AnyOptimizer::Sgd(_) => "sgd",
-            AnyOptimizer::HeavyBall(_) => "heavy_ball",
-            AnyOptimizer::Nesterov(_) => "nesterov",
-            AnyOptimizer::Adam(a) if a.weight_decay > 0.0 => "adamw",
-            AnyOptimizer::Adam(_) => "adam",
-            AnyOptimizer::RmsProp(_) => "rmsprop",
+    fn step(&self, state: &mut RuleState<R>, theta: &mut [f64], grad: &[f64]) {
+        let s = self.begin_step(&mut state.clock);
+        for ((x, b), &g) in theta.iter_mut().zip(state.buffers.iter_mut()).zip(grad) {
+            self.update(&s, x, b, g);
         }
     }
 
-    /// The learning-rate schedule.
-    pub fn schedule(&self) -> &Schedule {
-        match self {
-            AnyOptimizer::Sgd(o) => &o.lr,
-            AnyOptimizer::HeavyBall(o) => &o.lr,
-            AnyOptimizer::Nesterov(o) => &o.lr,
-            AnyOptimizer::Adam(o) => &o.lr,
-            AnyOptimizer::RmsProp(o) => &o.lr,
-        }
+    fn visit<'o, V: RuleVisitor<'o>>(&'o self, visitor: V) -> V::Output {
+        visitor.rule(self)
     }
 }
 
-/// Run `$body` with `$o` bound to the concrete optimizer inside an [`AnyOptimizer`], so that
-/// generic code (the simulation loop) is monomorphised per optimizer.
-#[macro_export]
-macro_rules! with_optimizer {
-    ($any:expr, $o:ident => $body:expr) => {
-        match $any {
-            $crate::optim::AnyOptimizer::Sgd($o) => $body,
-            $crate::optim::AnyOptimizer::HeavyBall($o) => $body,
-            $crate::optim::AnyOptimizer::Nesterov($o) => $body,
-            $crate::optim::AnyOptimizer::Adam($o) => $body,
-            $crate::optim::AnyOptimizer::RmsProp($o) => $body,
+/// The built-in optimizers, a line each: the registry behind [`AnyOptimizer`], its state
+/// [`AnyState`] and [`Optimizer::visit`] (which hands the engine the concrete rule). Each
+/// type is a [`CoordinateRule`] with a `lr: Schedule` field, a `name()` and a `Display`.
+macro_rules! registry {
+    ($($variant:ident($ty:ty)),* $(,)?) => {
+        /// Any of the built-in optimizers (for configuration-driven runs).
+        #[derive(Clone, Debug, PartialEq)]
+        pub enum AnyOptimizer {
+            $(
+                #[doc = concat!("[`", stringify!($ty), "`].")]
+                $variant($ty),
+            )*
+        }
+
+        /// State of [`AnyOptimizer`].
+        #[derive(Clone, Debug)]
+        pub enum AnyState {
+            $(
+                #[doc = concat!("State of [`", stringify!($ty), "`].")]
+                $variant(RuleState<$ty>),
+            )*
+        }
+
+        impl AnyOptimizer {
+            /// Short name (`sgd`, `heavy_ball`, `nesterov`, `adam`, `adamw`, `rmsprop`, ...).
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(AnyOptimizer::$variant(o) => o.name(),)*
+                }
+            }
+
+            /// The learning-rate schedule.
+            pub fn schedule(&self) -> &Schedule {
+                match self {
+                    $(AnyOptimizer::$variant(o) => &o.lr,)*
+                }
+            }
+        }
+
+        impl Optimizer for AnyOptimizer {
+            type State = AnyState;
+
+            fn init(&self, dim: usize) -> AnyState {
+                match self {
+                    $(AnyOptimizer::$variant(o) => AnyState::$variant(o.init(dim)),)*
+                }
+            }
+
+            #[inline]
+            fn step(&self, state: &mut AnyState, theta: &mut [f64], grad: &[f64]) {
+                match (self, state) {
+                    $((AnyOptimizer::$variant(o), AnyState::$variant(s)) => o.step(s, theta, grad),)*
+                    #[allow(unreachable_patterns)]
+                    _ => panic!("optimizer state does not belong to this optimizer"),
+                }
+            }
+
+            fn visit<'o, V: RuleVisitor<'o>>(&'o self, visitor: V) -> V::Output {
+                match self {
+                    $(AnyOptimizer::$variant(o) => visitor.rule(o),)*
+                }
+            }
+        }
+
+        impl std::fmt::Display for AnyOptimizer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                match self {
+                    $(AnyOptimizer::$variant(o) => o.fmt(f),)*
+                }
+            }
         }
     };
 }
 
-impl Optimizer for AnyOptimizer {
-    type State = AnyState;
-
-    fn init(&self, dim: usize) -> AnyState {
-        match self {
-            AnyOptimizer::Sgd(o) => AnyState::Sgd(o.init(dim)),
-            AnyOptimizer::HeavyBall(o) => AnyState::Momentum(o.init(dim)),
-            AnyOptimizer::Nesterov(o) => AnyState::Momentum(o.init(dim)),
-            AnyOptimizer::Adam(o) => AnyState::Adam(o.init(dim)),
-            AnyOptimizer::RmsProp(o) => AnyState::RmsProp(o.init(dim)),
-        }
-    }
-
-    #[inline]
-    fn step(&self, state: &mut AnyState, theta: &mut [f64], grad: &[f64]) {
-        match (self, state) {
-            (AnyOptimizer::Sgd(o), AnyState::Sgd(s)) => o.step(s, theta, grad),
-            (AnyOptimizer::HeavyBall(o), AnyState::Momentum(s)) => o.step(s, theta, grad),
-            (AnyOptimizer::Nesterov(o), AnyState::Momentum(s)) => o.step(s, theta, grad),
-            (AnyOptimizer::Adam(o), AnyState::Adam(s)) => o.step(s, theta, grad),
-            (AnyOptimizer::RmsProp(o), AnyState::RmsProp(s)) => o.step(s, theta, grad),
-            _ => panic!("optimizer state does not belong to this optimizer"),
-        }
-    }
-
-    fn offers_coordinate_update(&self) -> bool {
-        with_optimizer!(self, o => o.offers_coordinate_update())
-    }
-
-    fn begin_step(&self, state: &mut AnyState) -> StepScalars {
-        match (self, state) {
-            (AnyOptimizer::Sgd(o), AnyState::Sgd(s)) => o.begin_step(s),
-            (AnyOptimizer::HeavyBall(o), AnyState::Momentum(s)) => o.begin_step(s),
-            (AnyOptimizer::Nesterov(o), AnyState::Momentum(s)) => o.begin_step(s),
-            (AnyOptimizer::Adam(o), AnyState::Adam(s)) => o.begin_step(s),
-            (AnyOptimizer::RmsProp(o), AnyState::RmsProp(s)) => o.begin_step(s),
-            _ => panic!("optimizer state does not belong to this optimizer"),
-        }
-    }
-
-    #[inline]
-    fn update_coordinate<F: CoordinateFloat>(
-        &self,
-        scalars: &StepScalars,
-        x: &mut F,
-        buffers: &mut [F; 2],
-        g: F,
-    ) {
-        with_optimizer!(self, o => o.update_coordinate(scalars, x, buffers, g))
-    }
+registry! {
+    Sgd(Sgd),
+    HeavyBall(HeavyBall),
+    Nesterov(Nesterov),
+    Adam(Adam),
+    RmsProp(RmsProp),
+    Lion(Lion),
 }
 
 #[cfg(test)]
@@ -262,55 +219,6 @@ impl std::fmt::Display for Schedule {
                 steps,
             } => write!(f, "cosine {eta} -> {eta_min} over {steps} steps"),
             Schedule::Warmup { eta, warmup } => write!(f, "{eta} after {warmup} warm-up steps"),
-        }
-    }
-}
-
-impl std::fmt::Display for AnyOptimizer {
-    /// E.g. `heavy_ball (lr 0.005, beta 0.9)`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let name = self.name();
-        match self {
-            AnyOptimizer::Sgd(o) => write!(f, "{name} (lr {})", o.lr),
-            AnyOptimizer::HeavyBall(HeavyBall {
-                lr,
-                beta,
-                weight_decay,
-            })
-            | AnyOptimizer::Nesterov(Nesterov {
-                lr,
-                beta,
-                weight_decay,
-            }) => {
-                write!(f, "{name} (lr {lr}, beta {beta}")?;
-                if *weight_decay > 0.0 {
-                    write!(f, ", weight decay {weight_decay}")?;
-                }
-                write!(f, ")")
-            }
-            AnyOptimizer::Adam(o) => {
-                write!(
-                    f,
-                    "{name} (lr {}, beta1 {}, beta2 {}, eps {:e}",
-                    o.lr, o.beta1, o.beta2, o.eps
-                )?;
-                if o.weight_decay > 0.0 {
-                    write!(f, ", weight decay {}", o.weight_decay)?;
-                }
-                write!(f, ")")
-            }
-            AnyOptimizer::RmsProp(o) => write!(
-                f,
-                "{name} (lr {}, alpha {}, eps {:e}{})",
-                o.lr,
-                o.alpha,
-                o.eps,
-                if o.bias_correction {
-                    ", bias-corrected"
-                } else {
-                    ""
-                }
-            ),
         }
     }
 }

@@ -1,9 +1,10 @@
 //! Heavy-ball and Nesterov momentum, PyTorch convention (dampening 0).
 
-use super::{CoordinateFloat, Optimizer, Schedule, StepScalars};
+use super::{CoordinateFloat, CoordinateRule, Schedule};
 
-/// Heavy ball: `buf = beta buf + g; theta -= eta buf` (with `buf` starting at 0).
-/// With `beta = 0` it is SGD. Optional L2 weight decay adds `weight_decay * theta` to `g`.
+/// Heavy ball: `buf = beta buf + g; theta -= eta buf` (with `buf` starting at 0, `eta` per
+/// optimizer step). With `beta = 0` it is SGD. Optional L2 weight decay adds
+/// `weight_decay * theta` to `g`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HeavyBall {
     /// Learning rate per step.
@@ -25,85 +26,94 @@ pub struct Nesterov {
     pub weight_decay: f64,
 }
 
-/// Momentum state: the velocity buffer and the step counter.
-#[derive(Clone, Debug)]
-pub struct MomentumState {
-    /// Velocity `buf`.
-    pub buf: Vec<f64>,
-    /// Steps taken.
-    pub t: u64,
-}
-
-/// The parts of [`Optimizer`] heavy ball and Nesterov share: state, step loop, scalar part.
+/// The parts of [`CoordinateRule`] heavy ball and Nesterov share: the clock (steps taken), the
+/// scalars (this step's learning rate) and one buffer, the velocity `buf`.
 macro_rules! momentum_common {
     () => {
-        type State = MomentumState;
+        type Clock = u64;
+        type Scalars = f64;
+        type Buffers<F: CoordinateFloat> = F;
 
-        fn init(&self, dim: usize) -> MomentumState {
-            MomentumState {
-                buf: vec![0.0; dim],
-                t: 0,
-            }
+        fn start(&self) -> u64 {
+            0
+        }
+
+        fn zero_buffers<F: CoordinateFloat>(&self) -> F {
+            F::splat_f64(0.0)
         }
 
         #[inline(always)]
-        fn step(&self, state: &mut MomentumState, theta: &mut [f64], grad: &[f64]) {
-            let s = self.begin_step(state);
-            for ((x, b), &g) in theta.iter_mut().zip(state.buf.iter_mut()).zip(grad) {
-                let mut buffers = [*b, 0.0];
-                self.update_coordinate(&s, x, &mut buffers, g);
-                *b = buffers[0];
-            }
-        }
-
-        fn offers_coordinate_update(&self) -> bool {
-            true
-        }
-
-        /// `eta` only; one buffer (the velocity).
-        #[inline(always)]
-        fn begin_step(&self, state: &mut MomentumState) -> StepScalars {
-            let eta = self.lr.at(state.t);
-            state.t += 1;
-            StepScalars::with_eta(eta)
+        fn begin_step(&self, t: &mut u64) -> f64 {
+            let eta = self.lr.at(*t);
+            *t += 1;
+            eta
         }
     };
 }
 
-impl Optimizer for HeavyBall {
+impl CoordinateRule for HeavyBall {
     momentum_common!();
 
     /// `g += wd x; buf = beta buf + g; x -= eta buf`.
     #[inline(always)]
-    fn update_coordinate<F: CoordinateFloat>(
-        &self,
-        s: &StepScalars,
-        x: &mut F,
-        buffers: &mut [F; 2],
-        g: F,
-    ) {
+    fn update<F: CoordinateFloat>(&self, &eta: &f64, x: &mut F, b: &mut F, g: F) {
         let g = g + *x * self.weight_decay;
-        let b = &mut buffers[0];
         *b = *b * self.beta + g;
-        *x = *x - *b * s.eta;
+        *x = *x - *b * eta;
     }
 }
 
-impl Optimizer for Nesterov {
+impl CoordinateRule for Nesterov {
     momentum_common!();
 
     /// `g += wd x; buf = beta buf + g; x -= eta (g + beta buf)`.
     #[inline(always)]
-    fn update_coordinate<F: CoordinateFloat>(
-        &self,
-        s: &StepScalars,
-        x: &mut F,
-        buffers: &mut [F; 2],
-        g: F,
-    ) {
+    fn update<F: CoordinateFloat>(&self, &eta: &f64, x: &mut F, b: &mut F, g: F) {
         let g = g + *x * self.weight_decay;
-        let b = &mut buffers[0];
         *b = *b * self.beta + g;
-        *x = *x - (g + *b * self.beta) * s.eta;
+        *x = *x - (g + *b * self.beta) * eta;
+    }
+}
+
+impl HeavyBall {
+    /// `heavy_ball`.
+    pub fn name(&self) -> &'static str {
+        "heavy_ball"
+    }
+}
+
+impl Nesterov {
+    /// `nesterov`.
+    pub fn name(&self) -> &'static str {
+        "nesterov"
+    }
+}
+
+/// `name (lr .., beta ..[, weight decay ..])`, as both momentum methods print.
+fn fmt_momentum(
+    f: &mut std::fmt::Formatter<'_>,
+    name: &str,
+    lr: &Schedule,
+    beta: f64,
+    weight_decay: f64,
+) -> std::fmt::Result {
+    write!(f, "{name} (lr {lr}, beta {beta}")?;
+    if weight_decay > 0.0 {
+        write!(f, ", weight decay {weight_decay}")?;
+    }
+    write!(f, ")")
+}
+
+impl std::fmt::Display for HeavyBall {
+    /// E.g. `heavy_ball (lr 0.005, beta 0.9)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        fmt_momentum(f, self.name(), &self.lr, self.beta, self.weight_decay)
+    }
+}
+
+impl std::fmt::Display for Nesterov {
+    /// E.g. `nesterov (lr 0.005, beta 0.9)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        fmt_momentum(f, self.name(), &self.lr, self.beta, self.weight_decay)
     }
 }

@@ -1,6 +1,6 @@
 //! RMSProp.
 
-use super::{CoordinateFloat, Optimizer, Schedule, StepScalars};
+use super::{CoordinateFloat, CoordinateRule, Schedule};
 
 /// RMSProp (PyTorch convention, no momentum, not centred):
 ///
@@ -22,72 +22,85 @@ pub struct RmsProp {
     pub bias_correction: bool,
 }
 
-/// RMSProp state.
-#[derive(Clone, Debug)]
-pub struct RmsPropState {
-    /// Second moment `v`.
-    pub v: Vec<f64>,
+/// RMSProp's scalar state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RmsPropClock {
     /// Steps taken.
     pub t: u64,
     /// `alpha^t`.
     pub alpha_pow: f64,
 }
 
-impl Optimizer for RmsProp {
-    type State = RmsPropState;
+/// What every coordinate's RMSProp update needs at one step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RmsPropScalars {
+    /// This step's learning rate.
+    pub eta: f64,
+    /// `1 / (1 - alpha^t)` with bias correction, else 1.
+    pub correction: f64,
+}
 
-    fn init(&self, dim: usize) -> RmsPropState {
-        RmsPropState {
-            v: vec![0.0; dim],
+impl RmsProp {
+    /// `rmsprop`.
+    pub fn name(&self) -> &'static str {
+        "rmsprop"
+    }
+}
+
+impl CoordinateRule for RmsProp {
+    type Clock = RmsPropClock;
+    type Scalars = RmsPropScalars;
+    /// The second moment `v`.
+    type Buffers<F: CoordinateFloat> = F;
+
+    fn start(&self) -> RmsPropClock {
+        RmsPropClock {
             t: 0,
             alpha_pow: 1.0,
         }
     }
 
-    #[inline(always)]
-    fn step(&self, s: &mut RmsPropState, theta: &mut [f64], grad: &[f64]) {
-        let scalars = self.begin_step(s);
-        for ((x, v), &g) in theta.iter_mut().zip(s.v.iter_mut()).zip(grad) {
-            let mut buffers = [*v, 0.0];
-            self.update_coordinate(&scalars, x, &mut buffers, g);
-            *v = buffers[0];
-        }
+    fn zero_buffers<F: CoordinateFloat>(&self) -> F {
+        F::splat_f64(0.0)
     }
 
-    fn offers_coordinate_update(&self) -> bool {
-        true
-    }
-
-    /// `eta`, then `extra[0] = 1 / (1 - alpha^t)` (or 1 without bias correction); one buffer
-    /// (`v`).
     #[inline(always)]
-    fn begin_step(&self, s: &mut RmsPropState) -> StepScalars {
+    fn begin_step(&self, s: &mut RmsPropClock) -> RmsPropScalars {
         let eta = self.lr.at(s.t);
         s.t += 1;
         s.alpha_pow *= self.alpha;
-        let c = if self.bias_correction {
+        let correction = if self.bias_correction {
             1.0 / (1.0 - s.alpha_pow)
         } else {
             1.0
         };
-        StepScalars {
-            eta,
-            extra: [c, 0.0, 0.0],
-        }
+        RmsPropScalars { eta, correction }
     }
 
     /// The update above for one coordinate.
     #[inline(always)]
-    fn update_coordinate<F: CoordinateFloat>(
-        &self,
-        s: &StepScalars,
-        x: &mut F,
-        buffers: &mut [F; 2],
-        g: F,
-    ) {
+    fn update<F: CoordinateFloat>(&self, s: &RmsPropScalars, x: &mut F, v: &mut F, g: F) {
         let (a, eps) = (self.alpha, self.eps);
-        let v = &mut buffers[0];
         *v = *v * a + g * (1.0 - a) * g;
-        *x = *x - g * s.eta / ((*v * s.extra[0]).sqrt_value() + eps);
+        *x = *x - g * s.eta / ((*v * s.correction).sqrt_value() + eps);
+    }
+}
+
+impl std::fmt::Display for RmsProp {
+    /// E.g. `rmsprop (lr 0.01, alpha 0.99, eps 1e-8)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} (lr {}, alpha {}, eps {:e}{})",
+            self.name(),
+            self.lr,
+            self.alpha,
+            self.eps,
+            if self.bias_correction {
+                ", bias-corrected"
+            } else {
+                ""
+            }
+        )
     }
 }

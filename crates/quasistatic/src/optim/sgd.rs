@@ -1,57 +1,52 @@
 //! Plain stochastic gradient descent.
 
-use super::{CoordinateFloat, Optimizer, Schedule, StepScalars};
+use super::{CoordinateFloat, CoordinateRule, Schedule};
 
-/// SGD: `theta_{t+1} = theta_t - eta_t g_t`.
+/// SGD: `theta_{t+1} = theta_t - eta_t g_t`, `eta_t` per optimizer step.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sgd {
     /// Learning rate per step.
     pub lr: Schedule,
 }
 
-/// SGD state: the step counter only.
-#[derive(Clone, Debug, Default)]
-pub struct SgdState {
-    /// Steps taken.
-    pub t: u64,
+impl Sgd {
+    /// `sgd`.
+    pub fn name(&self) -> &'static str {
+        "sgd"
+    }
 }
 
-impl Optimizer for Sgd {
-    type State = SgdState;
+impl CoordinateRule for Sgd {
+    /// Steps taken.
+    type Clock = u64;
+    /// This step's learning rate.
+    type Scalars = f64;
+    /// No buffers.
+    type Buffers<F: CoordinateFloat> = ();
 
-    fn init(&self, _dim: usize) -> SgdState {
-        SgdState { t: 0 }
+    fn start(&self) -> u64 {
+        0
     }
+
+    fn zero_buffers<F: CoordinateFloat>(&self) {}
 
     #[inline(always)]
-    fn step(&self, state: &mut SgdState, theta: &mut [f64], grad: &[f64]) {
-        let s = self.begin_step(state);
-        for (x, &g) in theta.iter_mut().zip(grad) {
-            self.update_coordinate(&s, x, &mut [0.0; 2], g);
-        }
-    }
-
-    fn offers_coordinate_update(&self) -> bool {
-        true
-    }
-
-    /// `eta` only; no buffers.
-    #[inline(always)]
-    fn begin_step(&self, state: &mut SgdState) -> StepScalars {
-        let eta = self.lr.at(state.t);
-        state.t += 1;
-        StepScalars::with_eta(eta)
+    fn begin_step(&self, t: &mut u64) -> f64 {
+        let eta = self.lr.at(*t);
+        *t += 1;
+        eta
     }
 
     /// `x -= eta g`.
     #[inline(always)]
-    fn update_coordinate<F: CoordinateFloat>(
-        &self,
-        s: &StepScalars,
-        x: &mut F,
-        _buffers: &mut [F; 2],
-        g: F,
-    ) {
-        *x = *x - g * s.eta;
+    fn update<F: CoordinateFloat>(&self, &eta: &f64, x: &mut F, _: &mut (), g: F) {
+        *x = *x - g * eta;
+    }
+}
+
+impl std::fmt::Display for Sgd {
+    /// E.g. `sgd (lr 0.05)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (lr {})", self.name(), self.lr)
     }
 }

@@ -192,20 +192,62 @@ fn schedules() {
     assert_seq(&run(&o), &[0.9, 0.7, 0.75]);
 }
 
-/// The split step (`begin_step` once, `update_coordinate` per coordinate) on `Lanes` equals,
-/// bit for bit, `step` on each lane's own `f64` parameters: eight lanes with different
-/// parameters and gradients over 50 steps, for every built-in optimizer (also through
-/// `AnyOptimizer`), with a schedule and weight decay so that every scalar is exercised.
 #[test]
-fn split_step_on_lanes_is_the_step_on_each_lane() {
-    use crate::lanes::Lanes;
-    use crate::simulate::LANES;
+fn lion_sequence() {
+    // beta1 = 0.99: the momentum keeps the third step's direction positive although g < 0.
+    // m: 0.01, 0.0299; c = beta1 m + (1 - beta1) g: 0.01, 0.0299, 0.019601 (all > 0).
+    let o = Lion {
+        lr: LR,
+        beta1: 0.99,
+        beta2: 0.99,
+        weight_decay: 0.0,
+    };
+    assert_seq(&run(&o), &[0.9, 0.8, 0.7]);
+    // Decoupled decay first: theta = 0.95 theta - 0.1 at every step.
+    let o = Lion {
+        weight_decay: 0.5,
+        ..o
+    };
+    assert_seq(&run(&o), &[0.85, 0.7075, 0.572125]);
+}
+
+#[test]
+fn lion_with_zero_betas_is_sign_sgd() {
+    let a = trajectory(&Lion {
+        lr: LR,
+        beta1: 0.0,
+        beta2: 0.0,
+        weight_decay: 0.0,
+    });
+    let mut theta = vec![0.5, -1.0, 2.0, 0.0, 1.0];
+    let mut b = Vec::new();
+    assert!(grads().iter().flatten().any(|&g| g == 0.0));
+    for g in grads() {
+        for (x, &gk) in theta.iter_mut().zip(&g) {
+            // numpy's sign: sign(0) = 0 (the first gradient has a zero entry).
+            let sign = if gk > 0.0 {
+                1.0
+            } else if gk < 0.0 {
+                -1.0
+            } else {
+                0.0
+            };
+            *x -= 0.1 * sign;
+        }
+        b.extend_from_slice(&theta);
+    }
+    assert_eq!(a, b);
+}
+
+/// Every built-in optimizer through [`AnyOptimizer`], with a schedule and weight decay so
+/// that every scalar is exercised.
+pub(crate) fn every_optimizer() -> Vec<AnyOptimizer> {
     let lr = Schedule::Step {
         eta: 0.05,
         gamma: 0.5,
         every: 7,
     };
-    let all = [
+    vec![
         AnyOptimizer::Sgd(Sgd { lr: lr.clone() }),
         AnyOptimizer::HeavyBall(HeavyBall {
             lr: lr.clone(),
@@ -225,59 +267,90 @@ fn split_step_on_lanes_is_the_step_on_each_lane() {
             weight_decay: 0.03,
         }),
         AnyOptimizer::RmsProp(RmsProp {
-            lr,
+            lr: lr.clone(),
             alpha: 0.95,
             eps: 1e-6,
             bias_correction: true,
         }),
-    ];
-    // A deterministic, irregular gradient of lane l, coordinate k, step t.
-    let g = |l: usize, k: usize, t: usize| ((l * 7 + k * 3 + t) as f64 * 0.731).sin() * 2.0;
-    for any in &all {
-        assert!(any.offers_coordinate_update());
-        with_optimizer!(any, o => {
-            for through_any in [false, true] {
-                let d = 3;
-                // Split step on lanes, either through `AnyOptimizer` or the concrete type.
-                let mut theta: Vec<Lanes> =
-                    (0..d).map(|k| Lanes(std::array::from_fn(|l| 0.3 * (l + k) as f64 - 1.0))).collect();
-                let mut buffers = vec![[Lanes::ZERO; 2]; d];
-                let mut lane_state = any.init(0);
-                let mut concrete_state = o.init(0);
-                // Each lane alone with `step`.
-                let mut alone: Vec<Vec<f64>> = (0..LANES)
-                    .map(|l| (0..d).map(|k| theta[k].0[l]).collect())
-                    .collect();
-                let mut states: Vec<_> = (0..LANES).map(|_| o.init(d)).collect();
-                for t in 0..50 {
-                    if through_any {
-                        let s = any.begin_step(&mut lane_state);
-                        for k in 0..d {
-                            let gk = Lanes(std::array::from_fn(|l| g(l, k, t)));
-                            any.update_coordinate(&s, &mut theta[k], &mut buffers[k], gk);
-                        }
-                    } else {
-                        let s = o.begin_step(&mut concrete_state);
-                        for k in 0..d {
-                            let gk = Lanes(std::array::from_fn(|l| g(l, k, t)));
-                            o.update_coordinate(&s, &mut theta[k], &mut buffers[k], gk);
-                        }
-                    }
-                    for (l, (x, st)) in alone.iter_mut().zip(states.iter_mut()).enumerate() {
-                        let grad: Vec<f64> = (0..d).map(|k| g(l, k, t)).collect();
-                        o.step(st, x, &grad);
-                    }
+        AnyOptimizer::Lion(Lion {
+            lr,
+            beta1: 0.9,
+            beta2: 0.99,
+            weight_decay: 0.1,
+        }),
+    ]
+}
+
+/// The split step of a [`CoordinateRule`] (`begin_step` once, `update` per coordinate) on
+/// `Lanes` equals, bit for bit, `step` on each lane's own `f64` parameters: eight lanes with
+/// different parameters and gradients over 50 steps, for every built-in optimizer, reached
+/// through [`Optimizer::visit`] on [`AnyOptimizer`] as the engine reaches it.
+#[test]
+fn split_step_on_lanes_is_the_step_on_each_lane() {
+    use crate::engine::{Lanes, LANES};
+    /// Runs the split step on lanes and compares it with each lane alone.
+    struct Check;
+    impl RuleVisitor<'_> for Check {
+        type Output = ();
+        fn general<O: Optimizer>(self, _: &O) {
+            panic!("every built-in optimizer is a coordinate rule");
+        }
+        fn rule<R: CoordinateRule>(self, o: &R) {
+            // A deterministic, irregular gradient of lane l, coordinate k, step t.
+            let g = |l: usize, k: usize, t: usize| ((l * 7 + k * 3 + t) as f64 * 0.731).sin() * 2.0;
+            let d = 3;
+            let mut theta: Vec<Lanes> = (0..d)
+                .map(|k| Lanes(std::array::from_fn(|l| 0.3 * (l + k) as f64 - 1.0)))
+                .collect();
+            let mut buffers = vec![o.zero_buffers::<Lanes>(); d];
+            let mut clock = o.start();
+            // Each lane alone with `step`.
+            let mut alone: Vec<Vec<f64>> = (0..LANES)
+                .map(|l| (0..d).map(|k| theta[k].0[l]).collect())
+                .collect();
+            let mut states: Vec<_> = (0..LANES).map(|_| o.init(d)).collect();
+            for t in 0..50 {
+                let s = o.begin_step(&mut clock);
+                for k in 0..d {
+                    let gk = Lanes(std::array::from_fn(|l| g(l, k, t)));
+                    o.update(&s, &mut theta[k], &mut buffers[k], gk);
                 }
-                for (l, x) in alone.iter().enumerate() {
-                    for k in 0..d {
-                        assert_eq!(
-                            theta[k].0[l].to_bits(),
-                            x[k].to_bits(),
-                            "{any}: lane {l}, coordinate {k}"
-                        );
-                    }
+                for (l, (x, st)) in alone.iter_mut().zip(states.iter_mut()).enumerate() {
+                    let grad: Vec<f64> = (0..d).map(|k| g(l, k, t)).collect();
+                    o.step(st, x, &grad);
                 }
             }
-        });
+            for (l, x) in alone.iter().enumerate() {
+                for k in 0..d {
+                    assert_eq!(
+                        theta[k].0[l].to_bits(),
+                        x[k].to_bits(),
+                        "lane {l}, coordinate {k}"
+                    );
+                }
+            }
+        }
+    }
+    for any in every_optimizer() {
+        any.visit(Check);
+    }
+}
+
+/// [`AnyOptimizer`]'s `step` is that of the rule it hands to visitors, bit for bit.
+#[test]
+fn any_optimizer_steps_as_its_variant() {
+    /// The trajectory of the visited optimizer.
+    struct Trajectory;
+    impl RuleVisitor<'_> for Trajectory {
+        type Output = Vec<f64>;
+        fn general<O: Optimizer>(self, o: &O) -> Vec<f64> {
+            trajectory(o)
+        }
+        fn rule<R: CoordinateRule>(self, o: &R) -> Vec<f64> {
+            trajectory(o)
+        }
+    }
+    for any in every_optimizer() {
+        assert_eq!(trajectory(&any), any.visit(Trajectory), "{any}");
     }
 }

@@ -3,7 +3,7 @@
 //! `N` trajectories start from the same point (optionally perturbed per trajectory) and run
 //! the optimizer on stochastic gradients for `steps` steps. Observables are recorded at steps
 //! `0, K, 2K, ...` and at the last step. Trajectory `j` draws only from
-//! [`crate::rng::stream`]`(seed, j, .)`, so results are bit-identical for any thread count.
+//! [`crate::engine::rng::stream`]`(seed, j, .)`, so results are bit-identical for any thread count.
 //! Trajectories are advanced in groups of [`LANES`] (one model call and one optimizer step per
 //! group and step, vectorised across trajectories where the model provides it); groups run in
 //! parallel over rayon's pool, each allocates its buffers once and the step loop allocates
@@ -11,20 +11,20 @@
 //! (the valley, the scalar product model) under full-batch label noise take a faster step that
 //! keeps several groups in registers (`registers.rs`); the results are the same, bit for bit.
 
-use std::io::IsTerminal;
+use std::sync::Arc;
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::Rng;
 use rand_distr::StandardNormal;
 use rayon::prelude::*;
 
-use crate::lanes::Lanes;
-use crate::model::{gather_lane, scatter_lane, Model};
+use crate::engine::rng;
+use crate::engine::{gather_lane, scatter_lane, Lanes, SmallLaneKernel, LANES};
+use crate::model::{lane_scratch_len, Model, ModelVisitor};
 use crate::noise::NoiseModel;
 use crate::observe::{Observable, Observer};
-use crate::optim::Optimizer;
-use crate::rng;
+use crate::optim::{CoordinateRule, Optimizer, RuleState, RuleVisitor};
+pub use crate::record::{checkpoints, Divergence, EnsembleResult, TrajectoryOutput};
 
 /// What to run (everything but the model, the noise and the optimizer).
 #[derive(Clone, Debug)]
@@ -50,8 +50,9 @@ pub struct EnsembleSpec {
     pub start_factor: Option<nalgebra::DMatrix<f64>>,
     /// What to record.
     pub observables: Vec<Observable>,
-    /// Show a progress bar on stderr (only drawn when stderr is a terminal).
-    pub progress: bool,
+    /// Told how many trajectory-steps were completed, from any thread, as the run goes (the
+    /// total is `trajectories * steps` unless trajectories diverge).
+    pub progress: Option<Progress>,
     /// Evaluate observables at `map(theta)` instead of `theta` (e.g. the projection onto the
     /// manifold, to compare with the derived dynamics). A map that fails ends the trajectory
     /// and is reported as its divergence reason.
@@ -60,7 +61,7 @@ pub struct EnsembleSpec {
 
 impl Default for EnsembleSpec {
     /// One trajectory of one step from an empty start, recorded every step, seed 0,
-    /// `max_loss = 1e8`, no start perturbation, no progress bar, observed as is: fill in what
+    /// `max_loss = 1e8`, no start perturbation, no progress reports, observed as is: fill in what
     /// a run needs with struct-update syntax.
     fn default() -> Self {
         Self {
@@ -73,9 +74,22 @@ impl Default for EnsembleSpec {
             start_noise: 0.0,
             start_factor: None,
             observables: Vec::new(),
-            progress: false,
+            progress: None,
             observe_at: None,
         }
+    }
+}
+
+/// The function inside a [`Progress`]: the number of trajectory-steps just completed.
+pub type ProgressFn = dyn Fn(u64) + Send + Sync;
+
+/// Progress reports of a run (see [`EnsembleSpec::progress`]); a front end draws a bar.
+#[derive(Clone)]
+pub struct Progress(pub Arc<ProgressFn>);
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress(..)")
     }
 }
 
@@ -84,7 +98,7 @@ pub type MapFn = dyn Fn(&[f64]) -> Result<Vec<f64>, String> + Send + Sync;
 
 /// A map applied to parameters before observing them (see [`EnsembleSpec::observe_at`]).
 #[derive(Clone)]
-pub struct ObservationMap(pub std::sync::Arc<MapFn>);
+pub struct ObservationMap(pub Arc<MapFn>);
 
 impl std::fmt::Debug for ObservationMap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -92,138 +106,15 @@ impl std::fmt::Debug for ObservationMap {
     }
 }
 
-/// A trajectory that diverged: which, when, why.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
-pub struct Divergence {
-    /// Trajectory index.
-    pub trajectory: usize,
-    /// Step at which the divergence was detected (the loss of this step was bad).
-    pub step: u64,
-    /// The last finite loss seen before it.
-    pub last_finite_loss: f64,
-    /// What happened.
-    pub reason: String,
-}
-
-impl std::fmt::Display for Divergence {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "trajectory {} diverged at step {}: {} (last finite loss {:.6e})",
-            self.trajectory, self.step, self.reason, self.last_finite_loss
-        )
-    }
-}
-
-/// The recorded ensemble.
-#[derive(Clone, Debug)]
-pub struct EnsembleResult {
-    /// Observable names, in storage order.
-    pub observables: Vec<String>,
-    /// Steps at which records were taken.
-    pub steps: Vec<u64>,
-    /// Number of trajectories.
-    pub trajectories: usize,
-    /// `values[(j * steps.len() + c) * observables.len() + o]`: trajectory `j`, checkpoint
-    /// `c`, observable `o`. Checkpoints at or after a trajectory's divergence hold NaN and are
-    /// excluded everywhere (see [`EnsembleResult::valid`]).
-    pub values: Vec<f64>,
-    /// Per trajectory, how many checkpoints are valid (all of them unless it diverged).
-    pub valid: Vec<usize>,
-    /// Diverged trajectories.
-    pub divergences: Vec<Divergence>,
-    /// Stochastic gradients evaluated (all trajectories).
-    pub gradient_evaluations: u64,
-    /// Wall time of the ensemble in seconds.
-    pub seconds: f64,
-}
-
-impl EnsembleResult {
-    /// Value of observable `o` at checkpoint `c` of trajectory `j` (`None` after divergence).
-    pub fn get(&self, j: usize, c: usize, o: usize) -> Option<f64> {
-        (c < self.valid[j])
-            .then(|| self.values[(j * self.steps.len() + c) * self.observables.len() + o])
-    }
-
-    /// Index of an observable by name.
-    pub fn observable_index(&self, name: &str) -> Option<usize> {
-        self.observables.iter().position(|n| n == name)
-    }
-
-    /// Values of observable `o` at checkpoint `c` over the trajectories still valid there.
-    pub fn column(&self, c: usize, o: usize) -> Vec<f64> {
-        (0..self.trajectories)
-            .filter_map(|j| self.get(j, c, o))
-            .collect()
-    }
-}
-
-/// Checkpoint steps `0, K, 2K, ..., steps` (the last step always included).
-pub fn checkpoints(steps: u64, every: u64) -> Vec<u64> {
-    let mut c: Vec<u64> = (0..=steps).step_by(every.max(1) as usize).collect();
-    if *c.last().unwrap() != steps {
-        c.push(steps);
-    }
-    c
-}
-
-/// What one trajectory recorded (used by the true and the derived ensembles).
-pub(crate) struct TrajectoryOutput {
-    /// Records, `checkpoints x observables`.
-    pub(crate) values: Vec<f64>,
-    /// Valid checkpoints.
-    pub(crate) valid: usize,
-    /// Its divergence, if any.
-    pub(crate) divergence: Option<Divergence>,
-    /// Gradient evaluations (or equivalents) it used.
-    pub(crate) gradients: u64,
-}
-
-impl EnsembleResult {
-    /// Collect per-trajectory outputs (in trajectory order) into an ensemble result.
-    pub(crate) fn assemble(
-        observables: &[Observable],
-        steps: Vec<u64>,
-        outputs: Vec<TrajectoryOutput>,
-        seconds: f64,
-    ) -> Self {
-        let trajectories = outputs.len();
-        let mut values = Vec::with_capacity(trajectories * steps.len() * observables.len());
-        let mut valid = Vec::with_capacity(trajectories);
-        let mut divergences = Vec::new();
-        let mut gradient_evaluations = 0;
-        for out in outputs {
-            values.extend_from_slice(&out.values);
-            valid.push(out.valid);
-            divergences.extend(out.divergence);
-            gradient_evaluations += out.gradients;
-        }
-        EnsembleResult {
-            observables: observables.iter().map(|o| o.name()).collect(),
-            steps,
-            trajectories,
-            values,
-            valid,
-            divergences,
-            gradient_evaluations,
-            seconds,
-        }
-    }
-}
-
-/// Trajectories the engine advances together in one group ("lanes").
-///
-/// Trajectories `8g .. 8g + 8` form group `g` whatever the thread count. A group's
-/// parameters are stored coordinate-major (coordinate `k` of lane `l` at `k * LANES + l`), the
-/// model evaluates all lanes in one call ([`Model::lane_gradients`], vectorised across
-/// trajectories where the model provides it) and a coordinatewise optimizer steps them in one
-/// call, so that independent trajectories fill the processor's vector units and pipeline
-/// instead of one trajectory's serial chain of dependent operations. Every lane draws only
-/// from its own streams and its arithmetic is that of the trajectory run alone: results are
-/// bit-identical to running each trajectory by itself.
-pub const LANES: usize = 8;
-
 /// Run the ensemble. Divergent trajectories are reported in the result; the others finish.
+///
+/// The engine picks its path by the capabilities the model and the optimizer declare, never by
+/// their types: a model that offers a register step ([`SmallLaneKernel`], two parameters, one
+/// sample) under full-batch label noise with a [`CoordinateRule`] optimizer runs with its
+/// groups in registers; every other case runs the general group step, where the model
+/// evaluates a group with its [`LaneKernel`](crate::engine::LaneKernel) (or lane by lane) and a
+/// [`CoordinateRule`] steps the whole group at once (any other [`Optimizer`] lane by lane).
+/// All paths give the same numbers, bit for bit.
 pub fn run_ensemble<M: Model, O: Optimizer>(
     model: &M,
     noise: &NoiseModel,
@@ -232,96 +123,197 @@ pub fn run_ensemble<M: Model, O: Optimizer>(
 ) -> EnsembleResult {
     let t0 = Instant::now();
     let cps = checkpoints(spec.steps, spec.record_every);
-    let bar = if spec.progress && std::io::stderr().is_terminal() {
-        let b = ProgressBar::new(spec.trajectories as u64 * spec.steps);
-        b.set_style(
-            ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {percent}% ({eta} left)")
-                .expect("valid template"),
-        );
-        Some(b)
-    } else {
-        None
+    let run = Run {
+        noise,
+        spec,
+        cps: &cps,
     };
-    let in_registers = (model.dim() == 2
-        && model.n_samples() == 1
-        && model.offers_small_lanes()
-        && optimizer.offers_coordinate_update())
-    .then(|| noise.full_batch_label_sigma(1))
-    .flatten();
-    let n_groups = spec.trajectories.div_ceil(LANES);
-    // Group `g`: its first trajectory and the lanes in use (0: padding).
-    let group = |g: usize| {
+    let outputs = model.visit(ByModel { run, optimizer });
+    EnsembleResult::assemble(&spec.observables, cps, outputs, t0.elapsed().as_secs_f64())
+}
+
+/// What every path of one run shares.
+#[derive(Clone, Copy)]
+struct Run<'a> {
+    noise: &'a NoiseModel,
+    spec: &'a EnsembleSpec,
+    cps: &'a [u64],
+}
+
+impl Run<'_> {
+    /// Group `g`: its first trajectory and the lanes in use (0: padding).
+    fn group(&self, g: usize) -> (usize, usize) {
         let first = g * LANES;
-        (first, LANES.min(spec.trajectories.saturating_sub(first)))
-    };
-    // Two-parameter one-sample models (T1, T2) under full-batch label noise run with the
-    // groups in registers, `INTERLEAVED` of them per task.
-    let outputs: Vec<TrajectoryOutput> = if let Some(sigma) = in_registers {
+        (
+            first,
+            LANES.min(self.spec.trajectories.saturating_sub(first)),
+        )
+    }
+
+    /// Report `steps` steps of `running` trajectories as done.
+    fn advanced(&self, steps: u64, running: usize) {
+        if let Some(p) = &self.spec.progress {
+            (p.0)(steps * running as u64);
+        }
+    }
+
+    /// The general path: every group with the general group step, in parallel.
+    fn general<M: Model, O: Optimizer>(&self, model: &M, optimizer: &O) -> Vec<TrajectoryOutput> {
+        (0..self.spec.trajectories.div_ceil(LANES))
+            .into_par_iter()
+            .flat_map_iter(|g| {
+                let (first, count) = self.group(g);
+                let mut stepper = optimizer.visit(MakeStepper {
+                    dim: model.dim(),
+                    count,
+                });
+                run_group(model, self, &mut *stepper, first, count)
+            })
+            .collect()
+    }
+}
+
+/// [`run_ensemble`]'s choice by the model's capability.
+struct ByModel<'a, O> {
+    run: Run<'a>,
+    optimizer: &'a O,
+}
+
+impl<O: Optimizer> ModelVisitor for ByModel<'_, O> {
+    type Output = Vec<TrajectoryOutput>;
+
+    fn general<M: Model>(self, model: &M) -> Vec<TrajectoryOutput> {
+        self.run.general(model, self.optimizer)
+    }
+
+    fn small<M: Model + SmallLaneKernel>(self, model: &M) -> Vec<TrajectoryOutput> {
+        let sigma = (model.dim() == 2 && model.n_samples() == 1 && model.offers_small_lanes())
+            .then(|| self.run.noise.full_batch_label_sigma(1))
+            .flatten();
+        match sigma {
+            Some(sigma) => self.optimizer.visit(InRegisters {
+                run: self.run,
+                model,
+                sigma,
+                optimizer: self.optimizer,
+            }),
+            None => self.run.general(model, self.optimizer),
+        }
+    }
+}
+
+/// The register step for a two-parameter one-sample model under full-batch label noise of
+/// `sigma`, if the optimizer is a [`CoordinateRule`].
+struct InRegisters<'a, M, O> {
+    run: Run<'a>,
+    model: &'a M,
+    sigma: f64,
+    optimizer: &'a O,
+}
+
+impl<'o, M: Model + SmallLaneKernel, O: Optimizer> RuleVisitor<'o> for InRegisters<'_, M, O> {
+    type Output = Vec<TrajectoryOutput>;
+
+    fn general<P: Optimizer>(self, _: &'o P) -> Vec<TrajectoryOutput> {
+        self.run.general(self.model, self.optimizer)
+    }
+
+    fn rule<R: CoordinateRule>(self, rule: &'o R) -> Vec<TrajectoryOutput> {
+        let run = self.run;
+        let n_groups = run.spec.trajectories.div_ceil(LANES);
+        // `INTERLEAVED` groups per task.
         (0..n_groups.div_ceil(registers::INTERLEAVED))
             .into_par_iter()
             .flat_map_iter(|t| {
-                registers::run_groups_in_registers::<M, O, 2>(&registers::RegisterTask {
-                    model,
-                    sigma,
-                    optimizer,
-                    spec,
-                    cps: &cps,
-                    groups: std::array::from_fn(|i| group(t * registers::INTERLEAVED + i)),
-                    bar: bar.as_ref(),
+                registers::run_groups_in_registers::<M, R, 2>(&registers::RegisterTask {
+                    model: self.model,
+                    sigma: self.sigma,
+                    rule,
+                    run,
+                    groups: std::array::from_fn(|i| run.group(t * registers::INTERLEAVED + i)),
                 })
             })
             .collect()
-    } else {
-        (0..n_groups)
-            .into_par_iter()
-            .flat_map_iter(|g| {
-                let (first, count) = group(g);
-                // Two-parameter models get a copy of the group step with the group's length known
-                // at compile time.
-                if model.dim() == 2 {
-                    run_group::<M, O, 2>(
-                        model,
-                        noise,
-                        optimizer,
-                        spec,
-                        &cps,
-                        first,
-                        count,
-                        bar.as_ref(),
-                    )
-                } else {
-                    run_group::<M, O, 0>(
-                        model,
-                        noise,
-                        optimizer,
-                        spec,
-                        &cps,
-                        first,
-                        count,
-                        bar.as_ref(),
-                    )
-                }
-            })
-            .collect()
-    };
-    if let Some(b) = bar {
-        b.finish_and_clear();
     }
-    EnsembleResult::assemble(&spec.observables, cps, outputs, t0.elapsed().as_secs_f64())
+}
+
+/// Steps a group's trajectories (coordinate-major parameters and gradients) by one optimizer
+/// step. The general group step holds it as a trait object: one call per group step, so the
+/// step loop is compiled once per model, not once per model and optimizer.
+trait GroupStepper {
+    /// One step of the group.
+    fn step(&mut self, theta: &mut [f64], grad: &[f64]);
+}
+
+/// A [`CoordinateRule`]: the group's `d * LANES` coordinates stepped as one vector.
+struct WholeGroup<'a, R: CoordinateRule> {
+    rule: &'a R,
+    state: RuleState<R>,
+}
+
+impl<R: CoordinateRule> GroupStepper for WholeGroup<'_, R> {
+    fn step(&mut self, theta: &mut [f64], grad: &[f64]) {
+        step_widest(self.rule, &mut self.state, theta, grad);
+    }
+}
+
+/// Any other optimizer: lane by lane, each lane in use with its own state.
+struct LaneByLane<'a, O: Optimizer> {
+    optimizer: &'a O,
+    states: Vec<O::State>,
+    theta: Vec<f64>,
+    grad: Vec<f64>,
+}
+
+impl<O: Optimizer> GroupStepper for LaneByLane<'_, O> {
+    fn step(&mut self, theta: &mut [f64], grad: &[f64]) {
+        for (l, st) in self.states.iter_mut().enumerate() {
+            gather_lane(theta, l, &mut self.theta);
+            gather_lane(grad, l, &mut self.grad);
+            self.optimizer.step(st, &mut self.theta, &self.grad);
+            scatter_lane(&self.theta, l, theta);
+        }
+    }
+}
+
+/// Builds the [`GroupStepper`] of a group of `count` lanes in use, `dim` parameters each.
+struct MakeStepper {
+    dim: usize,
+    count: usize,
+}
+
+impl<'a> RuleVisitor<'a> for MakeStepper {
+    type Output = Box<dyn GroupStepper + 'a>;
+
+    fn general<O: Optimizer>(self, optimizer: &'a O) -> Box<dyn GroupStepper + 'a> {
+        Box::new(LaneByLane {
+            optimizer,
+            states: (0..self.count).map(|_| optimizer.init(self.dim)).collect(),
+            theta: vec![0.0; self.dim],
+            grad: vec![0.0; self.dim],
+        })
+    }
+
+    fn rule<R: CoordinateRule>(self, rule: &'a R) -> Box<dyn GroupStepper + 'a> {
+        Box::new(WholeGroup {
+            rule,
+            state: rule.init(self.dim * LANES),
+        })
+    }
 }
 
 /// Start of trajectory `j`: the common start, perturbed as the spec says.
 fn start_of(spec: &EnsembleSpec, j: usize) -> Vec<f64> {
     let mut theta = spec.start.clone();
     if spec.start_noise > 0.0 {
-        let mut r = rng::stream(spec.seed, j as u64, 1);
+        let mut r = rng::stream(spec.seed, j as u64, rng::START_NOISE);
         for x in theta.iter_mut() {
             let z: f64 = r.sample(StandardNormal);
             *x += spec.start_noise * z;
         }
     }
     if let Some(f) = &spec.start_factor {
-        let mut r = rng::stream(spec.seed, j as u64, 3);
+        let mut r = rng::stream(spec.seed, j as u64, rng::START_FACTOR);
         let z: Vec<f64> = (0..f.ncols()).map(|_| r.sample(StandardNormal)).collect();
         for (i, x) in theta.iter_mut().enumerate() {
             *x += (0..f.ncols()).map(|k| f[(i, k)] * z[k]).sum::<f64>();
@@ -523,20 +515,15 @@ fn step_widest<O: Optimizer>(optimizer: &O, state: &mut O::State, theta: &mut [f
 /// The group's state is coordinate-major: coordinate `k` of lane `l` at `k * LANES + l`. Lanes
 /// that are not in use, or whose trajectory has ended (diverged), are parked: put back at the
 /// common start after every step with a zero gradient, so that they stay finite and cheap;
-/// nothing of theirs is recorded. `DIM > 0` promises `model.dim() == DIM`: the group's length is
-/// then a compile-time constant in the step loop (measured +5-20% on the two-parameter T1/T2
-/// with SGD); `DIM = 0` is the general case.
-#[allow(clippy::too_many_arguments)]
-fn run_group<M: Model, O: Optimizer, const DIM: usize>(
+/// nothing of theirs is recorded. The optimizer is behind `stepper` (one call per step).
+fn run_group<M: Model>(
     model: &M,
-    noise: &NoiseModel,
-    optimizer: &O,
-    spec: &EnsembleSpec,
-    cps: &[u64],
+    run: &Run<'_>,
+    stepper: &mut dyn GroupStepper,
     first: usize,
     count: usize,
-    bar: Option<&ProgressBar>,
 ) -> Vec<TrajectoryOutput> {
+    let Run { noise, spec, cps } = *run;
     let d = model.dim();
     // Every lane starts parked at the common start; the lanes in use get their own starts.
     let mut theta: Vec<f64> = spec.start.iter().flat_map(|&x| [x; LANES]).collect();
@@ -545,39 +532,27 @@ fn run_group<M: Model, O: Optimizer, const DIM: usize>(
     }
     // Unused lanes get the streams of the trajectory numbers after the last (never recorded).
     let mut rngs: [rng::TrajectoryRng; LANES] =
-        std::array::from_fn(|l| rng::stream(spec.seed, (first + l) as u64, 0));
+        std::array::from_fn(|l| rng::stream(spec.seed, (first + l) as u64, rng::GRADIENT_NOISE));
     let mut ws = noise.lane_workspace(model);
-    // A coordinatewise optimizer steps the whole group at once; any other one lane by lane.
-    let together = optimizer.coordinatewise();
-    let mut state = optimizer.init(if together { d * LANES } else { 0 });
-    let mut lane_states: Vec<O::State> = if together {
-        Vec::new()
-    } else {
-        (0..count).map(|_| optimizer.init(d)).collect()
-    };
     let mut lane_grad = vec![0.0; d];
     let mut grad = vec![0.0; d * LANES];
-    let mut scratch = vec![0.0; model.lane_scratch_len()];
+    let mut scratch = vec![0.0; lane_scratch_len(model)];
     let mut loss = [0.0; LANES];
-    let mut lane_theta = vec![0.0; d];
     let mut book = GroupBook::new(model, spec, cps, first, count);
     let mut step = 0u64;
-    // The group's length, a compile-time constant when `DIM > 0`.
-    let dl = if DIM > 0 { DIM * LANES } else { d * LANES };
-    assert_eq!(dl, d * LANES, "group length");
     for (c, &target) in cps.iter().enumerate() {
         while step < target {
             noise.lane_stochastic_gradients(
                 model,
-                &theta[..dl],
+                &theta,
                 count,
                 &mut rngs,
                 &mut ws,
-                &mut grad[..dl],
+                &mut grad,
                 &mut scratch,
                 &mut loss,
             );
-            let coordinates = grad[..dl].chunks_exact(LANES).map(Lanes::load);
+            let coordinates = grad.chunks_exact(LANES).map(Lanes::load);
             if group_is_fine(Lanes(loss), coordinates, spec.max_loss) && !book.any_parked {
                 book.last_loss = Lanes(loss);
             } else {
@@ -588,16 +563,7 @@ fn run_group<M: Model, O: Optimizer, const DIM: usize>(
                     }
                 }
             }
-            if together {
-                step_widest(optimizer, &mut state, &mut theta[..dl], &grad[..dl]);
-            } else {
-                for (l, st) in lane_states.iter_mut().enumerate() {
-                    gather_lane(&theta, l, &mut lane_theta);
-                    gather_lane(&grad, l, &mut lane_grad);
-                    optimizer.step(st, &mut lane_theta, &lane_grad);
-                    scatter_lane(&lane_theta, l, &mut theta);
-                }
-            }
+            stepper.step(&mut theta, &grad);
             if book.any_parked {
                 for l in (0..LANES).filter(|&l| book.parked[l]) {
                     scatter_lane(&spec.start, l, &mut theta);
@@ -608,9 +574,7 @@ fn run_group<M: Model, O: Optimizer, const DIM: usize>(
                 break;
             }
         }
-        if let Some(b) = bar {
-            b.inc((target - if c == 0 { 0 } else { cps[c - 1] }) * count as u64);
-        }
+        run.advanced(target - if c == 0 { 0 } else { cps[c - 1] }, count);
         let ended = book.record(c, step, |l, out| gather_lane(&theta, l, out));
         for l in (0..LANES).filter(|&l| ended & (1 << l) != 0) {
             scatter_lane(&spec.start, l, &mut theta);

@@ -1,9 +1,9 @@
 //! The group step for small one-sample models, with the whole group held in registers.
 //!
-//! For a model with `D` parameters and one sample ([`Model::offers_small_lanes`]: T1's valley,
+//! For a model with `D` parameters and one sample ([`SmallLaneKernel::offers_small_lanes`]: T1's valley,
 //! T2's product model), full-batch label noise or none
-//! ([`NoiseModel::full_batch_label_sigma`]) and an optimizer whose step splits into a scalar
-//! and a per-coordinate part ([`Optimizer::offers_coordinate_update`]: every built-in one),
+//! (`NoiseModel::full_batch_label_sigma`) and an optimizer whose step splits into a scalar
+//! and a per-coordinate part ([`CoordinateRule`]: every built-in one),
 //! a group's parameters, gradient and optimizer buffers are `[Lanes; D]` values that live in
 //! vector registers (or one aligned cache line each) across steps, instead of buffers that the
 //! noise, the model and the optimizer each load and store (see `bench/PROFILE.md`).
@@ -13,19 +13,16 @@
 //! arithmetic waits on the divider. The AVX-512 version draws a group's eight lanes at once
 //! with [`LaneStreams`] after its optimizer update; the AVX2 and baseline versions draw lane by
 //! lane ([`SPLIT`]). The arithmetic is that of [`run_group`](super::run_group) operation by
-//! operation (the same [`Model::small_lane_gradient`] / [`Optimizer::update_coordinate`] code
+//! operation (the same [`SmallLaneKernel::small_lane_gradient`] / [`CoordinateRule::update`] code
 //! the other paths run), every lane draws its own `StandardNormal` stream, and the divergence
 //! bookkeeping is the same [`GroupBook`], so the results are bit-identical, in every version
 //! (tested in `simulate::tests` and `noise::lane_streams`).
 
-use indicatif::ProgressBar;
-
-use super::{group_is_fine, start_of, EnsembleSpec, GroupBook, TrajectoryOutput, LANES};
-use crate::lanes::Lanes;
+use super::{group_is_fine, start_of, GroupBook, Run, TrajectoryOutput};
+use crate::engine::normal::{draw_lane_label_shifts, fill_lane_label_shifts};
+use crate::engine::LANES;
+use crate::engine::{rng, CoordinateRule, Isa, LaneStreams, Lanes, SmallLaneKernel, ZigguratTable};
 use crate::model::Model;
-use crate::noise::{LaneStreams, NoiseModel, ZigguratTable};
-use crate::optim::Optimizer;
-use crate::rng;
 
 /// Groups advanced together by one task of the register step: their dependency chains are
 /// independent, so the processor overlaps them. One group's step is a chain of dependent
@@ -41,14 +38,12 @@ pub(super) const INTERLEAVED: usize = 8;
 /// One task of the register step: the groups `groups[0..INTERLEAVED]` (each `(first
 /// trajectory, lanes in use)`; a group with 0 lanes in use is padding) of a `D`-parameter
 /// one-sample model under full-batch label noise of `sigma` (0: none).
-pub(super) struct RegisterTask<'a, M, O> {
+pub(super) struct RegisterTask<'a, M, R> {
     pub(super) model: &'a M,
     pub(super) sigma: f64,
-    pub(super) optimizer: &'a O,
-    pub(super) spec: &'a EnsembleSpec,
-    pub(super) cps: &'a [u64],
+    pub(super) rule: &'a R,
+    pub(super) run: Run<'a>,
     pub(super) groups: [(usize, usize); INTERLEAVED],
-    pub(super) bar: Option<&'a ProgressBar>,
 }
 
 /// Run a task with the groups in registers; returns the outputs of all its trajectories in
@@ -60,96 +55,70 @@ pub(super) struct RegisterTask<'a, M, O> {
 /// ones; the AVX-512 version also draws the label noise eight lanes at a time
 /// ([`LaneStreams`]). Results do not depend on the version (element-wise IEEE arithmetic, no
 /// contraction into fused multiply-adds, every lane's own `StandardNormal` stream; tested).
-pub(super) fn run_groups_in_registers<M: Model, O: Optimizer, const D: usize>(
-    task: &RegisterTask<'_, M, O>,
+pub(super) fn run_groups_in_registers<
+    M: Model + SmallLaneKernel,
+    R: CoordinateRule,
+    const D: usize,
+>(
+    task: &RegisterTask<'_, M, R>,
 ) -> Vec<TrajectoryOutput> {
-    run_groups_with::<M, O, D>(task, Isa::widest())
-}
-
-/// The instruction sets the register step is compiled for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Isa {
-    /// AVX-512F, with vectorised label-noise draws.
-    Avx512,
-    /// AVX2.
-    Avx2,
-    /// The target's baseline (SSE2 on x86-64).
-    Baseline,
-}
-
-impl Isa {
-    /// The widest one this CPU runs.
-    pub(super) fn widest() -> Isa {
-        [Isa::Avx512, Isa::Avx2]
-            .into_iter()
-            .find(|isa| isa.available())
-            .unwrap_or(Isa::Baseline)
-    }
-
-    /// Whether this CPU runs it.
-    pub(super) fn available(self) -> bool {
-        match self {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
-            #[cfg(not(target_arch = "x86_64"))]
-            Isa::Avx512 | Isa::Avx2 => false,
-            Isa::Baseline => true,
-        }
-    }
+    run_groups_with::<M, R, D>(task, Isa::widest())
 }
 
 /// [`run_groups_in_registers`] compiled for `isa`, which the CPU must run (checked).
-pub(super) fn run_groups_with<M: Model, O: Optimizer, const D: usize>(
-    task: &RegisterTask<'_, M, O>,
+pub(super) fn run_groups_with<M: Model + SmallLaneKernel, R: CoordinateRule, const D: usize>(
+    task: &RegisterTask<'_, M, R>,
     isa: Isa,
 ) -> Vec<TrajectoryOutput> {
     /// [`run_groups`] compiled with AVX-512F enabled, drawing with [`LaneStreams`].
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    fn avx512<M: Model, O: Optimizer, const D: usize>(
-        task: &RegisterTask<'_, M, O>,
+    fn avx512<M: Model + SmallLaneKernel, R: CoordinateRule, const D: usize>(
+        task: &RegisterTask<'_, M, R>,
     ) -> Vec<TrajectoryOutput> {
-        run_groups::<M, O, D, true>(task)
+        run_groups::<M, R, D, true>(task)
     }
     /// [`run_groups`] compiled with AVX2 enabled.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    fn avx2<M: Model, O: Optimizer, const D: usize>(
-        task: &RegisterTask<'_, M, O>,
+    fn avx2<M: Model + SmallLaneKernel, R: CoordinateRule, const D: usize>(
+        task: &RegisterTask<'_, M, R>,
     ) -> Vec<TrajectoryOutput> {
-        run_groups::<M, O, D, false>(task)
+        run_groups::<M, R, D, false>(task)
     }
     assert!(isa.available(), "this CPU does not run {isa:?}");
     match isa {
         // SAFETY: the CPU has AVX-512F (checked just above).
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { avx512::<M, O, D>(task) },
+        Isa::Avx512 => unsafe { avx512::<M, R, D>(task) },
         // SAFETY: the CPU has AVX2 (checked just above).
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => unsafe { avx2::<M, O, D>(task) },
-        _ => run_groups::<M, O, D, false>(task),
+        Isa::Avx2 => unsafe { avx2::<M, R, D>(task) },
+        _ => run_groups::<M, R, D, false>(task),
     }
 }
 
 /// The step loop itself (see [`run_groups_in_registers`]). With `VECTOR_DRAWS` each group
 /// draws its lanes' label shifts with [`LaneStreams`] (AVX-512 code: only the AVX-512F
 /// version sets it), otherwise lane by lane with
-/// [`NoiseModel::draw_lane_label_shifts`].
+/// [`draw_lane_label_shifts`].
 #[inline(always)]
-fn run_groups<M: Model, O: Optimizer, const D: usize, const VECTOR_DRAWS: bool>(
-    task: &RegisterTask<'_, M, O>,
+fn run_groups<
+    M: Model + SmallLaneKernel,
+    R: CoordinateRule,
+    const D: usize,
+    const VECTOR_DRAWS: bool,
+>(
+    task: &RegisterTask<'_, M, R>,
 ) -> Vec<TrajectoryOutput> {
     let RegisterTask {
         model,
         sigma,
-        optimizer,
-        spec,
-        cps,
+        rule,
+        run,
         groups,
-        bar,
     } = *task;
+    let Run { spec, cps, .. } = run;
     const G: usize = INTERLEAVED;
     assert_eq!(
         model.dim(),
@@ -170,14 +139,17 @@ fn run_groups<M: Model, O: Optimizer, const D: usize, const VECTOR_DRAWS: bool>(
     // Unused lanes get the streams of the trajectory numbers after the last (never recorded).
     // Both forms of the same streams; a run draws from one of them only.
     let mut rngs: [[rng::TrajectoryRng; LANES]; G] = std::array::from_fn(|g| {
-        std::array::from_fn(|l| rng::stream(spec.seed, (groups[g].0 + l) as u64, 0))
+        std::array::from_fn(|l| {
+            rng::stream(spec.seed, (groups[g].0 + l) as u64, rng::GRADIENT_NOISE)
+        })
     });
-    let mut streams: [LaneStreams; G] =
-        std::array::from_fn(|g| LaneStreams::new(spec.seed, groups[g].0 as u64, 0));
+    let mut streams: [LaneStreams; G] = std::array::from_fn(|g| {
+        LaneStreams::new(spec.seed, groups[g].0 as u64, rng::GRADIENT_NOISE)
+    });
     // The scalar state only (step counter, powers), shared: the groups step in lockstep. The
     // buffers are `buffers`.
-    let mut state = optimizer.init(0);
-    let mut buffers = [[[Lanes::ZERO; 2]; D]; G];
+    let mut clock = rule.start();
+    let mut buffers = [[rule.zero_buffers::<Lanes>(); D]; G];
     let mut grad = [[Lanes::ZERO; D]; G];
     let mut loss = [Lanes::ZERO; G];
     let mut lane_grad = vec![0.0; D];
@@ -194,7 +166,7 @@ fn run_groups<M: Model, O: Optimizer, const D: usize, const VECTOR_DRAWS: bool>(
     let zig = ZigguratTable::get();
     for g in 0..G {
         if !VECTOR_DRAWS {
-            NoiseModel::fill_lane_label_shifts(sigma, &mut rngs[g], &mut shifts[g]);
+            fill_lane_label_shifts(sigma, &mut rngs[g], &mut shifts[g]);
         } else if sigma > 0.0 {
             for slot in shifts[g].iter_mut() {
                 // SAFETY: only the AVX-512F version sets `VECTOR_DRAWS`, and it runs only on a
@@ -218,7 +190,7 @@ fn run_groups<M: Model, O: Optimizer, const D: usize, const VECTOR_DRAWS: bool>(
                 loss[g] = model.small_lane_gradient::<D>(&theta[g], shifts[g][ahead], &mut grad[g]);
                 fine[g] = group_is_fine(loss[g], grad[g], max_loss);
                 if sigma > 0.0 && !VECTOR_DRAWS {
-                    NoiseModel::draw_lane_label_shifts(
+                    draw_lane_label_shifts(
                         sigma,
                         &mut rngs[g],
                         &mut shifts[g][ahead],
@@ -245,15 +217,10 @@ fn run_groups<M: Model, O: Optimizer, const D: usize, const VECTOR_DRAWS: bool>(
                     }
                 }
             }
-            let scalars = optimizer.begin_step(&mut state);
+            let scalars = rule.begin_step(&mut clock);
             for g in 0..G {
                 for k in 0..D {
-                    optimizer.update_coordinate(
-                        &scalars,
-                        &mut theta[g][k],
-                        &mut buffers[g][k],
-                        grad[g][k],
-                    );
+                    rule.update(&scalars, &mut theta[g][k], &mut buffers[g][k], grad[g][k]);
                 }
                 if sigma > 0.0 {
                     if VECTOR_DRAWS {
@@ -263,7 +230,7 @@ fn run_groups<M: Model, O: Optimizer, const D: usize, const VECTOR_DRAWS: bool>(
                         };
                         any_failed |= failed[g];
                     } else {
-                        NoiseModel::draw_lane_label_shifts(
+                        draw_lane_label_shifts(
                             sigma,
                             &mut rngs[g],
                             &mut shifts[g][ahead],
@@ -291,10 +258,8 @@ fn run_groups<M: Model, O: Optimizer, const D: usize, const VECTOR_DRAWS: bool>(
                 break;
             }
         }
-        if let Some(b) = bar {
-            let running: usize = groups.iter().map(|g| g.1).sum();
-            b.inc((target - if c == 0 { 0 } else { cps[c - 1] }) * running as u64);
-        }
+        let running: usize = groups.iter().map(|g| g.1).sum();
+        run.advanced(target - if c == 0 { 0 } else { cps[c - 1] }, running);
         for (th, book) in theta.iter_mut().zip(books.iter_mut()) {
             let copy = *th;
             let ended = book.record(c, step, |l, out| {
@@ -324,7 +289,7 @@ const AHEAD: usize = 16;
 /// Scalar draws (AVX2 and baseline versions; the AVX-512 version draws all eight lanes of a group
 /// at once after its update): each step, lanes `0..SPLIT` of a group draw their shift for step
 /// `step + AHEAD` right after the group's gradient and lanes `SPLIT..LANES` right after its
-/// optimizer update ([`NoiseModel::draw_lane_label_shifts`], fully inlined, no call on the common
+/// optimizer update ([`draw_lane_label_shifts`], fully inlined, no call on the common
 /// path). So the draws sit next to the divider work they can overlap: the valley gradient has one
 /// square root and one division per group, Adam's update two of each (`D = 2`), hence about a third
 /// and two thirds. Measured side by side against drawing 16 steps at a time in a separate loop

@@ -177,8 +177,8 @@ fn alone<M: Model, O: Optimizer>(
 /// (`simulate::registers`, two real groups and padding in one task), the others the general one.
 /// Every built-in optimizer at the constant learning rate `lr`, with momentum, weight decay
 /// and bias correction switched on where they exist.
-fn every_optimizer(lr: f64) -> [AnyOptimizer; 5] {
-    use crate::optim::{Adam, Nesterov, RmsProp};
+fn every_optimizer(lr: f64) -> [AnyOptimizer; 6] {
+    use crate::optim::{Adam, Lion, Nesterov, RmsProp};
     let lr = Schedule::Constant(lr);
     [
         AnyOptimizer::Sgd(Sgd { lr: lr.clone() }),
@@ -200,10 +200,16 @@ fn every_optimizer(lr: f64) -> [AnyOptimizer; 5] {
             weight_decay: 0.01,
         }),
         AnyOptimizer::RmsProp(RmsProp {
-            lr,
+            lr: lr.clone(),
             alpha: 0.99,
             eps: 1e-8,
             bias_correction: true,
+        }),
+        AnyOptimizer::Lion(Lion {
+            lr,
+            beta1: 0.9,
+            beta2: 0.99,
+            weight_decay: 0.1,
         }),
     ]
 }
@@ -323,9 +329,56 @@ fn lanes_are_bit_identical_to_trajectories_run_alone() {
 /// full-batch label noise and none, every optimizer, with lanes diverging at the larger rate.
 #[test]
 fn register_step_versions_are_bit_identical() {
-    use super::registers::{run_groups_with, Isa, RegisterTask};
+    use super::registers::{run_groups_with, RegisterTask};
+    use crate::engine::Isa;
     use crate::model::{AnyModel, ProductModel};
     use crate::with_model;
+
+    /// The outputs of the register step in every version `isas`, for a model that offers it.
+    struct Versions<'a> {
+        run: Run<'a>,
+        sigma: f64,
+        opt: &'a AnyOptimizer,
+        isas: &'a [Isa],
+    }
+    impl ModelVisitor for Versions<'_> {
+        type Output = Vec<Vec<TrajectoryOutput>>;
+        fn general<M: Model>(self, m: &M) -> Self::Output {
+            panic!("{} offers no register step", m.name())
+        }
+        fn small<M: Model + SmallLaneKernel>(self, model: &M) -> Self::Output {
+            /// The same for one rule.
+            struct WithRule<'a, M> {
+                outer: Versions<'a>,
+                model: &'a M,
+            }
+            impl<'o, M: Model + SmallLaneKernel> RuleVisitor<'o> for WithRule<'_, M> {
+                type Output = Vec<Vec<TrajectoryOutput>>;
+                fn general<O: Optimizer>(self, _: &'o O) -> Self::Output {
+                    panic!("every built-in optimizer is a coordinate rule")
+                }
+                fn rule<R: CoordinateRule>(self, rule: &'o R) -> Self::Output {
+                    let Versions {
+                        run, sigma, isas, ..
+                    } = self.outer;
+                    // Groups of 8, 8, 4 lanes, then padding (`registers::INTERLEAVED >= 3`).
+                    let task = RegisterTask {
+                        model: self.model,
+                        sigma,
+                        rule,
+                        run,
+                        groups: std::array::from_fn(|g| run.group(g)),
+                    };
+                    isas.iter()
+                        .map(|&isa| run_groups_with::<M, R, 2>(&task, isa))
+                        .collect()
+                }
+            }
+            let opt = self.opt;
+            opt.visit(WithRule { outer: self, model })
+        }
+    }
+
     let isas: Vec<Isa> = [Isa::Avx512, Isa::Avx2, Isa::Baseline]
         .into_iter()
         .filter(|i| i.available())
@@ -351,23 +404,10 @@ fn register_step_versions_are_bit_identical() {
                         observables: default_observables(m),
                         ..EnsembleSpec::default()
                     };
-                    let cps = super::checkpoints(spec.steps, spec.record_every);
-                    // Groups of 8, 8, 4 lanes, then padding (`registers::INTERLEAVED >= 3`).
-                    let task = RegisterTask {
-                        model: m,
-                        sigma,
-                        optimizer: opt,
-                        spec: &spec,
-                        cps: &cps,
-                        groups: std::array::from_fn(|g| {
-                            (g * LANES, LANES.min(20usize.saturating_sub(g * LANES)))
-                        }),
-                        bar: None,
-                    };
-                    let runs: Vec<_> = isas
-                        .iter()
-                        .map(|&isa| run_groups_with::<_, _, 2>(&task, isa))
-                        .collect();
+                    let cps = checkpoints(spec.steps, spec.record_every);
+                    let noise = NoiseModel::None;
+                    let run = Run { noise: &noise, spec: &spec, cps: &cps };
+                    let runs = m.visit(Versions { run, sigma, opt, isas: &isas });
                     for (isa, run) in isas.iter().zip(&runs).skip(1) {
                         for (j, (a, b)) in runs[0].iter().zip(run).enumerate() {
                             let what = format!("{} / sigma {sigma} / {opt} / {isa:?}", m.name());
@@ -383,5 +423,146 @@ fn register_step_versions_are_bit_identical() {
         }
     }
     eprintln!("register step versions compared: {isas:?}");
-    assert_eq!(compared, 2 * 3 * 5 * (isas.len() - 1));
+    assert_eq!(compared, 2 * 3 * 6 * (isas.len() - 1));
+}
+
+/// An optimizer a user might write: SGD on the gradient clipped to global norm at most
+/// `max_norm`, `theta -= lr g min(1, max_norm / |g|)`. It couples the coordinates, so it
+/// implements [`Optimizer`] directly (it cannot be a [`CoordinateRule`]).
+struct ClipByNorm {
+    lr: f64,
+    max_norm: f64,
+}
+
+impl Optimizer for ClipByNorm {
+    type State = ();
+    fn init(&self, _dim: usize) {}
+    fn step(&self, _: &mut (), theta: &mut [f64], grad: &[f64]) {
+        let norm = grad.iter().map(|g| g * g).sum::<f64>().sqrt();
+        let scale = if norm > self.max_norm {
+            self.max_norm / norm
+        } else {
+            1.0
+        };
+        for (x, g) in theta.iter_mut().zip(grad) {
+            *x -= self.lr * scale * g;
+        }
+    }
+}
+
+/// A model a user might write: only the per-sample output and gradient (the diagonal
+/// network's, delegated), no fused batch gradient, no lane kernel, no register step.
+struct Plain(crate::model::DiagonalNetwork);
+
+impl Model for Plain {
+    fn name(&self) -> &'static str {
+        "plain"
+    }
+    fn dim(&self) -> usize {
+        self.0.dim()
+    }
+    fn n_samples(&self) -> usize {
+        self.0.n_samples()
+    }
+    fn targets(&self) -> &[f64] {
+        self.0.targets()
+    }
+    fn output_and_grad<D: crate::model::Scalar>(&self, theta: &[D], i: usize, g: &mut [D]) -> D {
+        self.0.output_and_grad(theta, i, g)
+    }
+    fn default_start(&self) -> Vec<f64> {
+        self.0.default_start()
+    }
+}
+
+/// Speed is opt-in, never a trap: a user's coordinate-coupling optimizer and a user's model
+/// without kernels, run by the engine in groups of 8, give each trajectory exactly what the
+/// plain one-trajectory loop gives. The check has teeth: stepping the clipping optimizer on
+/// a whole group's concatenated coordinates (what the engine does for a [`CoordinateRule`])
+/// gives other numbers.
+#[test]
+fn user_optimizer_and_plain_model_run_as_the_reference_loop() {
+    use crate::data::{generate, SyntheticSpec, Teacher};
+    use crate::model::DiagonalNetwork;
+    let data = generate(&SyntheticSpec {
+        n: 6,
+        n_test: 0,
+        p: 5,
+        teacher: Teacher::Sparse { k: 2, value: 1.0 },
+        label_noise: 0.0,
+        seed: 3,
+    });
+    let net = DiagonalNetwork::new(data.train.clone(), None, None);
+    let plain = Plain(net.clone());
+    assert!(plain.lane_kernel().is_none() && net.lane_kernel().is_some());
+    let noise = NoiseModel::Label {
+        sigma: 0.5,
+        batch: Some(4),
+    };
+    let clip = ClipByNorm {
+        lr: 0.05,
+        max_norm: 0.3,
+    };
+    let s = EnsembleSpec {
+        steps: 80,
+        record_every: 20,
+        trajectories: 11,
+        seed: 4,
+        start: net.default_start(),
+        start_noise: 0.3,
+        observables: default_observables(&net),
+        ..EnsembleSpec::default()
+    };
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    let sgd = AnyOptimizer::Sgd(Sgd {
+        lr: Schedule::Constant(0.05),
+    });
+    let mut compared = 0;
+    for (what, r, reference) in [
+        (
+            "plain model, clipping",
+            run_ensemble(&plain, &noise, &clip, &s),
+            (0..s.trajectories)
+                .map(|j| alone(&plain, &noise, &clip, &s, j))
+                .collect::<Vec<_>>(),
+        ),
+        (
+            "kernel model, clipping",
+            run_ensemble(&net, &noise, &clip, &s),
+            (0..s.trajectories)
+                .map(|j| alone(&net, &noise, &clip, &s, j))
+                .collect(),
+        ),
+        (
+            "plain model, sgd",
+            run_ensemble(&plain, &noise, &sgd, &s),
+            (0..s.trajectories)
+                .map(|j| alone(&plain, &noise, &sgd, &s, j))
+                .collect(),
+        ),
+    ] {
+        assert!(r.divergences.is_empty(), "{what}");
+        let per = r.steps.len() * r.observables.len();
+        for (j, a) in reference.iter().enumerate() {
+            let got = &r.values[j * per..(j + 1) * per];
+            assert_eq!(bits(got), bits(&a.values), "{what}: trajectory {j}");
+        }
+        compared += 1;
+    }
+    assert_eq!(compared, 3);
+    // The trap the engine avoids: the clipping step applied to a group's 8 x d coordinates at
+    // once clips by the group's norm, not each trajectory's.
+    let d = net.dim();
+    let mut group: Vec<f64> = (0..d * LANES).map(|k| (k as f64 * 0.37).sin()).collect();
+    let grad: Vec<f64> = (0..d * LANES).map(|k| (k as f64 * 0.11).cos()).collect();
+    let mut lanes = group.clone();
+    clip.step(&mut (), &mut group, &grad);
+    let (mut th, mut g) = (vec![0.0; d], vec![0.0; d]);
+    for l in 0..LANES {
+        gather_lane(&lanes, l, &mut th);
+        gather_lane(&grad, l, &mut g);
+        clip.step(&mut (), &mut th, &g);
+        scatter_lane(&th, l, &mut lanes);
+    }
+    assert_ne!(bits(&group), bits(&lanes));
 }

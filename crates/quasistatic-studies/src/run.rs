@@ -2,10 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::{Built, Config};
-use crate::error::Result;
 use crate::output::{self, RunMeta};
-use crate::simulate::{run_ensemble, EnsembleResult};
+use quasistatic::config::{Built, Config};
+use quasistatic::error::Result;
+use quasistatic::simulate::{run_ensemble, EnsembleResult};
 
 /// What a finished simulation produced.
 #[derive(Debug)]
@@ -19,15 +19,15 @@ pub struct SimulationOutcome {
 /// Key facts of a built configuration, for reports.
 pub fn describe(config: &Config, built: &Built) -> Vec<(String, String)> {
     let noise = match &built.noise {
-        crate::noise::NoiseModel::Label { sigma, batch } => {
+        quasistatic::noise::NoiseModel::Label { sigma, batch } => {
             format!(
                 "{} (sigma {sigma}, batch {})",
                 built.noise.name(),
                 batch.map_or("full".into(), |b| b.to_string())
             )
         }
-        crate::noise::NoiseModel::Isotropic { sigma, batch }
-        | crate::noise::NoiseModel::Hessian { sigma, batch } => {
+        quasistatic::noise::NoiseModel::Isotropic { sigma, batch }
+        | quasistatic::noise::NoiseModel::Hessian { sigma, batch } => {
             format!("{} (sigma {sigma}, divisor {batch})", built.noise.name())
         }
         other => other.name().to_string(),
@@ -56,9 +56,11 @@ pub fn describe(config: &Config, built: &Built) -> Vec<(String, String)> {
 /// terminal).
 pub fn simulate(config: &Config, out: &Path, progress: bool) -> Result<SimulationOutcome> {
     let mut built = config.build()?;
-    built.spec.progress = progress;
-    // Monomorphised per model and optimizer: no dynamic dispatch in the step loop.
-    let result = crate::with_model!(&built.model, m => crate::with_optimizer!(&built.optimizer, o => run_ensemble(m, &built.noise, o, &built.spec)));
+    let total = built.spec.trajectories as u64 * built.spec.steps;
+    let result = crate::progress::with_bar(progress, total, |bar| {
+        built.spec.progress = bar;
+        quasistatic::with_model!(&built.model, m => run_ensemble(m, &built.noise, &built.optimizer, &built.spec))
+    });
     let meta = RunMeta {
         title: config.title.clone().unwrap_or_else(|| {
             format!(

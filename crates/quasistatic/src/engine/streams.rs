@@ -3,7 +3,7 @@
 //! [`LaneStreams`] holds the xoshiro256++ generators of the [`LANES`] trajectories of a group
 //! as state words in structure-of-arrays form (word `w` of lane `l` at `s[w][l]`), so that one
 //! step of all eight generators is a dozen vector instructions, and runs the fast path of
-//! `rand_distr`'s ziggurat ([`standard_normal_inline`](super::standard_normal_inline)) on
+//! `rand_distr`'s ziggurat ([`standard_normal_inline`](super::normal::standard_normal_inline)) on
 //! all lanes at once: the table look-ups are two gathers, the acceptance test one compare into
 //! a mask. A lane that fails the fast test (about 1.2% of draws) keeps its generator untouched
 //! and is redrawn by [`LaneStreams::redraw`] with `rand_distr` itself, from the same state, so
@@ -18,10 +18,9 @@
 use rand::Rng;
 use rand_distr::StandardNormal;
 
-use super::ZigguratTable;
-use crate::lanes::Lanes;
-use crate::rng::{stream_state, StateRng};
-use crate::simulate::LANES;
+use super::lanes::{Lanes, LANES};
+use super::normal::ZigguratTable;
+use super::rng::{stream_state, StateRng};
 
 /// The generators of a group's [`LANES`] trajectories as xoshiro256++ state words, word `w` of
 /// lane `l` at `s[w][l]` (one 64-byte vector per word).
@@ -32,7 +31,7 @@ pub struct LaneStreams {
 }
 
 impl LaneStreams {
-    /// The streams [`crate::rng::stream`]`(seed, first + l, purpose)` of lanes `l = 0..LANES`.
+    /// The streams [`crate::engine::rng::stream`]`(seed, first + l, purpose)` of lanes `l = 0..LANES`.
     pub fn new(seed: u64, first: u64, purpose: u64) -> Self {
         let states: [[u64; 4]; LANES] =
             std::array::from_fn(|l| stream_state(seed, first + l as u64, purpose));
@@ -71,7 +70,7 @@ impl LaneStreams {
         // in bounds; `shift` is eight `f64`.
         unsafe {
             let [s0, s1, s2, s3] = [0, 1, 2, 3].map(|w| _mm512_load_si512(p.add(w)));
-            // xoshiro256++ (crate::rng::xoshiro256pp_next), lane-wise.
+            // xoshiro256++ (crate::engine::rng::xoshiro256pp_next), lane-wise.
             let r = _mm512_add_epi64(_mm512_rol_epi64::<23>(_mm512_add_epi64(s0, s3)), s0);
             let t = _mm512_slli_epi64::<17>(s1);
             let a2 = _mm512_xor_si512(s2, s0);
@@ -122,7 +121,7 @@ impl LaneStreams {
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
-    use crate::rng;
+    use crate::engine::rng;
 
     /// 8 lanes x 250 000 draws against `rand_distr`'s `StandardNormal` on each lane's own
     /// stream, bit for bit, and the generators' states after. The share of redrawn lanes is

@@ -1,11 +1,11 @@
-//! Derived vs true dynamics, side by side (THEORY.md section 8).
+//! Derived vs true dynamics, side by side (docs/theory.md section 8).
 //!
 //! [`compare`] runs, from the same manifold point `phi0 = Phi(start)`:
 //! - the true optimizer, each trajectory started in the normal equilibrium around `phi0`
 //!   (`theta_0 = phi0 + u`, `u ~ N(0, S_exact(phi0))`; momentum buffers and Adam's moments start
 //!   at zero, as in a library);
-//! - the derived manifold SDE ([`crate::sde`]) with the drift and diffusion of
-//!   [`crate::derive`] re-evaluated at every integrator step;
+//! - the derived manifold SDE ([`quasistatic::sde`]) with the drift and diffusion of
+//!   [`quasistatic::derive`] re-evaluated at every integrator step;
 //!
 //! records the same observables at the same optimizer steps, and reports the gap between the
 //! ensemble means with Monte-Carlo intervals, the cost of both (gradient evaluations and wall
@@ -19,18 +19,18 @@ use nalgebra::DMatrix;
 use serde::Serialize;
 
 use crate::compare::{log_log_slope, write_comparison, Gap};
-use crate::config::{Built, Config};
-use crate::derive::{derive, AdamOptions, Derivation, DeriveOptions};
-use crate::error::{Error, Result};
-use crate::manifold::projection::project;
-use crate::model::Model;
-use crate::noise::{psd_sqrt, NoiseModel};
-use crate::observe::Observable;
-use crate::optim::{AnyOptimizer, Schedule};
 use crate::output::{write_atomic, write_ensemble, RunMeta};
 use crate::plot::{band_plot, Series};
-use crate::sde::{run_sde, ManifoldDynamics, SdeSpec};
-use crate::simulate::{run_ensemble, EnsembleResult, EnsembleSpec, ObservationMap};
+use quasistatic::config::{Built, Config};
+use quasistatic::derive::{derive, AdamOptions, Derivation, DeriveOptions};
+use quasistatic::error::{Error, Result};
+use quasistatic::manifold::projection::project;
+use quasistatic::model::Model;
+use quasistatic::noise::{psd_sqrt, NoiseModel};
+use quasistatic::observe::Observable;
+use quasistatic::optim::{AnyOptimizer, Schedule};
+use quasistatic::sde::{run_sde, ManifoldDynamics, SdeSpec};
+use quasistatic::simulate::{run_ensemble, EnsembleResult, EnsembleSpec, ObservationMap};
 use std::sync::Arc;
 
 /// The derived dynamics of one optimizer x noise x model, as a [`ManifoldDynamics`].
@@ -221,7 +221,7 @@ pub fn paired_runs<M: Model + Clone + 'static>(
         start: phi0.clone(),
         start_factor: Some(psd_sqrt(&s)),
         observables: spec.observables.clone(),
-        progress: spec.progress,
+        progress: None,
         // Observe the true iterates at their projection Phi(theta): the derived dynamics
         // lives on the manifold, and a manifold observable of phi + u carries an O(|u|)
         // offset that is not part of the dynamics being compared.
@@ -232,7 +232,12 @@ pub fn paired_runs<M: Model + Clone + 'static>(
         }))),
         ..EnsembleSpec::default()
     };
-    let truth = run_ensemble(model, noise, optimizer, &espec);
+    let mut espec = espec;
+    let total = espec.trajectories as u64 * espec.steps;
+    let truth = crate::progress::with_bar(spec.progress, total, |bar| {
+        espec.progress = bar;
+        run_ensemble(model, noise, optimizer, &espec)
+    });
     let unit = at.diagnostics.drift_unit_steps;
     let target = spec.h.unwrap_or_else(|| {
         if unit.is_finite() {
@@ -281,7 +286,7 @@ pub fn compare_built(
     tolerance: f64,
     progress: bool,
 ) -> Result<Comparison> {
-    crate::with_model!(&built.model, m => compare_model(m, built, config_toml, title, dir, h, tolerance, progress))
+    quasistatic::with_model!(&built.model, m => compare_model(m, built, config_toml, title, dir, h, tolerance, progress))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -471,7 +476,7 @@ fn comparison_markdown(title: &str, c: &Comparison) -> String {
 
 /// Scale a configuration to learning rate `eta` at fixed slow-time horizon `eta0^2 steps0`,
 /// keeping the number of records; Adam's and RMSProp's `1 - beta2` scale with `eta^2`
-/// (THEORY.md section 9) so they stay quasistatic.
+/// (docs/theory.md section 9) so they stay quasistatic.
 pub fn scaled_config(base: &Config, eta0: f64, eta: f64) -> Config {
     let mut c = base.clone();
     let k = eta0 / eta;

@@ -17,9 +17,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use crate::plot::{band_plot, ensemble_series};
-use crate::simulate::{Divergence, EnsembleResult};
-use crate::stats::{summarize_ensemble, Summary};
-use crate::Error;
+use quasistatic::simulate::{Divergence, EnsembleResult};
+use quasistatic::stats::{summarize_ensemble, Summary};
+use quasistatic::Error;
 
 /// Distinguishes concurrent atomic writes of the same file within one process.
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -29,7 +29,7 @@ static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 ///
 /// The bytes go to a temporary file `.{file}.tmp-{pid}-{n}` in the same directory, which is
 /// flushed and synced and then renamed over `path`. On failure the temporary file is removed.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> crate::Result<()> {
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> quasistatic::Result<()> {
     let file_name = path.file_name().ok_or_else(|| {
         Error::io(
             format!("cannot write {}", path.display()),
@@ -110,7 +110,7 @@ pub fn write_ensemble(
     dir: &Path,
     result: &EnsembleResult,
     meta: &RunMeta,
-) -> crate::Result<Vec<PathBuf>> {
+) -> quasistatic::Result<Vec<PathBuf>> {
     fs::create_dir_all(dir).map_err(|e| {
         Error::io(
             format!("cannot create output directory {}", dir.display()),
@@ -119,7 +119,7 @@ pub fn write_ensemble(
     })?;
     let summaries = summarize_ensemble(result);
     let mut written = Vec::new();
-    let mut put = |name: &str, bytes: &[u8]| -> crate::Result<()> {
+    let mut put = |name: &str, bytes: &[u8]| -> quasistatic::Result<()> {
         let path = dir.join(name);
         write_atomic(&path, bytes)?;
         written.push(path);
@@ -267,7 +267,7 @@ fn summary_json(
     result: &EnsembleResult,
     summaries: &[Vec<Summary>],
     meta: &RunMeta,
-) -> crate::Result<String> {
+) -> quasistatic::Result<String> {
     let observables: Vec<(String, ObservableJson)> = result
         .observables
         .iter()

@@ -1,4 +1,4 @@
-//! Study 2: the momentum scaling rule (THEORY.md section 4).
+//! Study 2: the momentum scaling rule (docs/theory.md section 4).
 //!
 //! Heavy ball (beta 0.9) with mini-batch noise on a depth-2 product model fitted to noisy
 //! labels it cannot fit (`L_min > 0`, so mini-batch sampling drives the exploration), with
@@ -21,13 +21,13 @@ use std::path::Path;
 
 use super::{mean_ci, Claim, Scale, StudyReport};
 use crate::compare::gap;
-use crate::config::Config;
-use crate::derive::{derive, DeriveOptions};
-use crate::error::{Error, Result};
-use crate::model::{AnyModel, Model};
 use crate::plot::{band_plot, ensemble_series, Series};
-use crate::simulate::{run_ensemble, EnsembleResult};
-use crate::stats::summarize_ensemble;
+use quasistatic::config::Config;
+use quasistatic::derive::{derive, DeriveOptions};
+use quasistatic::error::{Error, Result};
+use quasistatic::model::{AnyModel, Model};
+use quasistatic::simulate::{run_ensemble, EnsembleResult};
+use quasistatic::stats::summarize_ensemble;
 
 const ETA0: f64 = 0.002;
 const B0: usize = 2;
@@ -87,8 +87,8 @@ pub fn run(scale: Scale, dir: &Path, link: &str) -> Result<StudyReport> {
         let every = horizon / (records * k as u64);
         let cfg = config(n_data, k, every * records, every, trajectories, start)?;
         let mut built = cfg.build()?;
-        built.spec.progress = false;
-        let mut r = crate::with_model!(&built.model, m => run_ensemble(m, &built.noise, &built.optimizer, &built.spec));
+        built.spec.progress = None;
+        let mut r = quasistatic::with_model!(&built.model, m => run_ensemble(m, &built.noise, &built.optimizer, &built.spec));
         for s in r.steps.iter_mut() {
             *s *= k as u64;
         }
@@ -223,14 +223,14 @@ pub fn run(scale: Scale, dir: &Path, link: &str) -> Result<StudyReport> {
             phi_star,
         )?;
         let mut built = cfg.build()?;
-        built.spec.progress = false;
-        let r = crate::with_model!(&built.model, m => run_ensemble(m, &built.noise, &built.optimizer, &built.spec));
+        built.spec.progress = None;
+        let r = quasistatic::with_model!(&built.model, m => run_ensemble(m, &built.noise, &built.optimizer, &built.spec));
         let (lv, lv_ci) = level(&r);
         let options = DeriveOptions {
             regularisers: false,
             ..DeriveOptions::default()
         };
-        let pred = crate::with_model!(&built.model, m => derive(m, &built.noise, &built.optimizer, &phi_star, &options));
+        let pred = quasistatic::with_model!(&built.model, m => derive(m, &built.noise, &built.optimizer, &phi_star, &options));
         let lambda = probe_lambda(&built)?;
         let klam = ETA0 * k as f64 * lambda;
         if bound_k.is_nan() {
@@ -339,7 +339,7 @@ pub fn run(scale: Scale, dir: &Path, link: &str) -> Result<StudyReport> {
 
 /// `lambda_max` of the Hessian at the flattest point of the built model (closed form for the
 /// depth-2 product: `(1/n) sum x_i^2 (theta_1^2 + theta_2^2)` on the manifold).
-fn probe_lambda(built: &crate::config::Built) -> Result<f64> {
+fn probe_lambda(built: &quasistatic::config::Built) -> Result<f64> {
     let AnyModel::Product(p) = &built.model else {
         return Err(Error::Numerical(
             "the momentum study needs the product model".into(),
@@ -347,7 +347,7 @@ fn probe_lambda(built: &crate::config::Built) -> Result<f64> {
     };
     let w = p.least_squares_weight();
     let phi = [w.abs().sqrt() * w.signum(), w.abs().sqrt()];
-    let h = crate::model::derivatives::hessian(p, &phi);
+    let h = quasistatic::model::derivatives::hessian(p, &phi);
     Ok(h.symmetric_eigen().eigenvalues.max())
 }
 

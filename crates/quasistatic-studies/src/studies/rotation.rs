@@ -1,4 +1,4 @@
-//! Study 3: Adam is not rotation invariant, SGD is (THEORY.md section 5).
+//! Study 3: Adam is not rotation invariant, SGD is (docs/theory.md section 5).
 //!
 //! On the valley `f = sqrt(1 + y^2) x` with label noise `sigma = 1`, rotated in the plane by
 //! an angle, the manifold `{x = 0}` points along the tangent `R (0, 1)`. The study measures the
@@ -9,8 +9,8 @@
 //! - the true optimizer (an ensemble started in the normal equilibrium around the point and
 //!   observed at its projection `Phi(theta)`, as in [`crate::validate`]), with a 95% interval
 //!   from the ensemble, and
-//! - the derived manifold dynamics of [`crate::derive`] integrated over the same window
-//!   ([`crate::sde::run_sde`] with [`DerivedDynamics`]);
+//! - the derived manifold dynamics of [`quasistatic::derive`] integrated over the same window
+//!   ([`quasistatic::sde::run_sde`] with [`DerivedDynamics`]);
 //!
 //! for SGD and Adam at each angle. The window of each (optimizer, angle) is chosen so that the
 //! derived dynamics moves `y` by about a quarter of its start value. Then the same on the
@@ -18,7 +18,7 @@
 //! and under random rotations, against `d`.
 //!
 //! Adam runs with `1 - beta2 = 1e-3`, so that `tau_x / tau_v` (normal relaxation time over the
-//! averaging time of `v`) stays below 0.05 at every angle (THEORY.md section 9); the study
+//! averaging time of `v`) stays below 0.05 at every angle (docs/theory.md section 9); the study
 //! reports it per angle.
 
 use std::fmt::Write as _;
@@ -27,15 +27,15 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::{mean_ci, Claim, Scale, StudyReport};
-use crate::derive::{derive, DeriveOptions};
-use crate::error::{Error, Result};
-use crate::model::{Model, Profile, Valley};
-use crate::noise::NoiseModel;
-use crate::observe::Observable;
-use crate::optim::{Adam, AnyOptimizer, Schedule, Sgd};
 use crate::output::write_atomic;
 use crate::plot::{band_plot, Series};
 use crate::validate::{paired_runs, PairedSpec};
+use quasistatic::derive::{derive, DeriveOptions};
+use quasistatic::error::{Error, Result};
+use quasistatic::model::{Model, Profile, Valley};
+use quasistatic::noise::NoiseModel;
+use quasistatic::observe::Observable;
+use quasistatic::optim::{Adam, AnyOptimizer, Schedule, Sgd};
 
 /// One measured manifold speed.
 #[derive(Clone, Debug, Serialize)]
@@ -565,7 +565,7 @@ pub fn run(scale: Scale, dir: &Path, link: &str) -> Result<StudyReport> {
             "largest |derived - true| / true {:.3} over {} runs (largest MC half-width {:.3}); tau_x/tau_v ≤ {:.3} everywhere",
             g_gap, generic.len(), g_mc, tau_max
         ),
-        expected: format!("≤ {tol_adam} (leading order; THEORY.md section 9 expects the truth slower by ~tau_x/tau_v)"),
+        expected: format!("≤ {tol_adam} (leading order; docs/theory.md section 9 expects the truth slower by ~tau_x/tau_v)"),
         holds: !generic.is_empty() && g_gap <= tol_adam.max(g_mc),
     });
     let (e_gap, e_mc) = worst(&exact);
@@ -668,7 +668,7 @@ pub fn run(scale: Scale, dir: &Path, link: &str) -> Result<StudyReport> {
     let _ = writeln!(
         body,
         "The valley `f = sqrt(1 + y^2) x` with label noise sigma = 1, rotated in the plane; the \
-         manifold speed is `(y(0) - E y(T)) / T` from `y = 2` (THEORY.md sections 5, 7). SGD: \
+         manifold speed is `(y(0) - E y(T)) / T` from `y = 2` (docs/theory.md sections 5, 7). SGD: \
          eta = {SGD_LR}. Adam: eta = {ADAM_LR}, beta1 = 0.9, beta2 = {ADAM_BETA2}, eps = {ADAM_EPS:.0e}. \
          {} true trajectories per point, each started in the normal equilibrium and observed at its \
          projection onto the manifold; the derived dynamics is integrated over the same window \

@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
 use crate::output::write_atomic;
 use crate::plot::{band_plot, ensemble_series, Series};
-use crate::simulate::EnsembleResult;
-use crate::stats::summarize_ensemble;
+use quasistatic::error::{Error, Result};
+use quasistatic::simulate::EnsembleResult;
+use quasistatic::stats::summarize_ensemble;
 
 /// The gap between the means of one observable in two ensembles.
 ///

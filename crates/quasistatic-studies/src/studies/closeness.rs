@@ -1,4 +1,4 @@
-//! Study 1: closeness of the derived and the true dynamics (THEORY.md section 8).
+//! Study 1: closeness of the derived and the true dynamics (docs/theory.md section 8).
 //!
 //! For SGD, heavy ball (beta 0.9) and Adam, each under label noise, isotropic noise and
 //! mini-batch noise (the latter on models that cannot fit their noisy labels, `L_min > 0`,
@@ -13,9 +13,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::{Claim, Scale, StudyReport};
-use crate::config::Config;
-use crate::error::Result;
 use crate::validate::eta_sweep;
+use quasistatic::config::Config;
+use quasistatic::error::Result;
 
 /// One model x noise setting; optimizers are filled in by [`cases`].
 struct Setting {

@@ -19,6 +19,10 @@
 //! for `t3`/`t4`, the generated inputs, targets and start point (for `t4` the point reached by
 //! the deterministic gradient-descent warm-up), so that other implementations run the very
 //! same problems.
+//!
+//! [`derive`] times full derivations (`quasistatic bench --derive`).
+
+pub mod derive;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -28,15 +32,15 @@ use rand_distr::StandardNormal;
 use rayon::prelude::*;
 use serde_json::{json, Value};
 
-use crate::data::{generate, SyntheticSpec, Teacher};
-use crate::model::{
+use quasistatic::data::{generate, SyntheticSpec, Teacher};
+use quasistatic::engine::rng;
+use quasistatic::model::{
     Activation, Batch, DiagonalNetwork, Model, ProductModel, Profile, TwoLayerNetwork, Valley,
 };
-use crate::noise::NoiseModel;
-use crate::observe::Observable;
-use crate::optim::{Adam, HeavyBall, Optimizer, Schedule, Sgd};
-use crate::rng;
-use crate::simulate::{run_ensemble, EnsembleResult, EnsembleSpec};
+use quasistatic::noise::NoiseModel;
+use quasistatic::observe::Observable;
+use quasistatic::optim::{Adam, HeavyBall, Optimizer, Schedule, Sgd};
+use quasistatic::simulate::{run_ensemble, EnsembleResult, EnsembleSpec};
 
 /// One of the canonical benchmark tasks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -265,96 +269,6 @@ pub fn rng_floor(n: usize, steps: u64, per_step: usize) -> f64 {
         .sum();
     std::hint::black_box(total);
     t.elapsed().as_secs_f64()
-}
-
-/// Trajectories advanced together by [`prototype_valley_sgd`].
-pub const LANES: usize = 8;
-
-/// **Prototype, not the simulator**: T1 (planar valley, full-batch label noise, SGD) with
-/// [`LANES`] trajectories advanced together in structure-of-arrays form: per step, one normal
-/// from each lane's own stream ([`rng::stream`]`(seed, j, 0)`, as in the ensemble), then the
-/// valley gradient and the update as straight-line arithmetic over `[f64; LANES]` arrays (so
-/// the `sqrt`/`div` latency of one trajectory overlaps the others' and the compiler can use
-/// SIMD), divergence checked once per checkpoint instead of every step. The arithmetic is
-/// the valley's and SGD's, operation by operation, so the result is bit-identical to
-/// [`run_ensemble`] (tested). It measures what a lane-batched core could reach.
-///
-/// Returns the wall time and an [`EnsembleResult`] with `loss`, `y0`,
-/// `distance_to_manifold`.
-pub fn prototype_valley_sgd(
-    trajectories: usize,
-    steps: u64,
-    record_every: u64,
-    lr: f64,
-    sigma: f64,
-    start: [f64; 2],
-    seed: u64,
-) -> (f64, EnsembleResult) {
-    let cps = crate::simulate::checkpoints(steps, record_every);
-    let n_obs = 3;
-    let t0 = Instant::now();
-    let blocks: Vec<Vec<f64>> = (0..trajectories.div_ceil(LANES))
-        .into_par_iter()
-        .map(|b| {
-            let first = b * LANES;
-            let count = LANES.min(trajectories - first);
-            let mut rngs: [rng::TrajectoryRng; LANES] =
-                std::array::from_fn(|l| rng::stream(seed, (first + l) as u64, 0));
-            let mut x = [start[0]; LANES];
-            let mut y = [start[1]; LANES];
-            let mut z = [0.0; LANES];
-            let mut values = vec![f64::NAN; count * cps.len() * n_obs];
-            let mut step = 0;
-            for (c, &target) in cps.iter().enumerate() {
-                while step < target {
-                    for (zl, r) in z.iter_mut().zip(rngs.iter_mut()) {
-                        let e: f64 = r.sample(StandardNormal);
-                        *zl = sigma * e;
-                    }
-                    for l in 0..LANES {
-                        // Valley::coordinate_gradient with p = q = 1, lambda = c = 1.
-                        let s = y[l] * y[l] * 1.0 + 1.0;
-                        let sq = s.sqrt();
-                        let w = sq * x[l] * 1.0 - z[l];
-                        let gx = w * sq * 1.0;
-                        let gy = w * x[l] * 1.0 / (sq * 2.0) * (y[l] * 2.0);
-                        x[l] -= lr * gx;
-                        y[l] -= lr * gy;
-                    }
-                    step += 1;
-                }
-                for l in 0..count {
-                    let r = (y[l] * y[l] + 1.0).sqrt() * x[l];
-                    let o = ((l * cps.len()) + c) * n_obs;
-                    values[o] = r * r * 0.5;
-                    values[o + 1] = y[l];
-                    values[o + 2] = (x[l] * x[l]).sqrt();
-                }
-            }
-            values
-        })
-        .collect();
-    let seconds = t0.elapsed().as_secs_f64();
-    let values: Vec<f64> = blocks.into_iter().flatten().collect();
-    let valid = (0..trajectories)
-        .map(|j| {
-            let row = &values[j * cps.len() * n_obs..(j + 1) * cps.len() * n_obs];
-            row.chunks(n_obs)
-                .take_while(|o| o.iter().all(|v| v.is_finite()))
-                .count()
-        })
-        .collect();
-    let result = EnsembleResult {
-        observables: vec!["loss".into(), "y0".into(), "distance_to_manifold".into()],
-        steps: cps,
-        trajectories,
-        values,
-        valid,
-        divergences: Vec::new(),
-        gradient_evaluations: trajectories as u64 * steps,
-        seconds,
-    };
-    (seconds, result)
 }
 
 /// `steps` full-batch gradient-descent steps from `theta` (deterministic, one trajectory).
@@ -650,53 +564,6 @@ fn bench_task<M: Model>(s: &Setup<M>, repeats: usize, log: bool) -> (Vec<BenchRo
     (rows, result, task)
 }
 
-/// Time [`prototype_valley_sgd`] on T1 (same N, steps, seed and learning rate as the SGD run).
-fn bench_prototype(quick: bool, repeats: usize, log: bool) -> (BenchRow, Value) {
-    let s = setup_t1(quick);
-    let lr = match s.optimizers[0] {
-        OptSpec::Sgd { lr } => lr,
-        _ => unreachable!("T1 lists SGD first"),
-    };
-    let mut seconds = Vec::new();
-    let mut stats = Value::Null;
-    for _ in 0..repeats.max(1) {
-        let (sec, r) = prototype_valley_sgd(
-            s.trajectories,
-            s.steps,
-            s.record_every,
-            lr,
-            s.sigma,
-            [s.start[0], s.start[1]],
-            1,
-        );
-        seconds.push(sec);
-        stats = ensemble_stats(&r);
-    }
-    let row = BenchRow {
-        task: Task::T1,
-        optimizer: format!("sgd, {LANES}-lane prototype (not the simulator)"),
-        trajectories: s.trajectories,
-        steps: s.steps,
-        seconds,
-    };
-    if log {
-        eprintln!(
-            "t1 sgd {LANES}-lane prototype: {:.3e} trajectory-steps/s",
-            row.throughput()
-        );
-    }
-    let mut entry = json!({
-        "lanes": LANES,
-        "seconds": row.seconds,
-        "seconds_median": row.median_seconds(),
-        "throughput": row.throughput(),
-    });
-    if let (Value::Object(e), Value::Object(st)) = (&mut entry, stats) {
-        e.extend(st);
-    }
-    (row, entry)
-}
-
 /// Everything [`run`] measured.
 #[derive(Clone, Debug)]
 pub struct BenchReport {
@@ -721,14 +588,6 @@ pub fn measure(opts: &BenchOptions, log: bool) -> BenchReport {
             Task::T4 => bench_task(&setup_t4(opts.quick), opts.repeats, log),
         };
         rows.extend(r);
-        let mut res = res;
-        if task == Task::T1 {
-            let (row, proto) = bench_prototype(opts.quick, opts.repeats, log);
-            rows.push(row);
-            if let Value::Object(m) = &mut res {
-                m.insert("prototypes".into(), json!({ "sgd_lanes": proto }));
-            }
-        }
         results.insert(task.key().into(), res);
         tasks.insert(task.key().into(), t);
     }
@@ -785,18 +644,19 @@ pub fn table(rows: &[BenchRow]) -> String {
     s
 }
 
-fn write_json(path: &Path, value: &Value) -> crate::Result<()> {
+fn write_json(path: &Path, value: &Value) -> quasistatic::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir.display().to_string(), e))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| quasistatic::Error::io(dir.display().to_string(), e))?;
     }
     let text = serde_json::to_string(value).expect("JSON values serialise");
     let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, text).map_err(|e| crate::Error::io(tmp.display().to_string(), e))?;
-    std::fs::rename(&tmp, path).map_err(|e| crate::Error::io(path.display().to_string(), e))
+    std::fs::write(&tmp, text).map_err(|e| quasistatic::Error::io(tmp.display().to_string(), e))?;
+    std::fs::rename(&tmp, path).map_err(|e| quasistatic::Error::io(path.display().to_string(), e))
 }
 
 /// Run the benchmark, write the JSON files if asked, and return the Markdown table.
-pub fn run(opts: &BenchOptions) -> crate::Result<String> {
+pub fn run(opts: &BenchOptions) -> quasistatic::Result<String> {
     let report = measure(opts, opts.json.is_some());
     if let Some(path) = &opts.json {
         write_json(path, &report.results)?;
@@ -822,27 +682,6 @@ mod tests {
     fn median_of_even_and_odd() {
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
-    }
-
-    #[test]
-    fn prototype_is_bit_identical_to_the_ensemble() {
-        let s = setup_t1(true);
-        let (n, steps, every) = (11, 300, 100);
-        let spec = EnsembleSpec {
-            steps,
-            record_every: every,
-            trajectories: n,
-            seed: 1,
-            max_loss: 1e12,
-            start: s.start.clone(),
-            observables: s.observables.clone(),
-            ..EnsembleSpec::default()
-        };
-        let r = OptSpec::Sgd { lr: 0.05 }.run(&s.model, &label(1.0), &spec);
-        let (_, p) = prototype_valley_sgd(n, steps, every, 0.05, 1.0, [0.0, 2.0], 1);
-        assert_eq!(r.observables, p.observables);
-        assert_eq!(r.values, p.values);
-        assert_eq!(r.valid, p.valid);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! `Lanes`: one `f64` per trajectory of a group advanced together by the ensemble engine
-//! ([`crate::simulate::LANES`] of them), with element-wise arithmetic.
+//! ([`LANES`] of them), with element-wise arithmetic.
 //!
 //! Each operation is a loop over a fixed-size array, which the compiler turns into vector
 //! instructions (`sqrtpd`, `divpd`, ...) on any x86-64 or AArch64 target. Written by hand
@@ -9,7 +9,17 @@
 
 use std::ops::{Add, AddAssign, Div, Mul, MulAssign, Neg, Sub};
 
-use crate::simulate::LANES;
+/// Trajectories the engine advances together in one group ("lanes").
+///
+/// Trajectories `8g .. 8g + 8` form group `g` whatever the thread count. A group's
+/// parameters are stored coordinate-major (coordinate `k` of lane `l` at `k * LANES + l`), the
+/// model evaluates all lanes in one call (vectorised across trajectories where the model
+/// provides it) and a coordinatewise optimizer steps them in one
+/// call, so that independent trajectories fill the processor's vector units and pipeline
+/// instead of one trajectory's serial chain of dependent operations. Every lane draws only
+/// from its own streams and its arithmetic is that of the trajectory run alone: results are
+/// bit-identical to running each trajectory by itself.
+pub const LANES: usize = 8;
 
 /// One value per lane.
 ///
@@ -587,105 +597,8 @@ mod function_tests {
     }
 }
 
-/// Test helper: a model's [`crate::model::Model::lane_gradients`] against the lane-by-lane
-/// default, bit for bit.
-#[cfg(test)]
-pub(crate) mod testing {
-    use super::LANES;
-    use crate::model::{lane_gradients_by_lane, LaneBatch, Model};
-
-    /// Asserts that `model.lane_gradients` equals [`lane_gradients_by_lane`] bit for bit (every
-    /// gradient coordinate and loss of lanes `0..lanes`) at lanes spread around the model's
-    /// default start, for the full batch without and with label shifts and for a mini-batch
-    /// of about two thirds of the samples with per-lane indices. Output and scratch buffers
-    /// start as `NaN`, so anything read before it is written shows.
-    pub(crate) fn assert_lane_gradients_bit_identical<M: Model>(model: &M, lanes: usize) {
-        assert_kernel_bit_identical(model, lanes, |theta, batch, grad, scratch, loss| {
-            model.lane_gradients(theta, batch, grad, scratch, loss)
-        });
-    }
-
-    /// [`assert_lane_gradients_bit_identical`] for any kernel with the signature of
-    /// [`Model::lane_gradients`] (e.g. one instruction-set version of a model's kernel).
-    pub(crate) fn assert_kernel_bit_identical<M: Model>(
-        model: &M,
-        lanes: usize,
-        kernel: impl Fn(&[f64], LaneBatch<'_>, &mut [f64], &mut [f64], &mut [f64; LANES]),
-    ) {
-        let (d, n) = (model.dim(), model.n_samples());
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let mut uniform = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-        };
-        let start = model.default_start();
-        let mut theta = vec![0.0; d * LANES];
-        for (k, t) in theta.chunks_exact_mut(LANES).enumerate() {
-            for v in t.iter_mut() {
-                *v = start[k] + 0.4 * uniform();
-            }
-        }
-        let shift: Vec<f64> = (0..n * LANES).map(|_| 0.5 * uniform()).collect();
-        let mut perm: Vec<usize> = Vec::with_capacity(n * LANES);
-        for _ in 0..LANES {
-            let mut p: Vec<usize> = (0..n).collect();
-            for k in (1..n).rev() {
-                let j = ((uniform() + 1.0) * 0.5 * (k + 1) as f64) as usize;
-                p.swap(k, j.min(k));
-            }
-            perm.extend(p);
-        }
-        let size = (2 * n / 3).max(1);
-        let batches = [
-            LaneBatch::full(lanes, n),
-            LaneBatch {
-                shift: Some(&shift),
-                ..LaneBatch::full(lanes, n)
-            },
-            LaneBatch {
-                lanes,
-                size,
-                indices: Some(&perm),
-                stride: n,
-                shift: Some(&shift),
-            },
-        ];
-        for (case, batch) in batches.into_iter().enumerate() {
-            let mut out = [(); 2].map(|_| {
-                (
-                    vec![f64::NAN; d * LANES],
-                    vec![f64::NAN; model.lane_scratch_len()],
-                    [f64::NAN; LANES],
-                )
-            });
-            let [(g1, s1, l1), (g2, s2, l2)] = &mut out;
-            kernel(&theta, batch, g1, s1, l1);
-            lane_gradients_by_lane(model, &theta, batch, g2, s2, l2);
-            for l in 0..lanes {
-                assert_eq!(
-                    l1[l].to_bits(),
-                    l2[l].to_bits(),
-                    "case {case}, lane {l}: loss"
-                );
-                assert!(l1[l].is_finite(), "case {case}, lane {l}: loss");
-                for k in 0..d {
-                    let (a, b) = (g1[k * LANES + l], g2[k * LANES + l]);
-                    assert!(a.is_finite(), "case {case}, lane {l}, coordinate {k}");
-                    assert_eq!(
-                        a.to_bits(),
-                        b.to_bits(),
-                        "case {case}, lane {l}, coordinate {k}"
-                    );
-                }
-            }
-        }
-    }
-}
-
 /// Inside an `impl` block: from a lane kernel method `$kernel(&self, theta, batch, grad,
-/// scratch, loss)` (the signature of [`crate::model::Model::lane_gradients`], marked
+/// scratch, loss)` (the signature of `model::LaneModel::lane_gradients`, marked
 /// `#[inline(always)]`), generate `$avx512` and `$avx2`, the same kernel compiled with AVX-512F
 /// / AVX2 + FMA enabled (x86-64 only; calling them is `unsafe` and needs the CPU features;
 /// AVX-512F implies FMA), and
@@ -699,10 +612,10 @@ macro_rules! lane_kernel_versions {
         fn $avx512(
             &self,
             theta: &[f64],
-            batch: $crate::model::LaneBatch<'_>,
+            batch: $crate::engine::LaneBatch<'_>,
             grad: &mut [f64],
             scratch: &mut [f64],
-            loss: &mut [f64; $crate::simulate::LANES],
+            loss: &mut [f64; $crate::engine::LANES],
         ) {
             self.$kernel(theta, batch, grad, scratch, loss)
         }
@@ -713,10 +626,10 @@ macro_rules! lane_kernel_versions {
         fn $avx2(
             &self,
             theta: &[f64],
-            batch: $crate::model::LaneBatch<'_>,
+            batch: $crate::engine::LaneBatch<'_>,
             grad: &mut [f64],
             scratch: &mut [f64],
-            loss: &mut [f64; $crate::simulate::LANES],
+            loss: &mut [f64; $crate::engine::LANES],
         ) {
             self.$kernel(theta, batch, grad, scratch, loss)
         }
@@ -726,10 +639,10 @@ macro_rules! lane_kernel_versions {
         fn $widest(
             &self,
             theta: &[f64],
-            batch: $crate::model::LaneBatch<'_>,
+            batch: $crate::engine::LaneBatch<'_>,
             grad: &mut [f64],
             scratch: &mut [f64],
-            loss: &mut [f64; $crate::simulate::LANES],
+            loss: &mut [f64; $crate::engine::LANES],
         ) {
             #[cfg(target_arch = "x86_64")]
             {

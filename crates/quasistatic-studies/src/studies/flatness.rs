@@ -1,4 +1,4 @@
-//! Study 4: which flatness each optimizer seeks (THEORY.md sections 5, 7).
+//! Study 4: which flatness each optimizer seeks (docs/theory.md sections 5, 7).
 //!
 //! A diagonal linear network `f(x) = sum_j (u_j^2 - v_j^2) x_j` fitted to a sparse regression
 //! with fewer samples than features (`n < p`, teacher `w* = 1` on the first `k` features),
@@ -22,18 +22,18 @@ use serde::Serialize;
 
 use super::{mean_ci, Claim, Scale, StudyReport};
 use crate::compare::{write_comparison, Gap};
-use crate::data::{generate, Dataset, SyntheticSpec, Teacher};
-use crate::derive::{derive, AdamOptions, DeriveOptions, Regulariser};
-use crate::error::{Error, Result};
-use crate::model::{Batch, DiagonalNetwork, Model, Scalar};
-use crate::noise::NoiseModel;
-use crate::observe::Observable;
-use crate::optim::{Adam, AnyOptimizer, Schedule, Sgd};
 use crate::output::write_atomic;
 use crate::plot::{band_plot, ensemble_series};
-use crate::simulate::EnsembleResult;
-use crate::stats::summarize_ensemble;
 use crate::validate::{paired_runs, Paired, PairedSpec};
+use quasistatic::data::{generate, Dataset, SyntheticSpec, Teacher};
+use quasistatic::derive::{derive, AdamOptions, DeriveOptions, Regulariser};
+use quasistatic::error::{Error, Result};
+use quasistatic::model::{Batch, DiagonalNetwork, Model, Scalar};
+use quasistatic::noise::NoiseModel;
+use quasistatic::observe::Observable;
+use quasistatic::optim::{Adam, AnyOptimizer, Schedule, Sgd};
+use quasistatic::simulate::EnsembleResult;
+use quasistatic::stats::summarize_ensemble;
 
 /// A [`DiagonalNetwork`] whose manifold coordinates are `[tr(diag H)^{1/2}, effective support]`
 /// (so that ensembles can record them as `y0`, `y1`); everything else is delegated.
@@ -616,7 +616,7 @@ mod tests {
         // "Adam's solution is sparser" (at these horizons Adam first shrinks the balanced
         // (u, v) pairs of unused features, |u| + |v| at fixed w, and has barely moved w), and
         // "true and derived Adam agree" (here tau_x ~ 500 steps and the drift time ~ 8500 steps
-        // leave no room for a quasistatic v: with tau_v = 1e4 the true v lags, THEORY.md
+        // leave no room for a quasistatic v: with tau_v = 1e4 the true v lags, docs/theory.md
         // section 9).
         let known_limits =
             |c: &&Claim| c.claim.contains("sparser") || c.claim.contains("derived Adam agree");

@@ -4,11 +4,11 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::{derive, DeriveOptions};
-use crate::model::Model;
-use crate::noise::NoiseModel;
-use crate::optim::AnyOptimizer;
-use crate::Result;
+use quasistatic::derive::{derive, DeriveOptions};
+use quasistatic::model::Model;
+use quasistatic::noise::NoiseModel;
+use quasistatic::optim::AnyOptimizer;
+use quasistatic::Result;
 
 /// Wall-clock timing of [`derive`] on one model.
 #[derive(Clone, Debug, Serialize)]
@@ -74,9 +74,9 @@ pub fn time_derivation<M: Model>(
 ///
 /// `repetitions` derivations each; returns one [`DeriveTiming`] per model.
 pub fn standard_benchmarks(repetitions: usize) -> Result<Vec<DeriveTiming>> {
-    use crate::data::{generate, SyntheticSpec, Teacher};
-    use crate::model::DiagonalNetwork;
-    use crate::optim::{Schedule, Sgd};
+    use quasistatic::data::{generate, SyntheticSpec, Teacher};
+    use quasistatic::model::DiagonalNetwork;
+    use quasistatic::optim::{Schedule, Sgd};
     let noise = NoiseModel::Label {
         sigma: 1.0,
         batch: None,
@@ -102,9 +102,9 @@ pub fn standard_benchmarks(repetitions: usize) -> Result<Vec<DeriveTiming>> {
 
 /// The model of the second standard benchmark: two-layer tanh network, `n = 100` samples,
 /// `p = 99` features, width 1000 (`d = 10^5`).
-fn two_layer_benchmark_model() -> crate::model::TwoLayerNetwork {
-    use crate::data::{generate, SyntheticSpec, Teacher};
-    use crate::model::{Activation, TwoLayerNetwork};
+fn two_layer_benchmark_model() -> quasistatic::model::TwoLayerNetwork {
+    use quasistatic::data::{generate, SyntheticSpec, Teacher};
+    use quasistatic::model::{Activation, TwoLayerNetwork};
     let data = generate(&SyntheticSpec {
         n: 100,
         n_test: 0,
@@ -125,93 +125,14 @@ fn timed_at_manifold<M: Model>(
     repetitions: usize,
 ) -> Result<DeriveTiming> {
     let t0 = Instant::now();
-    let phi =
-        crate::manifold::projection::project(model, &model.default_start(), &options.projection)?
-            .point;
+    let phi = quasistatic::manifold::projection::project(
+        model,
+        &model.default_start(),
+        &options.projection,
+    )?
+    .point;
     let projection_seconds = t0.elapsed().as_secs_f64();
     let mut t = time_derivation(model, noise, optimizer, &phi, options, repetitions)?;
     t.projection_seconds = projection_seconds;
     Ok(t)
-}
-
-#[cfg(test)]
-mod tests {
-    /// Prints the standard timings; run with
-    /// `cargo test -p quasistatic --release standard_benchmarks -- --ignored --nocapture`.
-    #[test]
-    #[ignore = "benchmark: slow in the dev profile"]
-    fn standard_benchmarks_run() {
-        for t in super::standard_benchmarks(1).unwrap() {
-            println!("{t:?}");
-        }
-    }
-
-    /// Developer aid for repeated measurements of the second standard benchmark: projects the
-    /// default start once and caches the manifold point in `$TMPDIR/quasistatic_bench_phi.bin`
-    /// (delete it to recompute), then times `QS_REPS` (default 3) derivations at it and writes
-    /// the drift (exact and leading), `S` (trace, eigenvalues) and `Q` (trace) as JSON to
-    /// `QS_DUMP` if set, for comparisons between versions. Run with
-    /// `cargo test -p quasistatic --release cached_two_layer_derivation -- --ignored --nocapture`.
-    #[test]
-    #[ignore = "developer benchmark: projects a d = 10^5 network (~40 s) on the first run"]
-    fn cached_two_layer_derivation() {
-        use crate::model::Model;
-        let net = super::two_layer_benchmark_model();
-        let options = super::DeriveOptions::default();
-        let cache = std::env::temp_dir().join("quasistatic_bench_phi.bin");
-        let phi: Vec<f64> = match std::fs::read(&cache) {
-            Ok(bytes) if bytes.len() == 8 * net.dim() => bytes
-                .chunks_exact(8)
-                .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
-                .collect(),
-            _ => {
-                let p = crate::manifold::projection::project(
-                    &net,
-                    &net.default_start(),
-                    &options.projection,
-                )
-                .unwrap()
-                .point;
-                let bytes: Vec<u8> = p.iter().flat_map(|x| x.to_le_bytes()).collect();
-                std::fs::write(&cache, bytes).unwrap();
-                p
-            }
-        };
-        let noise = super::NoiseModel::Label {
-            sigma: 1.0,
-            batch: None,
-        };
-        let sgd = super::AnyOptimizer::Sgd(crate::optim::Sgd {
-            lr: crate::optim::Schedule::Constant(1e-3),
-        });
-        let reps: usize = std::env::var("QS_REPS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(3);
-        let mut seconds = Vec::new();
-        let mut last = None;
-        for _ in 0..reps.max(1) {
-            let t0 = std::time::Instant::now();
-            last = Some(super::derive(&net, &noise, &sgd, &phi, &options).unwrap());
-            seconds.push(t0.elapsed().as_secs_f64());
-        }
-        println!(
-            "threads {} seconds {seconds:?}",
-            rayon::current_num_threads()
-        );
-        if let Ok(path) = std::env::var("QS_DUMP") {
-            let out = last.unwrap();
-            let dump = serde_json::json!({
-                "drift": out.drift_per_step,
-                "drift_leading": out.drift_per_step_leading,
-                "s_trace": out.equilibrium.exact.trace,
-                "s_eigenvalues": out.equilibrium.exact.eigenvalues,
-                "s_leading_eigenvalues": out.equilibrium.leading.eigenvalues,
-                "q_trace": out.tangent_noise.trace_per_step,
-                "curvatures": out.geometry.curvatures,
-                "regularisers": out.regularisers,
-            });
-            std::fs::write(path, dump.to_string()).unwrap();
-        }
-    }
 }

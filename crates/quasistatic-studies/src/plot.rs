@@ -12,8 +12,8 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::simulate::EnsembleResult;
-use crate::stats::Summary;
+use quasistatic::simulate::EnsembleResult;
+use quasistatic::stats::Summary;
 
 /// Width and height of a plot in pixels.
 const SIZE: (u32, u32) = (900, 560);
@@ -63,7 +63,7 @@ pub struct Series {
 /// confidence interval of the mean) and the outer band q05..q95 (where 90% of the trajectories
 /// lie), against the checkpoint steps.
 ///
-/// `summaries` is [`crate::stats::summarize_ensemble`]`(result)`.
+/// `summaries` is [`quasistatic::stats::summarize_ensemble`]`(result)`.
 pub fn ensemble_series(
     result: &EnsembleResult,
     summaries: &[Vec<Summary>],
@@ -93,12 +93,12 @@ pub fn band_plot(
     x_label: &str,
     y_label: &str,
     series: &[Series],
-) -> crate::Result<()> {
+) -> quasistatic::Result<()> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         draw(&root, title, x_label, y_label, series).map_err(|e| {
-            crate::Error::io(
+            quasistatic::Error::io(
                 format!("cannot draw plot {}", path.display()),
                 std::io::Error::other(e.to_string()),
             )
@@ -496,7 +496,7 @@ mod tests {
             gradient_evaluations: 20,
             seconds: 0.0,
         };
-        let summaries = crate::stats::summarize_ensemble(&result);
+        let summaries = quasistatic::stats::summarize_ensemble(&result);
         let s = ensemble_series(&result, &summaries, 0, "loss");
         assert_eq!(s.x, vec![0.0, 5.0]);
         assert_eq!(s.mean, vec![2.5, 3.5]);

@@ -21,8 +21,19 @@ fn splitmix64(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// Purpose of the stream a trajectory's gradient noise (labels, batches, Gaussian noise) is
+/// drawn from.
+pub const GRADIENT_NOISE: u64 = 0;
+/// Purpose of the stream of a trajectory's independent start perturbation.
+pub const START_NOISE: u64 = 1;
+/// Purpose of the stream of a derived (SDE) trajectory's increments.
+pub const SDE_INCREMENTS: u64 = 2;
+/// Purpose of the stream of a trajectory's start drawn from a covariance factor.
+pub const START_FACTOR: u64 = 3;
+
 /// The stream for trajectory `trajectory` of a run seeded with `seed`. `purpose` separates
-/// independent uses (e.g. 0 for the dynamics, 1 for initial perturbations).
+/// independent uses ([`GRADIENT_NOISE`], [`START_NOISE`], [`SDE_INCREMENTS`],
+/// [`START_FACTOR`]).
 pub fn stream(seed: u64, trajectory: u64, purpose: u64) -> TrajectoryRng {
     let mut bytes = [0u8; 32];
     for (chunk, w) in bytes

@@ -6,7 +6,7 @@
 //! verdict. [`reproduce`] runs them all and writes `report.md` and `report.html` with a summary
 //! table of every claim.
 //!
-//! Studies (THEORY.md sections 4, 5, 8):
+//! Studies (docs/theory.md sections 4, 5, 8):
 //! 1. [`closeness`]: the derived dynamics reproduces the true one for SGD, heavy ball and Adam
 //!    under label, mini-batch and isotropic noise, with gaps that shrink as eta shrinks;
 //! 2. [`momentum`]: the heavy-ball scaling rule (eta and B scaled together) and where it breaks;
@@ -22,8 +22,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::error::{Error, Result};
 use crate::output::write_atomic;
+use quasistatic::error::{Error, Result};
 
 /// Size of the runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,30 +83,6 @@ pub fn mean_ci(v: &[f64]) -> (f64, f64) {
     }
     let var = v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (n - 1.0);
     (mean, 1.96 * (var / n).sqrt())
-}
-
-/// THEORY.md section 7: on the valley `a(y) = 1 + y^2` with label noise `sigma`, the drift per
-/// step of heavy ball (`beta = 0` is SGD) with the exact discrete normal variance is
-/// `b_y = -(eta / (1 - beta)) (1/2) a'(y) S`,
-/// `S = eta^2 s^2 (1 + beta) / ((1 - beta) q (2 (1 + beta) - q))`, `q = eta a(y)`,
-/// `s^2 = sigma^2 a(y)`. Integrates `dy/dk = b_y` over `steps` (RK4, unit steps).
-pub fn valley_prediction(eta: f64, beta: f64, sigma: f64, y0: f64, steps: u64) -> f64 {
-    let b = |y: f64| {
-        let a = 1.0 + y * y;
-        let q = eta * a;
-        let s = eta * eta * sigma * sigma * a * (1.0 + beta)
-            / ((1.0 - beta) * q * (2.0 * (1.0 + beta) - q));
-        -(eta / (1.0 - beta)) * 0.5 * (2.0 * y) * s
-    };
-    let mut y = y0;
-    for _ in 0..steps {
-        let k1 = b(y);
-        let k2 = b(y + 0.5 * k1);
-        let k3 = b(y + 0.5 * k2);
-        let k4 = b(y + k3);
-        y += (k1 + 2.0 * k2 + 2.0 * k3 + k4) / 6.0;
-    }
-    y
 }
 
 /// A study entry point: run at `scale` into `dir`, figures linked with the prefix `link`
