@@ -44,8 +44,8 @@ if ! "$PY" -c "import torch" 2>/dev/null; then
   fi
 fi
 
-cargo build --release -p quasistatic-cli
-BIN="$ROOT/target/release/quasistatic"
+cargo build --profile bench-release -p quasistatic-cli
+BIN="$ROOT/target/bench-release/quasistatic"
 
 OUT="$ROOT/bench/out${QUICK:+-quick}"
 rm -rf "$OUT"

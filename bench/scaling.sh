@@ -6,8 +6,8 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
-cargo build --release -p quasistatic-cli
-BIN="$ROOT/target/release/quasistatic"
+cargo build --profile bench-release -p quasistatic-cli
+BIN="$ROOT/target/bench-release/quasistatic"
 WORK="$ROOT/bench/out-scaling"
 rm -rf "$WORK"
 mkdir -p "$WORK"
