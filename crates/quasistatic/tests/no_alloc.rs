@@ -286,7 +286,7 @@ fn few_optimizers() -> [AnyOptimizer; 3] {
 }
 
 /// The register group step (the planar valley and the scalar product model under full-batch
-/// label noise, `simulate/registers.rs`) allocates nothing per step: whole ensembles of 100 and
+/// label noise, `engine/registers.rs`) allocates nothing per step: whole ensembles of 100 and
 /// of 1 000 steps allocate the same number of times.
 #[test]
 fn register_step_allocates_nothing_per_step() {

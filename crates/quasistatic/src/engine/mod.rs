@@ -9,6 +9,8 @@
 //! - [`rng`]: the counter-keyed random streams `(seed, trajectory, purpose)`;
 //! - [`normal`]: `StandardNormal` draws with the ziggurat's common path inlined;
 //! - [`streams`]: a group's eight generators as state words, drawn as one AVX-512 vector;
+//! - [`registers`]: the register step, small one-sample models' groups held in vector
+//!   registers across steps, behind the capabilities below and a [`registers::GroupRecorder`];
 //! - [`kernels`]: the capabilities of a model whose group of trajectories is evaluated in one
 //!   call ([`LaneKernel`]) or held in registers ([`SmallLaneKernel`]);
 //! - [`coordinate`]: the capability of an optimizer whose step acts coordinate by coordinate
@@ -23,6 +25,7 @@ pub mod isa;
 pub mod kernels;
 pub mod lanes;
 pub mod normal;
+pub mod registers;
 pub mod rng;
 pub mod streams;
 

@@ -35,7 +35,7 @@ pub fn fill_lane_label_shifts(sigma: f64, rngs: &mut [TrajectoryRng; LANES], shi
 /// `sigma > 0`: lane `l` of `shift` gets `sigma * z` with `z` the next [`StandardNormal`] of
 /// `rngs[l]`, the same number [`fill_lane_label_shifts`] draws there (tested).
 /// Inlined on purpose, unlike that function: the register group step's AVX2 and baseline
-/// versions (`simulate::registers`; the AVX-512 one draws with [`LaneStreams`]) issue these
+/// versions (`engine::registers`; the AVX-512 one draws with `LaneStreams`) issue these
 /// draws, scalar integer work, between the groups' vector arithmetic (bound by the
 /// divider), so both run at once; measured there, T1/T2
 /// +24-32% at full length (`bench/PROFILE.md`, "Draws overlapped with the arithmetic"). Each draw is

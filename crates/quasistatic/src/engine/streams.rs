@@ -10,7 +10,7 @@
 //! it draws the same first number, fails the same test and goes on as always: every lane's
 //! numbers are its [`StandardNormal`] stream, bit for bit (tested).
 //!
-//! Why: the register group step (`simulate::registers`) spends most of its instructions on
+//! Why: the register group step (`engine::registers`) spends most of its instructions on
 //! these draws when they are scalar (about 30 instructions each, 32-64 per step); the vector
 //! draw takes about 30 for eight lanes, so the out-of-order window holds much more of the
 //! divider-bound arithmetic it overlaps (`bench/PROFILE.md`).

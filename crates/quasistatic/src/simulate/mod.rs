@@ -9,7 +9,7 @@
 //! parallel over rayon's pool, each allocates its buffers once and the step loop allocates
 //! nothing (except the Hessian-shaped noise, see [`NoiseModel`]). Small one-sample models
 //! (the valley, the scalar product model) under full-batch label noise take a faster step that
-//! keeps several groups in registers (`registers.rs`); the results are the same, bit for bit.
+//! keeps several groups in registers (`engine::registers`); the results are the same, bit for bit.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,6 +18,7 @@ use rand::Rng;
 use rand_distr::StandardNormal;
 use rayon::prelude::*;
 
+use crate::engine::registers::{self, group_is_fine, GroupRecorder, RegisterTask};
 use crate::engine::rng;
 use crate::engine::{gather_lane, scatter_lane, Lanes, SmallLaneKernel, LANES};
 use crate::model::{lane_scratch_len, Model, ModelVisitor};
@@ -225,16 +226,67 @@ impl<'o, M: Model + SmallLaneKernel, O: Optimizer> RuleVisitor<'o> for InRegiste
         (0..n_groups.div_ceil(registers::INTERLEAVED))
             .into_par_iter()
             .flat_map_iter(|t| {
-                registers::run_groups_in_registers::<M, R, 2>(&registers::RegisterTask {
-                    model: self.model,
-                    sigma: self.sigma,
+                let groups = std::array::from_fn(|i| run.group(t * registers::INTERLEAVED + i));
+                in_registers::<M, R, 2>(
+                    self.model,
+                    self.sigma,
                     rule,
-                    run,
-                    groups: std::array::from_fn(|i| run.group(t * registers::INTERLEAVED + i)),
-                })
+                    &run,
+                    groups,
+                    |task, books| registers::run_groups_in_registers(task, books),
+                )
             })
             .collect()
     }
+}
+
+/// One task of the register step (see [`registers::run_groups_in_registers`]) of a model with
+/// `D` parameters and one sample: its starts, its books, and the outputs once `step` (called
+/// with the task and the books, returning the steps run) has run it.
+fn in_registers<M: Model + SmallLaneKernel, R: CoordinateRule, const D: usize>(
+    model: &M,
+    sigma: f64,
+    rule: &R,
+    run: &Run<'_>,
+    groups: [(usize, usize); registers::INTERLEAVED],
+    step: impl FnOnce(
+        &RegisterTask<'_, M, R, D>,
+        &mut [GroupBook<'_, M>; registers::INTERLEAVED],
+    ) -> u64,
+) -> Vec<TrajectoryOutput> {
+    let Run { spec, cps, .. } = *run;
+    assert_eq!(
+        model.dim(),
+        D,
+        "register group step for the wrong dimension"
+    );
+    assert_eq!(model.n_samples(), 1, "register group step needs one sample");
+    let start: [f64; D] = std::array::from_fn(|k| spec.start[k]);
+    // Every lane starts parked at the common start; the lanes in use get their own starts.
+    let mut theta = [start.map(Lanes::splat); registers::INTERLEAVED];
+    for (th, &(first, count)) in theta.iter_mut().zip(&groups) {
+        for l in 0..count {
+            for (t, s) in th.iter_mut().zip(start_of(spec, first + l)) {
+                t.0[l] = s;
+            }
+        }
+    }
+    let task = RegisterTask {
+        kernel: model,
+        sigma,
+        rule,
+        seed: spec.seed,
+        max_loss: spec.max_loss,
+        start,
+        theta,
+        cps,
+        groups,
+        progress: &|steps, running| run.advanced(steps, running),
+    };
+    let mut books =
+        std::array::from_fn(|g| GroupBook::new(model, spec, cps, groups[g].0, groups[g].1));
+    let steps = step(&task, &mut books);
+    books.into_iter().flat_map(|b| b.finish(steps)).collect()
 }
 
 /// Steps a group's trajectories (coordinate-major parameters and gradients) by one optimizer
@@ -322,19 +374,6 @@ fn start_of(spec: &EnsembleSpec, j: usize) -> Vec<f64> {
     theta
 }
 
-/// Whether every lane's loss is finite and at most `max_loss` and every gradient entry is
-/// finite, for a group's losses and its gradient coordinates (each the values of all lanes).
-/// Branch-free (vectorised): `x * 0` is `0` for finite `x` and NaN otherwise, and
-/// `NaN <= max_loss` is false. Shared by both group steps.
-#[inline(always)]
-fn group_is_fine(loss: Lanes, grad: impl IntoIterator<Item = Lanes>, max_loss: f64) -> bool {
-    let mut poison = loss;
-    for g in grad {
-        poison += g * 0.0;
-    }
-    poison.0.iter().fold(true, |a, &p| a & (p <= max_loss))
-}
-
 /// Why a step's loss and gradient end a trajectory, if they do.
 #[inline]
 fn divergence_reason(loss: f64, grad: &[f64], max_loss: f64) -> Option<String> {
@@ -366,6 +405,8 @@ struct GroupBook<'a, M: Model> {
     last_loss: Lanes,
     observer: Observer,
     lane_theta: Vec<f64>,
+    /// One lane's gradient, for the slow checks.
+    lane_grad: Vec<f64>,
 }
 
 impl<'a, M: Model> GroupBook<'a, M> {
@@ -392,6 +433,7 @@ impl<'a, M: Model> GroupBook<'a, M> {
             last_loss: Lanes::splat(f64::NAN),
             observer: Observer::new(model, spec.observables.clone()),
             lane_theta: vec![0.0; model.dim()],
+            lane_grad: vec![0.0; model.dim()],
         }
     }
 
@@ -476,6 +518,33 @@ impl<'a, M: Model> GroupBook<'a, M> {
             }
         }
         self.outs
+    }
+}
+
+impl<M: Model> GroupRecorder for GroupBook<'_, M> {
+    #[inline(always)]
+    fn parked(&self) -> &[bool; LANES] {
+        &self.parked
+    }
+    #[inline(always)]
+    fn any_parked(&self) -> bool {
+        self.any_parked
+    }
+    #[inline(always)]
+    fn alive(&self) -> usize {
+        self.alive
+    }
+    #[inline(always)]
+    fn set_last_loss(&mut self, loss: Lanes) {
+        self.last_loss = loss;
+    }
+    fn check_lanes(&mut self, step: u64, loss: &[f64; LANES], grad_of: impl Fn(usize, &mut [f64])) {
+        let mut grad = std::mem::take(&mut self.lane_grad);
+        GroupBook::check_lanes(self, step, loss, &mut grad, grad_of);
+        self.lane_grad = grad;
+    }
+    fn record(&mut self, c: usize, step: u64, theta_of: impl Fn(usize, &mut [f64])) -> u32 {
+        GroupBook::record(self, c, step, theta_of)
     }
 }
 
@@ -585,8 +654,6 @@ fn run_group<M: Model>(
     }
     book.finish(step)
 }
-
-mod registers;
 
 #[cfg(test)]
 mod tests;

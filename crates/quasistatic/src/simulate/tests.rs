@@ -174,7 +174,7 @@ fn alone<M: Model, O: Optimizer>(
 /// the engine equal, bit for bit, each trajectory run alone; with learning rates large enough
 /// that some lanes diverge mid-run while their neighbours go on. The planar valley and the
 /// one-sample product model under no or full-batch label noise take the register group step
-/// (`simulate::registers`, two real groups and padding in one task), the others the general one.
+/// (`engine::registers`, two real groups and padding in one task), the others the general one.
 /// Every built-in optimizer at the constant learning rate `lr`, with momentum, weight decay
 /// and bias correction switched on where they exist.
 fn every_optimizer(lr: f64) -> [AnyOptimizer; 6] {
@@ -329,7 +329,7 @@ fn lanes_are_bit_identical_to_trajectories_run_alone() {
 /// full-batch label noise and none, every optimizer, with lanes diverging at the larger rate.
 #[test]
 fn register_step_versions_are_bit_identical() {
-    use super::registers::{run_groups_with, RegisterTask};
+    use crate::engine::registers::run_groups_with;
     use crate::engine::Isa;
     use crate::model::{AnyModel, ProductModel};
     use crate::with_model;
@@ -362,15 +362,18 @@ fn register_step_versions_are_bit_identical() {
                         run, sigma, isas, ..
                     } = self.outer;
                     // Groups of 8, 8, 4 lanes, then padding (`registers::INTERLEAVED >= 3`).
-                    let task = RegisterTask {
-                        model: self.model,
-                        sigma,
-                        rule,
-                        run,
-                        groups: std::array::from_fn(|g| run.group(g)),
-                    };
+                    let groups = std::array::from_fn(|g| run.group(g));
                     isas.iter()
-                        .map(|&isa| run_groups_with::<M, R, 2>(&task, isa))
+                        .map(|&isa| {
+                            in_registers::<M, R, 2>(
+                                self.model,
+                                sigma,
+                                rule,
+                                &run,
+                                groups,
+                                |task, books| run_groups_with(task, books, isa),
+                            )
+                        })
                         .collect()
                 }
             }

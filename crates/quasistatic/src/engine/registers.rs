@@ -12,17 +12,49 @@
 //! at a time between the groups' gradients and updates, so that the draws run while the vector
 //! arithmetic waits on the divider. The AVX-512 version draws a group's eight lanes at once
 //! with [`LaneStreams`] after its optimizer update; the AVX2 and baseline versions draw lane by
-//! lane ([`SPLIT`]). The arithmetic is that of [`run_group`](super::run_group) operation by
+//! lane ([`SPLIT`]). The arithmetic is that of `simulate`'s general group step operation by
 //! operation (the same [`SmallLaneKernel::small_lane_gradient`] / [`CoordinateRule::update`] code
 //! the other paths run), every lane draws its own `StandardNormal` stream, and the divergence
-//! bookkeeping is the same [`GroupBook`], so the results are bit-identical, in every version
-//! (tested in `simulate::tests` and `noise::lane_streams`).
+//! bookkeeping is the caller's, behind [`GroupRecorder`] (the same book as the general step's),
+//! so the results are bit-identical, in every version (tested in `simulate::tests` and
+//! `engine::streams`). The caller guarantees that the model has `D` parameters and one sample.
 
-use super::{group_is_fine, start_of, GroupBook, Run, TrajectoryOutput};
-use crate::engine::normal::{draw_lane_label_shifts, fill_lane_label_shifts};
-use crate::engine::LANES;
-use crate::engine::{rng, CoordinateRule, Isa, LaneStreams, Lanes, SmallLaneKernel, ZigguratTable};
-use crate::model::Model;
+use super::normal::{draw_lane_label_shifts, fill_lane_label_shifts};
+use super::{rng, CoordinateRule, Isa, LaneStreams, Lanes, SmallLaneKernel, ZigguratTable, LANES};
+
+/// What the register step needs of the bookkeeping of a group's trajectories (divergences,
+/// records, which lanes are parked): implemented above the engine (`simulate`'s group book),
+/// so that this loop knows nothing of models' observables or of records.
+pub trait GroupRecorder {
+    /// `parked[l]`: lane `l` is not (or no longer) a running trajectory.
+    fn parked(&self) -> &[bool; LANES];
+    /// Whether any lane is parked.
+    fn any_parked(&self) -> bool;
+    /// Lanes still running.
+    fn alive(&self) -> usize;
+    /// Every lane's loss of this step is its last finite one (the group check passed).
+    fn set_last_loss(&mut self, loss: Lanes);
+    /// Check the running lanes' losses and gradients of `step` one by one (the group check
+    /// failed or some lanes are parked): a lane whose step is bad ends there. `grad_of(l, out)`
+    /// writes lane `l`'s gradient into `out` (length `D`).
+    fn check_lanes(&mut self, step: u64, loss: &[f64; LANES], grad_of: impl Fn(usize, &mut [f64]));
+    /// Record checkpoint `c` (at `step`) of every running lane; `theta_of(l, out)` writes lane
+    /// `l`'s parameters. Returns a bit set of the lanes that ended there (to be parked).
+    fn record(&mut self, c: usize, step: u64, theta_of: impl Fn(usize, &mut [f64])) -> u32;
+}
+
+/// Whether every lane's loss is finite and at most `max_loss` and every gradient entry is
+/// finite, for a group's losses and its gradient coordinates (each the values of all lanes).
+/// Branch-free (vectorised): `x * 0` is `0` for finite `x` and NaN otherwise, and
+/// `NaN <= max_loss` is false. Shared by the register step and `simulate`'s general step.
+#[inline(always)]
+pub fn group_is_fine(loss: Lanes, grad: impl IntoIterator<Item = Lanes>, max_loss: f64) -> bool {
+    let mut poison = loss;
+    for g in grad {
+        poison += g * 0.0;
+    }
+    poison.0.iter().fold(true, |a, &p| a & (p <= max_loss))
+}
 
 /// Groups advanced together by one task of the register step: their dependency chains are
 /// independent, so the processor overlaps them. One group's step is a chain of dependent
@@ -33,21 +65,38 @@ use crate::model::Model;
 /// ([`LaneStreams`]) 8 groups against 4: T1 Adam +15-25%, T1 SGD / heavy ball +5-15%, T2
 /// within noise (one-core loop, `bench/PROFILE.md`); with scalar draws (the AVX2 and baseline
 /// versions) 8 and 4 are level.
-pub(super) const INTERLEAVED: usize = 8;
+pub const INTERLEAVED: usize = 8;
 
 /// One task of the register step: the groups `groups[0..INTERLEAVED]` (each `(first
 /// trajectory, lanes in use)`; a group with 0 lanes in use is padding) of a `D`-parameter
-/// one-sample model under full-batch label noise of `sigma` (0: none).
-pub(super) struct RegisterTask<'a, M, R> {
-    pub(super) model: &'a M,
-    pub(super) sigma: f64,
-    pub(super) rule: &'a R,
-    pub(super) run: Run<'a>,
-    pub(super) groups: [(usize, usize); INTERLEAVED],
+/// one-sample model under full-batch label noise of `sigma` (0: none), started at `theta`
+/// (lanes not in use at `start`), each group's bookkeeping in `books`.
+pub struct RegisterTask<'a, K, R, const D: usize> {
+    /// The model's register kernel.
+    pub kernel: &'a K,
+    /// Label-noise scale (0: none).
+    pub sigma: f64,
+    /// The optimizer.
+    pub rule: &'a R,
+    /// Master seed: lane `l` of a group draws from `rng::stream(seed, first + l, GRADIENT_NOISE)`.
+    pub seed: u64,
+    /// A trajectory whose loss exceeds this (or is not finite) has diverged.
+    pub max_loss: f64,
+    /// The common start, where parked lanes are held.
+    pub start: [f64; D],
+    /// Every group's start, lane by lane.
+    pub theta: [[Lanes; D]; INTERLEAVED],
+    /// The checkpoints (steps), increasing.
+    pub cps: &'a [u64],
+    /// The groups: `(first trajectory, lanes in use)`.
+    pub groups: [(usize, usize); INTERLEAVED],
+    /// Told `steps * running trajectories` after each checkpoint.
+    pub progress: &'a (dyn Fn(u64, usize) + Sync),
 }
 
-/// Run a task with the groups in registers; returns the outputs of all its trajectories in
-/// order. The caller checks the conditions in the module documentation.
+/// Run a task with the groups in registers, updating `books`; returns the steps run (fewer
+/// than the last checkpoint when every lane ended). The caller checks the conditions in the
+/// module documentation.
 ///
 /// The step loop is compiled three times, for AVX-512F, AVX2 and the baseline, and the widest
 /// version the CPU runs is taken ([`Isa::widest`]): the groups' values need `4 D` (Adam)
@@ -55,46 +104,51 @@ pub(super) struct RegisterTask<'a, M, R> {
 /// ones; the AVX-512 version also draws the label noise eight lanes at a time
 /// ([`LaneStreams`]). Results do not depend on the version (element-wise IEEE arithmetic, no
 /// contraction into fused multiply-adds, every lane's own `StandardNormal` stream; tested).
-pub(super) fn run_groups_in_registers<
-    M: Model + SmallLaneKernel,
+pub fn run_groups_in_registers<
+    K: SmallLaneKernel,
     R: CoordinateRule,
+    B: GroupRecorder,
     const D: usize,
 >(
-    task: &RegisterTask<'_, M, R>,
-) -> Vec<TrajectoryOutput> {
-    run_groups_with::<M, R, D>(task, Isa::widest())
+    task: &RegisterTask<'_, K, R, D>,
+    books: &mut [B; INTERLEAVED],
+) -> u64 {
+    run_groups_with::<K, R, B, D>(task, books, Isa::widest())
 }
 
 /// [`run_groups_in_registers`] compiled for `isa`, which the CPU must run (checked).
-pub(super) fn run_groups_with<M: Model + SmallLaneKernel, R: CoordinateRule, const D: usize>(
-    task: &RegisterTask<'_, M, R>,
+pub fn run_groups_with<K: SmallLaneKernel, R: CoordinateRule, B: GroupRecorder, const D: usize>(
+    task: &RegisterTask<'_, K, R, D>,
+    books: &mut [B; INTERLEAVED],
     isa: Isa,
-) -> Vec<TrajectoryOutput> {
+) -> u64 {
     /// [`run_groups`] compiled with AVX-512F enabled, drawing with [`LaneStreams`].
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    fn avx512<M: Model + SmallLaneKernel, R: CoordinateRule, const D: usize>(
-        task: &RegisterTask<'_, M, R>,
-    ) -> Vec<TrajectoryOutput> {
-        run_groups::<M, R, D, true>(task)
+    fn avx512<K: SmallLaneKernel, R: CoordinateRule, B: GroupRecorder, const D: usize>(
+        task: &RegisterTask<'_, K, R, D>,
+        books: &mut [B; INTERLEAVED],
+    ) -> u64 {
+        run_groups::<K, R, B, D, true>(task, books)
     }
     /// [`run_groups`] compiled with AVX2 enabled.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    fn avx2<M: Model + SmallLaneKernel, R: CoordinateRule, const D: usize>(
-        task: &RegisterTask<'_, M, R>,
-    ) -> Vec<TrajectoryOutput> {
-        run_groups::<M, R, D, false>(task)
+    fn avx2<K: SmallLaneKernel, R: CoordinateRule, B: GroupRecorder, const D: usize>(
+        task: &RegisterTask<'_, K, R, D>,
+        books: &mut [B; INTERLEAVED],
+    ) -> u64 {
+        run_groups::<K, R, B, D, false>(task, books)
     }
     assert!(isa.available(), "this CPU does not run {isa:?}");
     match isa {
         // SAFETY: the CPU has AVX-512F (checked just above).
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { avx512::<M, R, D>(task) },
+        Isa::Avx512 => unsafe { avx512::<K, R, B, D>(task, books) },
         // SAFETY: the CPU has AVX2 (checked just above).
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => unsafe { avx2::<M, R, D>(task) },
-        _ => run_groups::<M, R, D, false>(task),
+        Isa::Avx2 => unsafe { avx2::<K, R, B, D>(task, books) },
+        _ => run_groups::<K, R, B, D, false>(task, books),
     }
 }
 
@@ -104,58 +158,41 @@ pub(super) fn run_groups_with<M: Model + SmallLaneKernel, R: CoordinateRule, con
 /// [`draw_lane_label_shifts`].
 #[inline(always)]
 fn run_groups<
-    M: Model + SmallLaneKernel,
+    K: SmallLaneKernel,
     R: CoordinateRule,
+    B: GroupRecorder,
     const D: usize,
     const VECTOR_DRAWS: bool,
 >(
-    task: &RegisterTask<'_, M, R>,
-) -> Vec<TrajectoryOutput> {
+    task: &RegisterTask<'_, K, R, D>,
+    books: &mut [B; INTERLEAVED],
+) -> u64 {
     let RegisterTask {
-        model,
+        kernel,
         sigma,
         rule,
-        run,
+        seed,
+        max_loss,
+        start,
+        mut theta,
+        cps,
         groups,
+        progress,
     } = *task;
-    let Run { spec, cps, .. } = run;
     const G: usize = INTERLEAVED;
-    assert_eq!(
-        model.dim(),
-        D,
-        "register group step for the wrong dimension"
-    );
-    assert_eq!(model.n_samples(), 1, "register group step needs one sample");
-    let start: [f64; D] = std::array::from_fn(|k| spec.start[k]);
-    // Every lane starts parked at the common start; the lanes in use get their own starts.
-    let mut theta: [[Lanes; D]; G] = [start.map(Lanes::splat); G];
-    for (th, &(first, count)) in theta.iter_mut().zip(&groups) {
-        for l in 0..count {
-            for (t, s) in th.iter_mut().zip(start_of(spec, first + l)) {
-                t.0[l] = s;
-            }
-        }
-    }
     // Unused lanes get the streams of the trajectory numbers after the last (never recorded).
     // Both forms of the same streams; a run draws from one of them only.
     let mut rngs: [[rng::TrajectoryRng; LANES]; G] = std::array::from_fn(|g| {
-        std::array::from_fn(|l| {
-            rng::stream(spec.seed, (groups[g].0 + l) as u64, rng::GRADIENT_NOISE)
-        })
+        std::array::from_fn(|l| rng::stream(seed, (groups[g].0 + l) as u64, rng::GRADIENT_NOISE))
     });
-    let mut streams: [LaneStreams; G] = std::array::from_fn(|g| {
-        LaneStreams::new(spec.seed, groups[g].0 as u64, rng::GRADIENT_NOISE)
-    });
+    let mut streams: [LaneStreams; G] =
+        std::array::from_fn(|g| LaneStreams::new(seed, groups[g].0 as u64, rng::GRADIENT_NOISE));
     // The scalar state only (step counter, powers), shared: the groups step in lockstep. The
     // buffers are `buffers`.
     let mut clock = rule.start();
     let mut buffers = [[rule.zero_buffers::<Lanes>(); D]; G];
     let mut grad = [[Lanes::ZERO; D]; G];
     let mut loss = [Lanes::ZERO; G];
-    let mut lane_grad = vec![0.0; D];
-    let mut books: [GroupBook<'_, M>; G] =
-        std::array::from_fn(|g| GroupBook::new(model, spec, cps, groups[g].0, groups[g].1));
-    let max_loss = spec.max_loss;
     // Label shifts of every group for the `AHEAD` steps from `step` on, a ring: slot `ahead`
     // holds step `step`'s. The first `AHEAD` steps are drawn here; then each step, once its
     // shifts are read, draws step `step + AHEAD`'s into the same slot, between the groups'
@@ -187,7 +224,8 @@ fn run_groups<
             // register: one wide load of the byte array would wait for its eight stores).
             let (mut failed, mut any_failed) = ([0u8; G], 0u8);
             for g in 0..G {
-                loss[g] = model.small_lane_gradient::<D>(&theta[g], shifts[g][ahead], &mut grad[g]);
+                loss[g] =
+                    kernel.small_lane_gradient::<D>(&theta[g], shifts[g][ahead], &mut grad[g]);
                 fine[g] = group_is_fine(loss[g], grad[g], max_loss);
                 if sigma > 0.0 && !VECTOR_DRAWS {
                     draw_lane_label_shifts(
@@ -200,17 +238,18 @@ fn run_groups<
                 }
             }
             for (g, book) in books.iter_mut().enumerate() {
-                if fine[g] && !book.any_parked {
-                    book.last_loss = loss[g];
+                if fine[g] && !book.any_parked() {
+                    book.set_last_loss(loss[g]);
                 } else {
                     // Copies, so that the group values never have their address taken.
                     let gr = grad[g];
-                    book.check_lanes(step, &loss[g].0, &mut lane_grad, |l, out| {
+                    book.check_lanes(step, &loss[g].0, |l, out| {
                         for (o, gk) in out.iter_mut().zip(&gr) {
                             *o = gk.0[l];
                         }
                     });
-                    for l in (0..LANES).filter(|&l| book.parked[l]) {
+                    let parked = *book.parked();
+                    for l in (0..LANES).filter(|&l| parked[l]) {
                         for gk in grad[g].iter_mut() {
                             gk.0[l] = 0.0;
                         }
@@ -248,18 +287,18 @@ fn run_groups<
                 }
             }
             ahead = (ahead + 1) % AHEAD;
-            for (th, book) in theta.iter_mut().zip(&books) {
-                if book.any_parked {
-                    park(th, &start, &book.parked);
+            for (th, book) in theta.iter_mut().zip(books.iter()) {
+                if book.any_parked() {
+                    park(th, &start, book.parked());
                 }
             }
             step += 1;
-            if books.iter().all(|b| b.alive == 0) {
+            if books.iter().all(|b| b.alive() == 0) {
                 break;
             }
         }
         let running: usize = groups.iter().map(|g| g.1).sum();
-        run.advanced(target - if c == 0 { 0 } else { cps[c - 1] }, running);
+        progress(target - if c == 0 { 0 } else { cps[c - 1] }, running);
         for (th, book) in theta.iter_mut().zip(books.iter_mut()) {
             let copy = *th;
             let ended = book.record(c, step, |l, out| {
@@ -272,11 +311,11 @@ fn run_groups<
                 park(th, &start, &mask);
             }
         }
-        if books.iter().all(|b| b.alive == 0) {
+        if books.iter().all(|b| b.alive() == 0) {
             break;
         }
     }
-    books.into_iter().flat_map(|b| b.finish(step)).collect()
+    step
 }
 
 /// Steps of label shifts held ahead, a ring of `INTERLEAVED x AHEAD x LANES` values (8 KiB,
