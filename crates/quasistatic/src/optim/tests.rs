@@ -354,3 +354,31 @@ fn any_optimizer_steps_as_its_variant() {
         assert_eq!(trajectory(&any), any.visit(Trajectory), "{any}");
     }
 }
+
+/// The quasistatic derivation linearises the optimizer's normal recursion; Lion's sign map has
+/// no linearisation, so `derive` refuses it with an explanation naming the field, not a number.
+#[test]
+fn lion_is_refused_by_the_derivation_with_the_reason() {
+    use crate::derive::{derive, DeriveOptions};
+    use crate::model::{Profile, Valley};
+    use crate::noise::NoiseModel;
+    let lion = AnyOptimizer::Lion(Lion {
+        lr: LR,
+        beta1: 0.9,
+        beta2: 0.99,
+        weight_decay: 0.0,
+    });
+    let valley = Valley::planar(Profile::Quadratic, 1.0);
+    let noise = NoiseModel::Label {
+        sigma: 1.0,
+        batch: None,
+    };
+    let err = derive(&valley, &noise, &lion, &[0.0, 1.0], &DeriveOptions::default())
+        .err()
+        .expect("Lion must be refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("optimizer.kind") && text.contains("lion") && text.contains("not differentiable"),
+        "{text}"
+    );
+}
