@@ -19,7 +19,7 @@ use nalgebra::DMatrix;
 use serde::Serialize;
 
 use crate::compare::{log_log_slope, write_comparison, Gap};
-use crate::config::{Built, Config};
+use crate::config::{Built, Config, OptimizerConfig};
 use crate::derive::{derive, AdamOptions, Derivation, DeriveOptions};
 use crate::error::{Error, Result};
 use crate::manifold::projection::project;
@@ -470,8 +470,8 @@ fn comparison_markdown(title: &str, c: &Comparison) -> String {
 }
 
 /// Scale a configuration to learning rate `eta` at fixed slow-time horizon `eta0^2 steps0`,
-/// keeping the number of records; Adam's and RMSProp's `1 - beta2` scale with `eta^2`
-/// (THEORY.md section 9) so they stay quasistatic.
+/// keeping the number of records; Adam's `1 - beta2` and RMSProp's `1 - alpha` (given or
+/// default) scale with `eta^2` (THEORY.md section 9) so they stay quasistatic.
 pub fn scaled_config(base: &Config, eta0: f64, eta: f64) -> Config {
     let mut c = base.clone();
     let k = eta0 / eta;
@@ -479,15 +479,18 @@ pub fn scaled_config(base: &Config, eta0: f64, eta: f64) -> Config {
     c.steps = ((base.steps as f64) * k * k).round() as u64;
     c.record_every = (c.steps / records).max(1);
     c.steps = c.record_every * records;
-    c.optimizer.lr = eta;
+    c.optimizer.set_lr(eta);
     let r = (eta / eta0).powi(2);
-    if let Some(b2) = c.optimizer.beta2 {
-        c.optimizer.beta2 = Some(1.0 - (1.0 - b2) * r);
-    } else if c.optimizer.kind == "adam" || c.optimizer.kind == "adamw" {
-        c.optimizer.beta2 = Some(1.0 - 0.001 * r);
-    }
-    if let Some(a) = c.optimizer.alpha {
-        c.optimizer.alpha = Some(1.0 - (1.0 - a) * r);
+    let second_moment_decay = match &mut c.optimizer {
+        OptimizerConfig::Adam(o) => Some(&mut o.beta2),
+        OptimizerConfig::AdamW(o) => Some(&mut o.beta2),
+        OptimizerConfig::RmsProp(o) => Some(&mut o.alpha),
+        OptimizerConfig::Sgd(_) | OptimizerConfig::HeavyBall(_) | OptimizerConfig::Nesterov(_) => {
+            None
+        }
+    };
+    if let Some(decay) = second_moment_decay {
+        *decay = 1.0 - (1.0 - *decay) * r;
     }
     c
 }
@@ -512,7 +515,7 @@ pub fn eta_sweep(
     tolerance: f64,
     progress: bool,
 ) -> Result<Sweep> {
-    let eta0 = config.optimizer.lr;
+    let eta0 = config.optimizer.lr();
     let mut comparisons = Vec::new();
     for &f in factors {
         let eta = eta0 * f;

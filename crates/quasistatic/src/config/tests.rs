@@ -1,6 +1,7 @@
 //! Every invalid value is rejected with its field, its value and what is allowed.
 
 use super::*;
+use crate::optim::{HeavyBall, Schedule};
 
 const BASE: &str = r#"
 steps = 100
