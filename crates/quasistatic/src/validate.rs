@@ -648,3 +648,37 @@ pub fn compare(
     )?;
     Ok((c, dir.join("report.md")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(optimizer: &str) -> Config {
+        let text = format!(
+            "steps = 100\nrecord_every = 10\n[model]\nkind = \"valley\"\n[noise]\nkind = \"label\"\n\
+             [optimizer]\n{optimizer}\nlr = 0.02\n"
+        );
+        Config::from_toml(&text, Path::new("t.toml")).unwrap()
+    }
+
+    #[test]
+    fn scaled_config_keeps_the_horizon_and_scales_the_second_moment_rate() {
+        let half = scaled_config(&config("kind = \"adam\""), 0.02, 0.01);
+        assert_eq!((half.steps, half.record_every), (400, 40));
+        assert_eq!(half.optimizer.lr(), 0.01);
+        // Defaults scale like given values: 1 - beta2 = 0.001 / 4.
+        match &half.optimizer {
+            OptimizerConfig::Adam(a) => assert!((1.0 - a.beta2 - 0.00025).abs() < 1e-15),
+            other => panic!("{other:?}"),
+        }
+        let rms = scaled_config(&config("kind = \"rmsprop\""), 0.02, 0.01);
+        match &rms.optimizer {
+            OptimizerConfig::RmsProp(o) => assert!((1.0 - o.alpha - 0.0025).abs() < 1e-15),
+            other => panic!("{other:?}"),
+        }
+        let sgd = config("kind = \"heavy_ball\"");
+        let mut expected = sgd.clone();
+        expected.optimizer.set_lr(0.01);
+        assert_eq!(scaled_config(&sgd, 0.02, 0.01).optimizer, expected.optimizer);
+    }
+}
