@@ -679,6 +679,9 @@ mod tests {
         let sgd = config("kind = \"heavy_ball\"");
         let mut expected = sgd.clone();
         expected.optimizer.set_lr(0.01);
-        assert_eq!(scaled_config(&sgd, 0.02, 0.01).optimizer, expected.optimizer);
+        assert_eq!(
+            scaled_config(&sgd, 0.02, 0.01).optimizer,
+            expected.optimizer
+        );
     }
 }

@@ -60,7 +60,7 @@ impl Entry {
         Entry {
             name,
             aliases,
-            fields: field_names::<T>,
+            fields: names::<T>,
             required: T::REQUIRED,
             explain: T::explain,
             probe: probe::<T>,
@@ -191,19 +191,40 @@ pub(crate) fn locate(text: &str, sections: &[&Section]) -> Option<toml::de::Erro
     })
 }
 
-/// The field names that serde's derived `Deserialize` of the struct `T` expects (for a struct
-/// read through `#[serde(try_from)]`, those of the struct it is read as).
-fn field_names<T: DeserializeOwned>() -> &'static [&'static str] {
-    let mut fields: &'static [&'static str] = &[];
+/// The names that serde's derived `Deserialize` of `T` expects: the fields of a struct (for
+/// one read through `#[serde(try_from)]`, those of the struct it is read as) or the variants
+/// of an enum of names.
+fn names<T: DeserializeOwned>() -> &'static [&'static str] {
+    let mut names: &'static [&'static str] = &[];
     // The call only records the names: it always fails.
-    let _ = T::deserialize(FieldNames(&mut fields));
-    fields
+    let _ = T::deserialize(Names(&mut names));
+    names
 }
 
-/// A deserializer that records the field names a struct asks for, and fails.
-struct FieldNames<'a>(&'a mut &'static [&'static str]);
+/// The error for the value of `key` in `table`, a string read as the enum of names `T` (e.g.
+/// `profile`), if it is none of them: the dotted `field`, the value and the names.
+pub(crate) fn check_name<T: DeserializeOwned>(
+    table: &toml::Table,
+    key: &str,
+    field: &str,
+) -> Option<Error> {
+    let value = table.get(key)?.as_str()?;
+    if names::<T>().contains(&value) {
+        return None;
+    }
+    let quoted: Vec<String> = names::<T>().iter().map(|n| format!("`{n}`")).collect();
+    let allowed = match quoted.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => quoted.concat(),
+    };
+    Some(Error::invalid(field, value, allowed))
+}
 
-impl<'de> Deserializer<'de> for FieldNames<'_> {
+/// A deserializer that records the field names a struct asks for (or the variant names an
+/// enum asks for), and fails.
+struct Names<'a>(&'a mut &'static [&'static str]);
+
+impl<'de> Deserializer<'de> for Names<'_> {
     type Error = de::value::Error;
 
     fn deserialize_struct<V: Visitor<'de>>(
@@ -216,13 +237,23 @@ impl<'de> Deserializer<'de> for FieldNames<'_> {
         Err(de::Error::custom("only the field names are read"))
     }
 
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        variants: &'static [&'static str],
+        _visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        *self.0 = variants;
+        Err(de::Error::custom("only the variant names are read"))
+    }
+
     fn deserialize_any<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, Self::Error> {
-        Err(de::Error::custom("not a struct"))
+        Err(de::Error::custom("neither a struct nor an enum"))
     }
 
     serde::forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
-        option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+        option unit unit_struct newtype_struct seq tuple tuple_struct map identifier
         ignored_any
     }
 }

@@ -3,9 +3,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::{required_data, ModelKind};
-use crate::config::registry::KindTable;
+use crate::config::registry::{check_name, KindTable};
 use crate::config::{at_least, positive, DataConfig};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{Activation, AnyModel, TwoLayerNetwork};
 
 /// The activation `s` of a two-layer network.
@@ -67,7 +67,11 @@ pub struct TwoLayerConfig {
     pub init_seed: u64,
 }
 
-impl KindTable for TwoLayerConfig {}
+impl KindTable for TwoLayerConfig {
+    fn explain(table: &toml::Table) -> Option<Error> {
+        check_name::<ActivationConfig>(table, "activation", "model.activation")
+    }
+}
 
 impl ModelKind for TwoLayerConfig {
     fn build(&self, data: Option<&DataConfig>) -> Result<AnyModel> {

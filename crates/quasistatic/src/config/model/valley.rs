@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{no_data, ModelKind};
-use crate::config::registry::KindTable;
+use crate::config::registry::{check_name, KindTable};
 use crate::config::{at_least, finite, non_negative, positive, DataConfig};
 use crate::error::{Error, Result};
 use crate::model::{AnyModel, Profile, Valley};
@@ -69,7 +69,11 @@ pub struct ValleyConfig {
     pub start_y: f64,
 }
 
-impl KindTable for ValleyConfig {}
+impl KindTable for ValleyConfig {
+    fn explain(table: &toml::Table) -> Option<Error> {
+        check_name::<ProfileConfig>(table, "profile", "model.profile")
+    }
+}
 
 impl ModelKind for ValleyConfig {
     fn build(&self, data: Option<&DataConfig>) -> Result<AnyModel> {
@@ -128,7 +132,11 @@ pub struct ValleyNdConfig {
     pub rotation_seed: Option<u64>,
 }
 
-impl KindTable for ValleyNdConfig {}
+impl KindTable for ValleyNdConfig {
+    fn explain(table: &toml::Table) -> Option<Error> {
+        check_name::<ProfileConfig>(table, "profile", "model.profile")
+    }
+}
 
 impl ModelKind for ValleyNdConfig {
     fn build(&self, data: Option<&DataConfig>) -> Result<AnyModel> {
