@@ -21,7 +21,7 @@ use serde::Serialize;
 use crate::compare::{log_log_slope, write_comparison, Gap};
 use crate::output::{write_atomic, write_ensemble, RunMeta};
 use crate::plot::{band_plot, Series};
-use quasistatic::config::{Built, Config};
+use quasistatic::config::{Built, Config, OptimizerConfig};
 use quasistatic::derive::{derive, AdamOptions, Derivation, DeriveOptions};
 use quasistatic::error::{Error, Result};
 use quasistatic::manifold::projection::project;
@@ -475,8 +475,8 @@ fn comparison_markdown(title: &str, c: &Comparison) -> String {
 }
 
 /// Scale a configuration to learning rate `eta` at fixed slow-time horizon `eta0^2 steps0`,
-/// keeping the number of records; Adam's and RMSProp's `1 - beta2` scale with `eta^2`
-/// (docs/theory.md section 9) so they stay quasistatic.
+/// keeping the number of records; Adam's `1 - beta2` and RMSProp's `1 - alpha` (given or
+/// default) scale with `eta^2` (docs/theory.md section 9) so they stay quasistatic.
 pub fn scaled_config(base: &Config, eta0: f64, eta: f64) -> Config {
     let mut c = base.clone();
     let k = eta0 / eta;
@@ -484,15 +484,19 @@ pub fn scaled_config(base: &Config, eta0: f64, eta: f64) -> Config {
     c.steps = ((base.steps as f64) * k * k).round() as u64;
     c.record_every = (c.steps / records).max(1);
     c.steps = c.record_every * records;
-    c.optimizer.lr = eta;
+    c.optimizer.set_lr(eta);
     let r = (eta / eta0).powi(2);
-    if let Some(b2) = c.optimizer.beta2 {
-        c.optimizer.beta2 = Some(1.0 - (1.0 - b2) * r);
-    } else if c.optimizer.kind == "adam" || c.optimizer.kind == "adamw" {
-        c.optimizer.beta2 = Some(1.0 - 0.001 * r);
-    }
-    if let Some(a) = c.optimizer.alpha {
-        c.optimizer.alpha = Some(1.0 - (1.0 - a) * r);
+    let second_moment_decay = match &mut c.optimizer {
+        OptimizerConfig::Adam(o) => Some(&mut o.beta2),
+        OptimizerConfig::AdamW(o) => Some(&mut o.beta2),
+        OptimizerConfig::RmsProp(o) => Some(&mut o.alpha),
+        OptimizerConfig::Sgd(_)
+        | OptimizerConfig::HeavyBall(_)
+        | OptimizerConfig::Nesterov(_)
+        | OptimizerConfig::Lion(_) => None,
+    };
+    if let Some(decay) = second_moment_decay {
+        *decay = 1.0 - (1.0 - *decay) * r;
     }
     c
 }
@@ -517,7 +521,7 @@ pub fn eta_sweep(
     tolerance: f64,
     progress: bool,
 ) -> Result<Sweep> {
-    let eta0 = config.optimizer.lr;
+    let eta0 = config.optimizer.lr();
     let mut comparisons = Vec::new();
     for &f in factors {
         let eta = eta0 * f;
@@ -649,4 +653,41 @@ pub fn compare(
         progress,
     )?;
     Ok((c, dir.join("report.md")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(optimizer: &str) -> Config {
+        let text = format!(
+            "steps = 100\nrecord_every = 10\n[model]\nkind = \"valley\"\n[noise]\nkind = \"label\"\n\
+             [optimizer]\n{optimizer}\nlr = 0.02\n"
+        );
+        Config::from_toml(&text, Path::new("t.toml")).unwrap()
+    }
+
+    #[test]
+    fn scaled_config_keeps_the_horizon_and_scales_the_second_moment_rate() {
+        let half = scaled_config(&config("kind = \"adam\""), 0.02, 0.01);
+        assert_eq!((half.steps, half.record_every), (400, 40));
+        assert_eq!(half.optimizer.lr(), 0.01);
+        // Defaults scale like given values: 1 - beta2 = 0.001 / 4.
+        match &half.optimizer {
+            OptimizerConfig::Adam(a) => assert!((1.0 - a.beta2 - 0.00025).abs() < 1e-15),
+            other => panic!("{other:?}"),
+        }
+        let rms = scaled_config(&config("kind = \"rmsprop\""), 0.02, 0.01);
+        match &rms.optimizer {
+            OptimizerConfig::RmsProp(o) => assert!((1.0 - o.alpha - 0.0025).abs() < 1e-15),
+            other => panic!("{other:?}"),
+        }
+        let sgd = config("kind = \"heavy_ball\"");
+        let mut expected = sgd.clone();
+        expected.optimizer.set_lr(0.01);
+        assert_eq!(
+            scaled_config(&sgd, 0.02, 0.01).optimizer,
+            expected.optimizer
+        );
+    }
 }

@@ -1,0 +1,75 @@
+//! `[model]`: the model. One file per model, like [`crate::model`].
+
+mod diagonal;
+mod linear2;
+mod product;
+mod two_layer;
+mod valley;
+
+pub use diagonal::DiagonalConfig;
+pub use linear2::Linear2Config;
+pub use product::ProductConfig;
+pub use two_layer::{ActivationConfig, TwoLayerConfig};
+pub use valley::{ProfileConfig, ValleyConfig, ValleyNdConfig};
+
+use super::registry::kinds;
+use super::DataConfig;
+use crate::data::Data;
+use crate::error::{Error, Result};
+use crate::model::AnyModel;
+
+/// What a model kind does: build the library model (with its data).
+pub trait ModelKind {
+    /// Check the fields and build the model from the `[data]` section, if any.
+    fn build(&self, data: Option<&DataConfig>) -> Result<AnyModel>;
+}
+
+kinds! {
+    /// `[model]`: `kind` is one of `valley`, `valley_nd`, `product`, `diagonal`, `two_layer`,
+    /// `linear2`. All models are regressions with loss `L = (1/n) sum_i 1/2 (f_i - y_i)^2`.
+    pub enum ModelConfig in "model" as dyn ModelKind {
+        /// The planar valley.
+        "valley" => Valley(ValleyConfig),
+        /// The valley with `p` normal and `q` tangent directions.
+        "valley_nd" => ValleyNd(ValleyNdConfig),
+        /// The scalar factorisation `theta_1 ... theta_D`.
+        "product" => Product(ProductConfig),
+        /// The diagonal linear network.
+        "diagonal" => Diagonal(DiagonalConfig),
+        /// The two-layer network.
+        "two_layer" => TwoLayer(TwoLayerConfig),
+        /// The two-layer linear network.
+        "linear2" => Linear2(Linear2Config),
+    }
+}
+
+impl ModelConfig {
+    /// Check the fields and build the model from the `[data]` section, if any.
+    pub fn build(&self, data: Option<&DataConfig>) -> Result<AnyModel> {
+        self.get().build(data)
+    }
+}
+
+/// The data of model kind `kind`, which needs a `[data]` section.
+fn required_data(data: Option<&DataConfig>, kind: &str) -> Result<Data> {
+    match data {
+        Some(d) => d.build(),
+        None => Err(Error::invalid(
+            "data",
+            "missing",
+            format!("model kind `{kind}` needs a [data] section (kind = \"synthetic\" or \"csv\")"),
+        )),
+    }
+}
+
+/// Reject a `[data]` section for model kind `kind`, which has no data.
+fn no_data(data: Option<&DataConfig>, kind: &str) -> Result<()> {
+    match data {
+        Some(_) => Err(Error::invalid(
+            "data",
+            "given",
+            format!("model kind `{kind}` has no data; remove the [data] section"),
+        )),
+        None => Ok(()),
+    }
+}
