@@ -283,7 +283,7 @@ pub fn run(scale: Scale, dir: &Path, link: &str) -> Result<StudyReport> {
         record_every: steps / records,
         trajectories,
         seed: 41,
-        observables: RECORDED.iter().map(|r| r.0).collect(),
+        observables: RECORDED.iter().map(|r| r.0.clone()).collect(),
         h: None,
         // The fixed point for v contracts slowly once unused features shrink: a relative
         // tolerance of 1e-7 on sqrt(v) + eps is far below every other error here.
