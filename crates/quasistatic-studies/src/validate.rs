@@ -130,16 +130,17 @@ pub struct Comparison {
 
 /// Observables compared between the true and the derived ensembles: everything recorded but
 /// the loss and the distance to the manifold (the derived dynamics lives on the manifold).
+/// Custom observables are compared like the built-in ones.
 pub fn compared(observables: &[Observable]) -> Vec<Observable> {
     observables
         .iter()
-        .copied()
         .filter(|o| {
             !matches!(
                 o,
                 Observable::Loss | Observable::DistanceToManifold | Observable::GradOutputSq
             )
         })
+        .cloned()
         .collect()
 }
 

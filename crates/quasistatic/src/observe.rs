@@ -1,15 +1,92 @@
 //! Observables recorded along trajectories.
 //!
 //! Each observable is a function of the parameters alone (no optimizer state), evaluated at
-//! checkpoints. Hessian quantities use exact Hessian-vector products.
+//! checkpoints. Hessian quantities use exact Hessian-vector products. Besides the built-in
+//! ones, a user function of the parameters can be recorded as a [`CustomObservable`]: the true
+//! ensembles (`simulate`) and the derived dynamics (`sde`) evaluate it like the others,
+//! through an [`Observer`].
+
+use std::sync::Arc;
 
 use nalgebra::{DMatrix, DVector};
 
+use crate::error::{Error, Result};
 use crate::model::derivatives::{self, HvpWorkspace};
 use crate::model::Model;
 
+/// The function inside a [`CustomObservable`]: parameters in, one number out.
+pub type ObservableFn = dyn Fn(&[f64]) -> f64 + Send + Sync;
+
+/// A user function of the parameters recorded under its own name (see
+/// [`Observable::Custom`]).
+///
+/// Two custom observables are equal when their names are (the name is the column they are
+/// recorded under); the function is shared, so cloning is cheap.
+#[derive(Clone)]
+pub struct CustomObservable {
+    name: String,
+    f: Arc<ObservableFn>,
+}
+
+impl CustomObservable {
+    /// Record `f(theta)` as `name`. The name must be non-empty and must not be one that
+    /// [`Observable::parse`] accepts (it would clash with a built-in column).
+    pub fn new(
+        name: impl Into<String>,
+        f: impl Fn(&[f64]) -> f64 + Send + Sync + 'static,
+    ) -> Result<Self> {
+        let name = name.into();
+        if name.is_empty() || Observable::parse(&name).is_some() {
+            return Err(Error::invalid(
+                "custom observable name",
+                if name.is_empty() { "(empty)" } else { &name },
+                format!(
+                    "a non-empty name other than the built-in ones ({})",
+                    Observable::NAMES
+                ),
+            ));
+        }
+        Ok(Self {
+            name,
+            f: Arc::new(f),
+        })
+    }
+
+    /// Its name (the column it is recorded under).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its value at `theta`.
+    pub fn eval(&self, theta: &[f64]) -> f64 {
+        (self.f)(theta)
+    }
+}
+
+impl std::fmt::Debug for CustomObservable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CustomObservable")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for CustomObservable {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for CustomObservable {}
+
+impl std::hash::Hash for CustomObservable {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
+
 /// Something measured on a parameter vector.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Observable {
     /// Full-batch training loss `L(theta)`.
     Loss,
@@ -32,6 +109,8 @@ pub enum Observable {
     TeacherDistance,
     /// `(1/n) sum_i |grad f_i|^2`, the trace of the Gauss-Newton matrix.
     GradOutputSq,
+    /// A user function of the parameters, recorded under its name.
+    Custom(CustomObservable),
 }
 
 impl Observable {
@@ -48,10 +127,12 @@ impl Observable {
             Observable::WeightL1 => "weight_l1".into(),
             Observable::TeacherDistance => "teacher_distance".into(),
             Observable::GradOutputSq => "grad_output_sq".into(),
+            Observable::Custom(c) => c.name.clone(),
         }
     }
 
-    /// Parse a name as written by [`Observable::name`].
+    /// Parse a name as written by [`Observable::name`] (built-in observables only: a custom
+    /// one has no function to parse).
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "loss" => Observable::Loss,
@@ -74,7 +155,8 @@ impl Observable {
     pub const NAMES: &'static str = "loss, test_error, distance_to_manifold, y0, y1, ..., \
         trace_hessian, sharpness, param_norm, weight_l1, teacher_distance, grad_output_sq";
 
-    /// Whether `model` can provide this observable.
+    /// Whether `model` can provide this observable (a custom one is always available: it
+    /// needs the parameters only).
     pub fn available<M: Model>(&self, model: &M) -> bool {
         let probe = model.default_start();
         match self {
@@ -142,12 +224,16 @@ impl Observer {
     /// Evaluate every observable at `theta` into `out` (same order as
     /// [`Observer::observables`]).
     pub fn observe<M: Model>(&mut self, model: &M, theta: &[f64], out: &mut [f64]) {
-        for (k, obs) in self.observables.clone().iter().enumerate() {
-            out[k] = self.eval(model, theta, *obs);
+        // Taken out for the loop (the evaluations need the buffers mutably) and put back: no
+        // allocation per record.
+        let observables = std::mem::take(&mut self.observables);
+        for (k, obs) in observables.iter().enumerate() {
+            out[k] = self.eval(model, theta, obs);
         }
+        self.observables = observables;
     }
 
-    fn eval<M: Model>(&mut self, model: &M, theta: &[f64], obs: Observable) -> f64 {
+    fn eval<M: Model>(&mut self, model: &M, theta: &[f64], obs: &Observable) -> f64 {
         let nan = f64::NAN;
         match obs {
             Observable::Loss => derivatives::gradient(model, theta, &mut self.grad),
@@ -155,7 +241,7 @@ impl Observer {
             Observable::DistanceToManifold => model.distance_to_manifold(theta).unwrap_or(nan),
             Observable::ManifoldCoordinate(j) => model
                 .manifold_coordinates(theta)
-                .and_then(|y| y.get(j).copied())
+                .and_then(|y| y.get(*j).copied())
                 .unwrap_or(nan),
             Observable::TraceHessian => self.trace_hessian(model, theta),
             Observable::Sharpness => self.sharpness(model, theta),
@@ -179,6 +265,7 @@ impl Observer {
                 }
                 acc / n as f64
             }
+            Observable::Custom(c) => c.eval(theta),
         }
     }
 
@@ -298,6 +385,139 @@ mod tests {
         assert!((out[y1] + 2.0).abs() < 1e-12);
         for n in &names {
             assert_eq!(Observable::parse(n).unwrap().name(), *n);
+        }
+    }
+
+    fn norm(theta: &[f64]) -> f64 {
+        theta.iter().map(|x| x * x).sum::<f64>().sqrt()
+    }
+
+    /// A custom observable is named, compared and hashed by its name, cannot take a built-in
+    /// name, and an [`Observer`] evaluates it in its place among the others.
+    #[test]
+    fn custom_observable_by_name() {
+        for bad in ["", "loss", "y3", "trace_hessian"] {
+            assert!(CustomObservable::new(bad, norm).is_err(), "{bad:?}");
+        }
+        let a = Observable::Custom(CustomObservable::new("norm", norm).unwrap());
+        let b = Observable::Custom(CustomObservable::new("norm", |_: &[f64]| 0.0).unwrap());
+        let c = Observable::Custom(CustomObservable::new("norm_b", norm).unwrap());
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_ne!(a, Observable::ParamNorm);
+        let set: std::collections::HashSet<Observable> = [a.clone(), b, c.clone()].into();
+        assert_eq!(set.len(), 2);
+        assert_eq!(a.name(), "norm");
+        assert!(format!("{a:?}").contains("\"norm\""));
+        let m = Valley::planar(Profile::Quadratic, 1.0);
+        assert!(a.available(&m));
+        let twice =
+            Observable::Custom(CustomObservable::new("twice_y", |t: &[f64]| 2.0 * t[1]).unwrap());
+        let mut obs = Observer::new(&m, vec![Observable::ParamNorm, a, twice]);
+        let mut out = [0.0; 3];
+        obs.observe(&m, &[3.0, 4.0], &mut out);
+        assert_eq!(out, [5.0, 5.0, 8.0]);
+        // The observer keeps its list across evaluations.
+        obs.observe(&m, &[0.0, 1.0], &mut out);
+        assert_eq!(out, [1.0, 1.0, 2.0]);
+        assert_eq!(obs.observables().len(), 3);
+    }
+
+    /// The engine records a custom observable like a built-in one (same values, bit for bit,
+    /// as `param_norm` on every path the valley takes: register step and group step), and so
+    /// does the derived-dynamics integrator, at the manifold points it visits.
+    #[test]
+    fn engine_and_sde_record_custom_observables() {
+        use crate::noise::NoiseModel;
+        use crate::optim::{Adam, AnyOptimizer, Schedule, Sgd};
+        use crate::sde::{run_sde, ManifoldDynamics, SdeSpec};
+        use crate::simulate::{run_ensemble, EnsembleSpec};
+
+        let m = Valley::planar(Profile::Quadratic, 1.0).with_angle(0.4);
+        let custom = Observable::Custom(CustomObservable::new("norm", norm).unwrap());
+        let observables = vec![Observable::ParamNorm, custom, Observable::Loss];
+        for noise in [
+            NoiseModel::Label {
+                sigma: 1.0,
+                batch: None,
+            },
+            NoiseModel::Isotropic {
+                sigma: 0.3,
+                batch: 1,
+            },
+        ] {
+            for opt in [
+                AnyOptimizer::Sgd(Sgd {
+                    lr: Schedule::Constant(0.05),
+                }),
+                AnyOptimizer::Adam(Adam {
+                    lr: Schedule::Constant(0.01),
+                    beta1: 0.9,
+                    beta2: 0.999,
+                    eps: 1e-8,
+                    weight_decay: 0.0,
+                }),
+            ] {
+                let spec = EnsembleSpec {
+                    steps: 200,
+                    record_every: 50,
+                    trajectories: 11,
+                    seed: 3,
+                    start: m.default_start(),
+                    observables: observables.clone(),
+                    ..EnsembleSpec::default()
+                };
+                let r = run_ensemble(&m, &noise, &opt, &spec);
+                assert_eq!(r.observables, ["param_norm", "norm", "loss"]);
+                let (p, c) = (0, r.observable_index("norm").unwrap());
+                let mut compared = 0;
+                for j in 0..r.trajectories {
+                    for k in 0..r.steps.len() {
+                        let (x, y) = (r.get(j, k, p).unwrap(), r.get(j, k, c).unwrap());
+                        assert_eq!(x.to_bits(), y.to_bits(), "trajectory {j}, record {k}");
+                        compared += 1;
+                    }
+                }
+                assert_eq!(compared, 11 * 5);
+                // The records move: they are the trajectories', not the start's.
+                assert_ne!(r.get(0, 4, c), r.get(0, 0, c));
+            }
+        }
+
+        /// Moves `y` by -0.01 per optimizer step along the unrotated valley's manifold `x = 0`.
+        struct Shift;
+        impl ManifoldDynamics for Shift {
+            fn coefficients(&self, _phi: &[f64]) -> Result<(Vec<f64>, DMatrix<f64>)> {
+                Ok((vec![0.0, -0.01], DMatrix::zeros(2, 1)))
+            }
+            fn project(&self, theta: &[f64]) -> Result<Vec<f64>> {
+                Ok(vec![0.0, theta[1]])
+            }
+        }
+        let flat = Valley::planar(Profile::Quadratic, 1.0);
+        let y_plus_one = Observable::Custom(
+            CustomObservable::new("y_plus_one", |t: &[f64]| t[1] + 1.0).unwrap(),
+        );
+        let r = run_sde(
+            &flat,
+            &Shift,
+            &SdeSpec {
+                steps: 100,
+                h: 1,
+                record_every: 25,
+                trajectories: 2,
+                seed: 0,
+                start: vec![0.0, 2.0],
+                observables: vec![y_plus_one, Observable::ManifoldCoordinate(0)],
+            },
+        );
+        assert_eq!(r.observables, ["y_plus_one", "y0"]);
+        for (k, &step) in r.steps.iter().enumerate() {
+            let y = 2.0 - 0.01 * step as f64;
+            for j in 0..2 {
+                assert!((r.get(j, k, 0).unwrap() - (y + 1.0)).abs() < 1e-12);
+                assert!((r.get(j, k, 1).unwrap() - y).abs() < 1e-12);
+            }
         }
     }
 }

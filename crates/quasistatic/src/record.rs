@@ -26,8 +26,9 @@ impl std::fmt::Display for Divergence {
     }
 }
 
-/// The recorded ensemble.
-#[derive(Clone, Debug)]
+/// The recorded ensemble (serialised with its fields as they are; non-finite values become
+/// `null` in JSON).
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct EnsembleResult {
     /// Observable names, in storage order.
     pub observables: Vec<String>,
