@@ -373,15 +373,15 @@ fn lion_is_refused_by_the_derivation_with_the_reason() {
         sigma: 1.0,
         batch: None,
     };
-    let err = derive(
+    let Err(err) = derive(
         &valley,
         &noise,
         &lion,
         &[0.0, 1.0],
         &DeriveOptions::default(),
-    )
-    .err()
-    .expect("Lion must be refused");
+    ) else {
+        panic!("Lion must be refused");
+    };
     let text = err.to_string();
     assert!(
         text.contains("optimizer.kind")

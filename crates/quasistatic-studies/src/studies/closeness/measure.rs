@@ -322,7 +322,7 @@ pub fn measure(scale: Scale) -> Result<ClosenessData> {
 
 /// Compare at `eta0 * f` for each factor `f`, the horizon fixed in slow time.
 fn sweep(config: &Config, factors: &[f64], tolerance: f64) -> Result<SweepData> {
-    let eta0 = config.optimizer.lr;
+    let eta0 = config.optimizer.lr();
     let mut comparisons = Vec::new();
     let mut runs = Vec::new();
     for &f in factors {
