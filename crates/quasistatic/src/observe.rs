@@ -430,7 +430,7 @@ mod tests {
     fn engine_and_sde_record_custom_observables() {
         use crate::noise::NoiseModel;
         use crate::optim::{Adam, AnyOptimizer, Schedule, Sgd};
-        use crate::sde::{run_sde, ManifoldDynamics, SdeSpec};
+        use crate::sde::{run_sde, ManifoldDynamics, SdeCoefficients, SdeSpec};
         use crate::simulate::{run_ensemble, EnsembleSpec};
 
         let m = Valley::planar(Profile::Quadratic, 1.0).with_angle(0.4);
@@ -487,8 +487,11 @@ mod tests {
         /// Moves `y` by -0.01 per optimizer step along the unrotated valley's manifold `x = 0`.
         struct Shift;
         impl ManifoldDynamics for Shift {
-            fn coefficients(&self, _phi: &[f64]) -> Result<(Vec<f64>, DMatrix<f64>)> {
-                Ok((vec![0.0, -0.01], DMatrix::zeros(2, 1)))
+            fn coefficients(&self, _phi: &[f64]) -> Result<SdeCoefficients> {
+                Ok(SdeCoefficients {
+                    drift: vec![0.0, -0.01],
+                    noise_factor: DMatrix::zeros(2, 1),
+                })
             }
             fn project(&self, theta: &[f64]) -> Result<Vec<f64>> {
                 Ok(vec![0.0, theta[1]])

@@ -4,14 +4,16 @@
 //! `phi_{k+1} - phi_k = b(phi_k) + (tangent noise of covariance Q(phi_k))`, kept on `G`.
 //! One integrator step covers `h` optimizer steps:
 //!
-//! `phi <- Phi(phi + h b(phi) + sqrt(h) Q(phi)^{1/2} z)`,  `z ~ N(0, I)`,
+//! `phi <- Phi(phi + h b(phi) + sqrt(h) F(phi) z)`,  `z ~ N(0, I)`,  `F F^T = Q`,
 //!
 //! (Euler-Maruyama followed by the projection `Phi` back onto the manifold, which adds the
-//! curvature correction of docs/theory.md section 3). The drift terms and the projection come from
-//! a [`ManifoldDynamics`]; the integrator knows nothing of how they were derived. Ensembles
-//! follow the same rules as the true simulation: trajectory `j` draws from
-//! [`crate::engine::rng::stream`]`(seed, j, 2)`, so results are bit-identical for any thread count, and
-//! records use the same observables and [`EnsembleResult`] layout (steps are optimizer steps).
+//! curvature correction of docs/theory.md section 3). The drift, the factor `F` and the
+//! projection come from a [`ManifoldDynamics`], the first two as [`SdeCoefficients`] (a
+//! derivation's [`Coefficients`] convert into them); the integrator knows nothing of how they
+//! were derived. Ensembles follow the same rules as the true simulation: trajectory `j` draws
+//! from [`crate::engine::rng::stream`]`(seed, j, 2)`, so results are bit-identical for any
+//! thread count, and records use the same observables and [`EnsembleResult`] layout (steps
+//! are optimizer steps).
 
 use std::time::Instant;
 
@@ -20,19 +22,52 @@ use rand::Rng;
 use rand_distr::StandardNormal;
 use rayon::prelude::*;
 
+use crate::derive::Coefficients;
 use crate::engine::rng;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::observe::{Observable, Observer};
 use crate::record::{checkpoints, Divergence, EnsembleResult, TrajectoryOutput};
 
+/// The coefficients of the derived dynamics at a manifold point `phi`, per optimizer step:
+/// what one integrator step needs.
+#[derive(Clone, Debug)]
+pub struct SdeCoefficients {
+    /// The drift per optimizer step `b(phi)` (length `d`, parameter coordinates).
+    pub drift: Vec<f64>,
+    /// A factor `F` (`d x k`, any `k >= 1`) of the tangent noise covariance per optimizer step,
+    /// `F F^T = Q(phi)`; an integrator step over `h` optimizer steps adds `sqrt(h) F z`,
+    /// `z ~ N(0, I_k)` (a zero column for `Q = 0`).
+    pub noise_factor: DMatrix<f64>,
+}
+
+impl TryFrom<Coefficients> for SdeCoefficients {
+    type Error = Error;
+
+    /// The drift with the exact `S` and the factor of `Q` of a derivation's coefficients
+    /// (computed with [`crate::derive::DeriveOptions::tangent_factor`] on; an error otherwise).
+    fn try_from(c: Coefficients) -> Result<Self> {
+        let noise_factor = c.tangent_factor.ok_or_else(|| {
+            Error::invalid(
+                "DeriveOptions::tangent_factor",
+                false,
+                "true for coefficients that drive an integrator (it draws F z with F F^T = Q)",
+            )
+        })?;
+        Ok(Self {
+            drift: c.drift,
+            noise_factor,
+        })
+    }
+}
+
 /// Drift, diffusion and projection of a derived manifold dynamics.
 pub trait ManifoldDynamics: Sync {
-    /// At a manifold point `phi`: the drift per optimizer step `b(phi)` and a factor `F` with
-    /// `F F^T = Q(phi)`, the tangent noise covariance per optimizer step (`d x r`, any `r`).
-    fn coefficients(&self, phi: &[f64]) -> Result<(Vec<f64>, DMatrix<f64>)>;
+    /// The drift and the factor of the tangent noise at a manifold point `phi`.
+    fn coefficients(&self, phi: &[f64]) -> Result<SdeCoefficients>;
 
-    /// The projection `Phi` onto the manifold.
+    /// The projection `Phi` onto the manifold, applied to the proposal
+    /// `phi + h b + sqrt(h) F z` (a tangent displacement of a manifold point).
     fn project(&self, theta: &[f64]) -> Result<Vec<f64>>;
 
     /// Gradient evaluations (of any order) one call of [`ManifoldDynamics::coefficients`] plus
@@ -87,7 +122,8 @@ pub fn run_sde<M: Model, Dyn: ManifoldDynamics>(
             'outer: for (c, &target) in cps.iter().enumerate() {
                 while step < target {
                     let dt = h.min(target - step) as f64;
-                    let next = dynamics.coefficients(&phi).and_then(|(b, f)| {
+                    let next = dynamics.coefficients(&phi).and_then(|c| {
+                        let (b, f) = (&c.drift, &c.noise_factor);
                         let mut theta = phi.clone();
                         let z: Vec<f64> =
                             (0..f.ncols()).map(|_| rng.sample(StandardNormal)).collect();
@@ -151,11 +187,14 @@ mod tests {
     }
 
     impl ManifoldDynamics for ValleyDrift {
-        fn coefficients(&self, phi: &[f64]) -> Result<(Vec<f64>, DMatrix<f64>)> {
+        fn coefficients(&self, phi: &[f64]) -> Result<SdeCoefficients> {
             let a = 1.0 + phi[1] * phi[1];
             let b = -self.eta.powi(2) * self.sigma.powi(2) * 2.0 * phi[1]
                 / (2.0 * (2.0 - self.eta * a));
-            Ok((vec![0.0, b], DMatrix::zeros(2, 1)))
+            Ok(SdeCoefficients {
+                drift: vec![0.0, b],
+                noise_factor: DMatrix::zeros(2, 1),
+            })
         }
         fn project(&self, theta: &[f64]) -> Result<Vec<f64>> {
             Ok(vec![0.0, theta[1]])
@@ -224,11 +263,11 @@ mod tests {
     /// `sqrt(2 / N) = 2.2%`; tolerance 10% (4.5 standard errors).
     struct Ou;
     impl ManifoldDynamics for Ou {
-        fn coefficients(&self, phi: &[f64]) -> Result<(Vec<f64>, DMatrix<f64>)> {
-            Ok((
-                vec![0.0, -0.01 * phi[1]],
-                DMatrix::from_row_slice(2, 1, &[0.0, 0.1]),
-            ))
+        fn coefficients(&self, phi: &[f64]) -> Result<SdeCoefficients> {
+            Ok(SdeCoefficients {
+                drift: vec![0.0, -0.01 * phi[1]],
+                noise_factor: DMatrix::from_row_slice(2, 1, &[0.0, 0.1]),
+            })
         }
         fn project(&self, theta: &[f64]) -> Result<Vec<f64>> {
             Ok(vec![0.0, theta[1]])
@@ -268,5 +307,36 @@ mod tests {
             r.values.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
             r1.values.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
         );
+    }
+
+    /// A derivation's coefficients convert into integrator coefficients (the exact-`S` drift,
+    /// bit for bit, and the factor of `Q`) only when the factor was computed.
+    #[test]
+    fn derived_coefficients_convert_with_their_factor() {
+        use crate::derive::{coefficients, DeriveOptions};
+        use crate::noise::NoiseModel;
+        use crate::optim::{AnyOptimizer, Schedule, Sgd};
+        let model = Valley::planar(Profile::Quadratic, 1.0).with_angle(0.3);
+        let phi = model.to_theta(&[0.0, 1.2]);
+        let noise = NoiseModel::Isotropic {
+            sigma: 0.5,
+            batch: 1,
+        };
+        let sgd = AnyOptimizer::Sgd(Sgd {
+            lr: Schedule::Constant(0.05),
+        });
+        let plain = coefficients(&model, &noise, &sgd, &phi, &DeriveOptions::default()).unwrap();
+        let e = SdeCoefficients::try_from(plain).unwrap_err().to_string();
+        assert!(e.contains("tangent_factor"), "{e}");
+        let options = DeriveOptions {
+            tangent_factor: true,
+            ..DeriveOptions::default()
+        };
+        let c = coefficients(&model, &noise, &sgd, &phi, &options).unwrap();
+        let (drift, f) = (c.drift.clone(), c.tangent_factor.clone().unwrap());
+        let step = SdeCoefficients::try_from(c).unwrap();
+        assert_eq!(step.drift, drift);
+        assert_eq!(step.noise_factor, f);
+        assert_eq!(step.noise_factor.nrows(), 2);
     }
 }

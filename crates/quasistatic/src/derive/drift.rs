@@ -11,7 +11,12 @@
 //!   noise);
 //! - `Q = eta_eff^2 D^{1/2} P~_T Sigma~ P~_T D^{1/2}` per step.
 //!
-//! Units: `b` is a displacement per optimizer step, `Q` a covariance per optimizer step.
+//! Units: `b` is a displacement per optimizer step, `Q` a covariance per optimizer step, `S`
+//! a covariance of parameters (no time unit).
+//!
+//! [`drift`] computes the exact-`S` drift always and, on request ([`DriftParts`]), the
+//! leading-order drift, `Q` as a `d x d` matrix and a factor of it: the report of
+//! [`super::derive`] needs the first two, an integrator of the manifold SDE the factor.
 
 use std::borrow::Cow;
 
@@ -20,14 +25,14 @@ use serde::Serialize;
 
 use super::equilibrium::NormalDynamics;
 use super::third_order::{contract_pairs, contract_symmetric_set};
-use super::{EquilibriumReport, MatrixSummary};
 use crate::linalg;
 use crate::manifold::noise::scale_rows;
 use crate::manifold::{CovarianceOperator, Curvature, Geometry};
 use crate::model::Model;
+use crate::noise::psd_sqrt;
 use crate::Result;
 
-/// The tangent noise covariance `Q`.
+/// The tangent noise covariance `Q`, as reported by [`super::derive`].
 #[derive(Clone, Debug, Serialize)]
 pub struct TangentNoise {
     /// `tr Q` per optimizer step.
@@ -38,63 +43,44 @@ pub struct TangentNoise {
     pub matrix_per_step: Option<Vec<Vec<f64>>>,
 }
 
-/// Drift, diffusion and equilibrium at a point (see the module docs).
+/// What [`drift`] computes beyond the exact-`S` drift, `S~` and `tr Q`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DriftParts {
+    /// The drift with the leading-order `S` (`r` more third-order gradients unless both
+    /// equilibria are diagonal in the normal eigenbasis, when it is free).
+    pub leading: bool,
+    /// `Q` as a `d x d` matrix (`O(d^2 r)`).
+    pub tangent_matrix: bool,
+    /// A factor `F` of `Q` (`F F^T = Q`): forms `Q` when `tr Q > 0` (`O(d^3)`).
+    pub tangent_factor: bool,
+}
+
+/// Drift, diffusion and equilibrium at a point (see the module docs). Vectors have length
+/// `d` (parameter coordinates).
 #[derive(Clone, Debug)]
 pub struct Drift {
     /// `b` per step with the exact `S`.
     pub per_step: Vec<f64>,
-    /// `b` per step with the leading-order `S`.
-    pub per_step_leading: Vec<f64>,
-    /// The cross term's part of `b` per step.
+    /// `b` per step with the leading-order `S` (when [`DriftParts::leading`]).
+    pub per_step_leading: Option<Vec<f64>>,
+    /// The cross term's part of `b` per step, `-eta_eff^2 D^{1/2} P~_T D^{1/2} X`.
     pub cross_per_step: Vec<f64>,
-    /// `Q`.
-    pub tangent_noise: TangentNoise,
-    /// `S`.
-    pub equilibrium: EquilibriumReport,
+    /// `Z = D^{1/2} V` (`d x r`): the normal eigen-directions in parameters.
+    pub normal_basis: DMatrix<f64>,
+    /// Exact `S~` (`r x r`): `S = Z S~ Z^T`.
+    pub s_exact: DMatrix<f64>,
+    /// Leading-order `S~` (`r x r`).
+    pub s_leading: DMatrix<f64>,
+    /// `tr Q` per step.
+    pub tangent_noise_trace: f64,
+    /// `Q` per step (`d x d`), when [`DriftParts::tangent_matrix`] or when the factor needed it.
+    pub tangent_noise: Option<DMatrix<f64>>,
+    /// `F` with `F F^T = Q` per step (when [`DriftParts::tangent_factor`]): the symmetric
+    /// square root of `Q` (`d x d`) when `tr Q > 0`, else a single zero column (`Q = 0`).
+    pub tangent_factor: Option<DMatrix<f64>>,
 }
 
-fn rows(m: &DMatrix<f64>) -> Vec<Vec<f64>> {
-    (0..m.nrows())
-        .map(|i| m.row(i).iter().copied().collect())
-        .collect()
-}
-
-/// The Gram matrix `G = Z^T Z` and its symmetric square root `G^{1/2}` (for [`summarise`]).
-fn gram_and_root(z: &DMatrix<f64>) -> (DMatrix<f64>, DMatrix<f64>) {
-    let g = linalg::tr_mul(z, z);
-    let ge = ((&g + g.transpose()) * 0.5).symmetric_eigen();
-    let mut sq = ge.eigenvectors.clone();
-    for (mut col, l) in sq.column_iter_mut().zip(ge.eigenvalues.iter()) {
-        col *= l.max(0.0).sqrt();
-    }
-    let gh = &sq * ge.eigenvectors.transpose();
-    (g, gh)
-}
-
-/// Summary of `S = Z S~ Z^T`, given `(Z^T Z, (Z^T Z)^{1/2})` from [`gram_and_root`].
-fn summarise(
-    z: &DMatrix<f64>,
-    (g, gh): &(DMatrix<f64>, DMatrix<f64>),
-    s_tilde: &DMatrix<f64>,
-    small: bool,
-) -> MatrixSummary {
-    let m = gh * s_tilde * gh;
-    let mut eig: Vec<f64> = ((&m + m.transpose()) * 0.5)
-        .symmetric_eigen()
-        .eigenvalues
-        .iter()
-        .copied()
-        .collect();
-    eig.sort_by(|a, b| b.total_cmp(a));
-    MatrixSummary {
-        trace: (s_tilde * g).trace(),
-        eigenvalues: eig,
-        matrix: small.then(|| rows(&(z * s_tilde * z.transpose()))),
-    }
-}
-
-/// Compute drift, tangent noise and equilibrium (see the module docs). `small`: also return
-/// `d x d` matrices.
+/// Compute drift, tangent noise and equilibrium (see the module docs).
 pub fn drift<M: Model>(
     model: &M,
     phi: &[f64],
@@ -102,7 +88,7 @@ pub fn drift<M: Model>(
     covariance: &CovarianceOperator,
     geometry: &Geometry,
     dynamics: &NormalDynamics,
-    small: bool,
+    parts: DriftParts,
 ) -> Result<Drift> {
     let d = phi.len();
     let eta_eff = dynamics.eta_eff();
@@ -114,9 +100,14 @@ pub fn drift<M: Model>(
     let sig_n = linalg::tr_mul(&z, &sz);
     let s_exact = dynamics.exact(&geometry.curvatures, &sig_n)?;
     let s_lead = dynamics.leading(&geometry.curvatures, &sig_n);
-    let mut d3 = contract_symmetric_set(model, phi, &z, &[&s_exact, &s_lead]);
-    let d3_lead = d3.pop().expect("two contractions");
-    let d3_exact = d3.pop().expect("two contractions");
+    let (d3_exact, d3_lead) = if parts.leading {
+        let mut d3 = contract_symmetric_set(model, phi, &z, &[&s_exact, &s_lead]);
+        let d3_lead = d3.pop().expect("two contractions");
+        (d3.pop().expect("two contractions"), Some(d3_lead))
+    } else {
+        let d3 = contract_symmetric_set(model, phi, &z, &[&s_exact]);
+        (d3.into_iter().next().expect("one contraction"), None)
+    };
     // Cross term: c~ = P~_T D^{1/2} Sigma Z in w; as parameter vectors D^{1/2} c~.
     let mut c = sz;
     if let Some(m) = &geometry.metric {
@@ -146,32 +137,29 @@ pub fn drift<M: Model>(
             .collect()
     };
     let per_step = velocity(&d3_exact);
-    let per_step_leading = velocity(&d3_lead);
+    let per_step_leading = d3_lead.as_deref().map(velocity);
     let cross_per_step: Vec<f64> = geometry
         .preconditioned_tangent(&cross)
         .iter()
         .map(|x| -eta_eff * eta_eff * x)
         .collect();
     let q_trace = eta_eff * eta_eff * covariance.tangent_block_trace(curvature, geometry);
-    let q_matrix = small.then(|| {
-        rows(&(covariance.tangent_block_matrix(curvature, geometry) * (eta_eff * eta_eff)))
+    let noisy = q_trace > 0.0;
+    let q_matrix = (parts.tangent_matrix || (parts.tangent_factor && noisy))
+        .then(|| covariance.tangent_block_matrix(curvature, geometry) * (eta_eff * eta_eff));
+    let tangent_factor = parts.tangent_factor.then(|| match &q_matrix {
+        Some(q) if noisy => psd_sqrt(q),
+        _ => DMatrix::zeros(d, 1),
     });
-    let gram = gram_and_root(&z);
-    let diff = (&s_exact - &s_lead).norm() / s_lead.norm().max(f64::MIN_POSITIVE);
     Ok(Drift {
         per_step,
         per_step_leading,
         cross_per_step,
-        tangent_noise: TangentNoise {
-            trace_per_step: q_trace,
-            trace_per_slow_time: f64::NAN,
-            matrix_per_step: q_matrix,
-        },
-        equilibrium: EquilibriumReport {
-            dynamics: *dynamics,
-            exact: summarise(&z, &gram, &s_exact, small),
-            leading: summarise(&z, &gram, &s_lead, small),
-            relative_difference: diff,
-        },
+        normal_basis: z.into_owned(),
+        s_exact,
+        s_leading: s_lead,
+        tangent_noise_trace: q_trace,
+        tangent_noise: q_matrix,
+        tangent_factor,
     })
 }

@@ -1,8 +1,14 @@
 //! The quasistatic derivation engine (docs/theory.md sections 2-5, 8-9).
 //!
-//! [`derive`] takes a model, a noise model, an optimizer and any point `theta`, projects
-//! `theta` onto the manifold of minima (`phi = Phi(theta)`), and returns the manifold dynamics
-//! at `phi` as a [`Derivation`]:
+//! Two levels:
+//!
+//! - [`coefficients()`] ([`mod@coefficients`]) is the core: at a point `phi` already on the
+//!   manifold it returns the typed [`Coefficients`] of the manifold SDE (drift per step,
+//!   normal equilibrium `S`, tangent noise `Q` and a factor of it, the geometry used, Adam's
+//!   preconditioner). An integrator calls it at every step.
+//! - [`derive()`] takes any point `theta`, projects it onto the manifold of minima
+//!   (`phi = Phi(theta)`), evaluates [`coefficients()`] there and summarises them, with
+//!   interpretation and diagnostics, as a [`Derivation`] report:
 //!
 //! - geometry: normal rank, curvatures, gap (dense or low-rank Jacobian path);
 //! - the normal equilibrium `S`, exact discrete and leading order ([`equilibrium`]);
@@ -33,6 +39,7 @@
 //! ```
 
 pub mod adam;
+pub mod coefficients;
 pub mod drift;
 pub mod equilibrium;
 pub mod regularisers;
@@ -44,21 +51,25 @@ mod tests;
 
 use std::time::Instant;
 
+use nalgebra::DMatrix;
 use serde::Serialize;
 
 pub use adam::{AdamOptions, Preconditioner};
-pub use drift::{Drift, TangentNoise};
+pub use coefficients::{coefficients, Coefficients};
+pub use drift::{Drift, DriftParts, TangentNoise};
 pub use equilibrium::NormalDynamics;
 pub use regularisers::{Regulariser, RegulariserReport};
 
+use coefficients::{geometry_path, plan, Plan};
+
+use crate::linalg;
 use crate::manifold::{
-    project, CovarianceOperator, Curvature, Finisher, GeometryPath, Projection, ProjectionOptions,
-    RankOptions,
+    project, Finisher, GeometryPath, Projection, ProjectionOptions, RankOptions,
 };
 use crate::model::Model;
 use crate::noise::NoiseModel;
 use crate::optim::AnyOptimizer;
-use crate::{Error, Result};
+use crate::Result;
 
 /// Dense or low-rank geometry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -96,6 +107,14 @@ pub struct DeriveOptions {
     /// Compute the regulariser interpretation (default true; costs `d` third-order gradients
     /// on the dense path, `2n` per-sample Hessian-vector products on the low-rank path).
     pub regularisers: bool,
+    /// [`coefficients()`] also computes the drift with the leading-order `S` (default true;
+    /// free when both equilibria are diagonal in the normal eigenbasis, `r` third-order
+    /// gradients otherwise). [`derive()`] computes it whatever this says: its report shows it.
+    pub leading_order: bool,
+    /// [`coefficients()`] (and [`derive_with_coefficients`]) also return a factor `F` of the
+    /// tangent noise, `F F^T = Q` per step, for an integrator of the manifold SDE (default
+    /// false; forms `Q` as a `d x d` matrix when `tr Q > 0`, `O(d^3)`).
+    pub tangent_factor: bool,
 }
 
 impl Default for DeriveOptions {
@@ -111,6 +130,8 @@ impl Default for DeriveOptions {
             separation_warning: 0.1,
             adam: AdamOptions::default(),
             regularisers: true,
+            leading_order: true,
+            tangent_factor: false,
         }
     }
 }
@@ -231,99 +252,14 @@ pub struct Derivation {
     pub seconds: f64,
 }
 
-/// What the optimizer means for the derivation.
-struct Plan {
-    dynamics: NormalDynamics,
-    eta: f64,
-    /// `(beta2, eps)` for Adam and RMSProp.
-    adaptive: Option<(f64, f64)>,
-}
-
-fn plan(optimizer: &AnyOptimizer) -> Result<Plan> {
-    let eta = optimizer.schedule().base();
-    let no_decay = |wd: f64, field: &str| -> Result<()> {
-        if wd != 0.0 {
-            return Err(Error::invalid(
-                field,
-                wd,
-                "0: weight decay removes the manifold of minima, the quasistatic derivation needs one",
-            ));
-        }
-        Ok(())
-    };
-    if eta.is_nan() || eta <= 0.0 {
-        return Err(Error::invalid(
-            "optimizer.lr",
-            eta,
-            "a positive learning rate",
-        ));
-    }
-    Ok(match optimizer {
-        AnyOptimizer::Sgd(_) => Plan {
-            dynamics: NormalDynamics::Sgd { lr: eta },
-            eta,
-            adaptive: None,
-        },
-        AnyOptimizer::HeavyBall(o) => {
-            no_decay(o.weight_decay, "optimizer.weight_decay")?;
-            Plan {
-                dynamics: NormalDynamics::HeavyBall {
-                    lr: eta,
-                    beta: o.beta,
-                },
-                eta,
-                adaptive: None,
-            }
-        }
-        AnyOptimizer::Nesterov(o) => {
-            no_decay(o.weight_decay, "optimizer.weight_decay")?;
-            Plan {
-                dynamics: NormalDynamics::Nesterov {
-                    lr: eta,
-                    beta: o.beta,
-                },
-                eta,
-                adaptive: None,
-            }
-        }
-        AnyOptimizer::Adam(o) => {
-            no_decay(o.weight_decay, "optimizer.weight_decay")?;
-            let dynamics = if o.beta1 == 0.0 {
-                NormalDynamics::Sgd { lr: eta }
-            } else {
-                NormalDynamics::HeavyBall {
-                    lr: eta * (1.0 - o.beta1),
-                    beta: o.beta1,
-                }
-            };
-            Plan {
-                dynamics,
-                eta,
-                adaptive: Some((o.beta2, o.eps)),
-            }
-        }
-        AnyOptimizer::RmsProp(o) => Plan {
-            dynamics: NormalDynamics::Sgd { lr: eta },
-            eta,
-            adaptive: Some((o.alpha, o.eps)),
-        },
-        AnyOptimizer::Lion(_) => return Err(Error::invalid(
-            "optimizer.kind",
-            "lion",
-            "sgd, heavy_ball, nesterov, adam, adamw or rmsprop: Lion moves every coordinate by \
-                 exactly lr in the sign of its momentum, a map that is not differentiable, so its \
-                 normal oscillation has no linear (Lyapunov) equilibrium and the quasistatic \
-                 derivation does not apply; simulate it instead",
-        )),
-    })
-}
-
 /// Derive the quasistatic manifold dynamics of `optimizer` with `noise` on `model` at
-/// `Phi(theta)` (see the module docs). `theta` may be any point; it is projected first.
+/// `Phi(theta)` (see the module docs). `theta` may be any point; it is projected first, then
+/// [`coefficients()`] are evaluated at the projected point and summarised in the report.
 ///
-/// Errors: [`Error::Numerical`] when the projection does not converge, the normal rank is
-/// ambiguous, the normal recursion is unstable (`eta lambda_max` beyond the bound), or Adam's
-/// fixed point does not converge; [`Error::InvalidConfig`] for weight decay or a non-positive
+/// Errors: [`Error::Numerical`](crate::Error::Numerical) when the projection does not
+/// converge, the normal rank is ambiguous, the normal recursion is unstable (`eta lambda_max`
+/// beyond the bound), or Adam's fixed point does not converge;
+/// [`Error::InvalidConfig`](crate::Error::InvalidConfig) for weight decay or a non-positive
 /// learning rate.
 pub fn derive<M: Model>(
     model: &M,
@@ -332,15 +268,23 @@ pub fn derive<M: Model>(
     theta: &[f64],
     options: &DeriveOptions,
 ) -> Result<Derivation> {
+    derive_with_coefficients(model, noise, optimizer, theta, options).map(|(report, _)| report)
+}
+
+/// [`derive()`], also returning the [`Coefficients`] at `phi = Phi(theta)` that the report was
+/// built from (the leading-order drift always included; the factor of `Q` as
+/// [`DeriveOptions::tangent_factor`] says).
+pub fn derive_with_coefficients<M: Model>(
+    model: &M,
+    noise: &NoiseModel,
+    optimizer: &AnyOptimizer,
+    theta: &[f64],
+    options: &DeriveOptions,
+) -> Result<(Derivation, Coefficients)> {
     let t0 = Instant::now();
     let d = model.dim();
     let plan = plan(optimizer)?;
-    let path = match options.path {
-        PathChoice::Dense => GeometryPath::Dense,
-        PathChoice::LowRank => GeometryPath::LowRank,
-        PathChoice::Auto if d <= options.dense_up_to => GeometryPath::Dense,
-        PathChoice::Auto => GeometryPath::LowRank,
-    };
+    let path = geometry_path(options, d);
     let mut popts = options.projection.clone();
     if popts.finisher.is_none() {
         popts.finisher = Some(match path {
@@ -349,71 +293,66 @@ pub fn derive<M: Model>(
         });
     }
     let projection = project(model, theta, &popts)?;
-    let phi = projection.point.clone();
-    let curvature = match path {
-        GeometryPath::Dense => Curvature::dense(model, &phi),
-        GeometryPath::LowRank => Curvature::low_rank(model, &phi, options.residual_tolerance)?,
-    };
-    let covariance = CovarianceOperator::new(model, noise, &phi, &curvature);
-    let euclidean = curvature.geometry(None, &options.rank)?;
-    let preconditioner = match plan.adaptive {
-        None => None,
-        Some((_, eps)) => Some(adam::preconditioner(
-            model,
-            noise,
-            &phi,
-            &curvature,
-            &covariance,
-            &euclidean,
-            &plan.dynamics,
-            eps,
-            &options.rank,
-            &options.adam,
-        )?),
-    };
-    let geometry = match &preconditioner {
-        None => euclidean.clone(),
-        Some(p) => p
-            .geometry
-            .clone()
-            .expect("preconditioner carries its geometry"),
-    };
-    let small = d <= options.matrices_up_to;
-    let mut drift = drift::drift(
+    let c = coefficients::at_point(
         model,
-        &phi,
-        &curvature,
-        &covariance,
-        &geometry,
-        &plan.dynamics,
-        small,
+        noise,
+        &plan,
+        path,
+        projection.point.clone(),
+        options,
+        true,
     )?;
-    let eta2 = plan.eta * plan.eta;
-    let drift_per_slow_time: Vec<f64> = drift.per_step.iter().map(|x| x / eta2).collect();
-    drift.tangent_noise.trace_per_slow_time = drift.tangent_noise.trace_per_step / eta2;
-    let drift_manifold_coordinates = manifold_coordinate_drift(model, &phi, &drift.per_step);
+    let report = report(
+        model, noise, optimizer, theta, &plan, projection, &c, options, t0,
+    );
+    Ok((report, c))
+}
+
+/// The report of [`derive`] from the coefficients at the projected point.
+#[allow(clippy::too_many_arguments)]
+fn report<M: Model>(
+    model: &M,
+    noise: &NoiseModel,
+    optimizer: &AnyOptimizer,
+    theta: &[f64],
+    plan: &Plan,
+    projection: Projection,
+    c: &Coefficients,
+    options: &DeriveOptions,
+    t0: Instant,
+) -> Derivation {
+    let d = c.dim();
+    let phi = &c.point;
+    let euclidean = &c.hessian_geometry;
+    let geometry = &c.geometry;
+    let small = d <= options.matrices_up_to;
+    let drift_leading = c
+        .drift_leading
+        .clone()
+        .expect("derive computes the leading-order drift");
+    let drift_manifold_coordinates = manifold_coordinate_drift(model, phi, &c.drift);
 
     // Regularisers.
-    let diag = curvature.diagonal();
+    let diag = c.curvature.diagonal();
     let trace_hessian: f64 = diag.iter().sum();
     let regularisers = if options.regularisers {
-        let (g_tr, g_sq) = regularisers::regulariser_gradients(model, &phi, &curvature);
+        let (g_tr, g_sq) = regularisers::regulariser_gradients(model, phi, &c.curvature);
         let keep = d <= options.vectors_up_to;
         vec![
             regularisers::report(
                 Regulariser::TraceHessian,
                 trace_hessian,
                 Some(&g_tr),
-                &geometry,
-                &drift.per_step,
+                geometry,
+                &c.drift,
                 keep,
             ),
             regularisers::report(
                 Regulariser::TraceSqrtDiagHessian,
                 regularisers::sqrt_diag_value(&diag),
                 g_sq.as_deref(),
-                &geometry,
-                &drift.per_step,
+                geometry,
+                &c.drift,
                 keep,
             ),
         ]
@@ -422,16 +361,16 @@ pub fn derive<M: Model>(
     };
 
     // Diagnostics.
-    let eta_eff = plan.dynamics.eta_eff();
-    let bnorm = norm(&drift.per_step);
+    let eta_eff = c.eta_eff;
+    let bnorm = norm(&c.drift);
     let normal_relaxation_steps = 1.0 / (eta_eff * geometry.lambda_min());
     let drift_unit_steps = 1.0 / bnorm;
     let tau_v = plan.adaptive.map(|(beta2, _)| 1.0 / (1.0 - beta2));
     let diagnostics = Diagnostics {
-        eta: plan.eta,
+        eta: c.eta,
         eta_eff,
-        lr_lambda_max: plan.dynamics.lr() * geometry.lambda_max(),
-        stability_bound: plan.dynamics.stability_bound(),
+        lr_lambda_max: c.dynamics.lr() * geometry.lambda_max(),
+        stability_bound: c.dynamics.stability_bound(),
         normal_relaxation_steps,
         drift_unit_steps,
         separation_ratio: normal_relaxation_steps * bnorm,
@@ -463,7 +402,7 @@ pub fn derive<M: Model>(
             ));
         }
     }
-    if let Some(p) = &preconditioner {
+    if let Some(p) = &c.preconditioner {
         if !p.eps_dominated.is_empty() {
             warnings.push(format!(
                 "Adam: {} coordinate(s) have sqrt(v) <= eps (e.g. {:?}): the drift along them depends on eps \
@@ -492,37 +431,106 @@ pub fn derive<M: Model>(
         .take(5)
         .copied()
         .collect();
-    Ok(Derivation {
+
+    // Summaries of S and Q.
+    let z = &c.normal_basis;
+    let gram = gram_and_root(z);
+    let equilibrium = EquilibriumReport {
+        dynamics: c.dynamics,
+        exact: MatrixSummary::of_normal(z, &gram, &c.s_exact, small),
+        leading: MatrixSummary::of_normal(z, &gram, &c.s_leading, small),
+        relative_difference: (&c.s_exact - &c.s_leading).norm()
+            / c.s_leading.norm().max(f64::MIN_POSITIVE),
+    };
+    let tangent_noise = TangentNoise {
+        trace_per_step: c.tangent_noise_trace,
+        trace_per_slow_time: c.tangent_noise_trace_per_slow_time(),
+        matrix_per_step: if small {
+            c.tangent_noise.as_ref().map(rows)
+        } else {
+            None
+        },
+    };
+    Derivation {
         model: model.name().to_string(),
         optimizer: optimizer.name().to_string(),
         noise: noise.name().to_string(),
         start: theta.to_vec(),
-        point: phi,
+        point: phi.clone(),
         projection,
         geometry: GeometryReport {
-            path,
+            path: c.path,
             dim: d,
             normal_rank: euclidean.rank,
             manifold_dim: euclidean.tangent_dim(),
             curvatures: euclidean.curvatures.clone(),
-            preconditioned_curvatures: preconditioner.as_ref().map(|_| geometry.curvatures.clone()),
+            preconditioned_curvatures: c
+                .preconditioner
+                .as_ref()
+                .map(|_| geometry.curvatures.clone()),
             gap: euclidean.gap,
             below_split,
             trace_hessian,
         },
-        equilibrium: drift.equilibrium.clone(),
-        preconditioner,
-        drift_per_slow_time,
-        drift_per_step: drift.per_step,
-        drift_per_step_leading: drift.per_step_leading,
-        drift_cross_per_step: drift.cross_per_step,
+        equilibrium,
+        preconditioner: c.preconditioner.clone(),
+        drift_per_slow_time: c.drift_per_slow_time(),
+        drift_per_step: c.drift.clone(),
+        drift_per_step_leading: drift_leading,
+        drift_cross_per_step: c.drift_cross.clone(),
         drift_manifold_coordinates,
-        tangent_noise: drift.tangent_noise,
+        tangent_noise,
         regularisers,
         diagnostics,
         warnings,
         seconds: t0.elapsed().as_secs_f64(),
-    })
+    }
+}
+
+/// A matrix as rows.
+fn rows(m: &DMatrix<f64>) -> Vec<Vec<f64>> {
+    (0..m.nrows())
+        .map(|i| m.row(i).iter().copied().collect())
+        .collect()
+}
+
+/// The Gram matrix `G = Z^T Z` and its symmetric square root `G^{1/2}` (for
+/// [`MatrixSummary::of_normal`]).
+fn gram_and_root(z: &DMatrix<f64>) -> (DMatrix<f64>, DMatrix<f64>) {
+    let g = linalg::tr_mul(z, z);
+    let ge = ((&g + g.transpose()) * 0.5).symmetric_eigen();
+    let mut sq = ge.eigenvectors.clone();
+    for (mut col, l) in sq.column_iter_mut().zip(ge.eigenvalues.iter()) {
+        col *= l.max(0.0).sqrt();
+    }
+    let gh = &sq * ge.eigenvectors.transpose();
+    (g, gh)
+}
+
+impl MatrixSummary {
+    /// Summary of `S = Z S~ Z^T`, given `(Z^T Z, (Z^T Z)^{1/2})` from [`gram_and_root`]: the
+    /// trace `tr(S~ Z^T Z)`, the eigenvalues of `(Z^T Z)^{1/2} S~ (Z^T Z)^{1/2}` (those of `S`
+    /// on its support) and, when `small`, `S` itself.
+    fn of_normal(
+        z: &DMatrix<f64>,
+        (g, gh): &(DMatrix<f64>, DMatrix<f64>),
+        s_tilde: &DMatrix<f64>,
+        small: bool,
+    ) -> MatrixSummary {
+        let m = gh * s_tilde * gh;
+        let mut eig: Vec<f64> = ((&m + m.transpose()) * 0.5)
+            .symmetric_eigen()
+            .eigenvalues
+            .iter()
+            .copied()
+            .collect();
+        eig.sort_by(|a, b| b.total_cmp(a));
+        MatrixSummary {
+            trace: (s_tilde * g).trace(),
+            eigenvalues: eig,
+            matrix: small.then(|| rows(&(z * s_tilde * z.transpose()))),
+        }
+    }
 }
 
 /// Euclidean norm.
