@@ -133,6 +133,33 @@ pub struct Config {
     pub start: StartConfig,
 }
 
+impl Config {
+    /// A configuration of `model`, `noise` and `optimizer`, without `[data]`, every run
+    /// setting and the start at their defaults (as a file with only those three sections).
+    /// Set the other fields directly; [`Config::build`] checks them all, as for a parsed file.
+    pub fn new(
+        model: impl Into<ModelConfig>,
+        noise: impl Into<NoiseConfig>,
+        optimizer: impl Into<OptimizerConfig>,
+    ) -> Self {
+        Config {
+            title: None,
+            seed: default_seed(),
+            steps: default_steps(),
+            trajectories: default_trajectories(),
+            record_every: default_record_every(),
+            max_loss: default_max_loss(),
+            observables: None,
+            save_trajectories: default_true(),
+            model: model.into(),
+            data: None,
+            noise: noise.into(),
+            optimizer: optimizer.into(),
+            start: StartConfig::default(),
+        }
+    }
+}
+
 /// Everything a configuration builds.
 #[derive(Clone, Debug)]
 pub struct Built {

@@ -616,3 +616,46 @@ fn parse_errors_point_at_the_line() {
     let m = parse_error(&s);
     assert!(m.contains("gamma = \"a\""), "{m}");
 }
+
+/// The typed defaults (`Config::new`, the kinds' `Default` and `new`) are the serde defaults:
+/// equal to a file naming only the kinds (and `lr`).
+#[test]
+fn typed_defaults_equal_the_parsed_defaults() {
+    let parse = |model: &str, noise: &str, optimizer: &str| {
+        let text = format!(
+            "[model]\nkind = \"{model}\"\n[noise]\nkind = \"{noise}\"\n[optimizer]\n{optimizer}\n"
+        );
+        Config::from_toml(&text, Path::new("test.toml")).unwrap()
+    };
+    let cases = [
+        (
+            Config::new(
+                ValleyConfig::default(),
+                LabelNoiseConfig::default(),
+                SgdConfig::new(0.1),
+            ),
+            parse("valley", "label", "kind = \"sgd\"\nlr = 0.1"),
+        ),
+        (
+            Config::new(
+                ValleyNdConfig::default(),
+                IsotropicNoiseConfig::default(),
+                HeavyBallConfig::new(0.1),
+            ),
+            parse("valley_nd", "isotropic", "kind = \"heavy_ball\"\nlr = 0.1"),
+        ),
+        (
+            Config::new(
+                ProductConfig::default(),
+                LabelNoiseConfig::default(),
+                AdamConfig::new(0.1),
+            ),
+            parse("product", "label", "kind = \"adam\"\nlr = 0.1"),
+        ),
+    ];
+    for (typed, parsed) in cases {
+        assert_eq!(typed, parsed);
+    }
+    let diagonal: DiagonalConfig = toml::from_str("").unwrap();
+    assert_eq!(DiagonalConfig::default(), diagonal);
+}

@@ -1,14 +1,13 @@
 //! The closeness study's measurements: per case (model x noise setting x optimizer) an eta
 //! sweep of true against derived dynamics, without writing files.
 //!
-//! The cases are written as TOML and parsed back into a [`Config`]; each learning rate of the
-//! sweep is [`scaled_config`] of the case (horizon fixed in slow time) and runs
+//! The cases are built as typed [`Config`]s; each learning rate of the sweep is
+//! [`scaled_config`] of the case (horizon fixed in slow time) and runs
 //! [`paired_runs`] on the observables [`compared`] keeps, exactly as
 //! [`crate::validate::eta_sweep`] does, but returning the comparisons and the ensembles
 //! instead of writing them (the render writes the same files).
 
 use std::fmt;
-use std::path::Path;
 
 use serde::Serialize;
 
@@ -17,7 +16,12 @@ use crate::compare::{gap, log_log_slope};
 use crate::validate::{
     compared, paired_runs, scaled_config, Comparison, Paired, PairedSpec, Sweep,
 };
-use quasistatic::config::{Built, Config};
+use quasistatic::config::{
+    AdamConfig, Built, Config, DataConfig, DiagonalConfig, HeavyBallConfig, IsotropicNoiseConfig,
+    LabelNoiseConfig, MinibatchNoiseConfig, ModelConfig, NoiseConfig, OptimizerConfig,
+    ProductConfig, SgdConfig, StartConfig, SyntheticDataConfig, TeacherConfig, ValleyConfig,
+    ValleyNdConfig,
+};
 use quasistatic::error::{Error, Result};
 use quasistatic::model::Model;
 use quasistatic::optim::Schedule;
@@ -74,12 +78,21 @@ impl OptimizerKind {
         }
     }
 
-    /// The `[optimizer]` table without its learning rate.
-    fn toml(self) -> &'static str {
+    /// The `[optimizer]` section at learning rate `lr`.
+    fn config(self, lr: f64) -> OptimizerConfig {
         match self {
-            OptimizerKind::Sgd => "kind = \"sgd\"",
-            OptimizerKind::HeavyBall => "kind = \"heavy_ball\"\nbeta = 0.9",
-            OptimizerKind::Adam => "kind = \"adam\"\nbeta1 = 0.9\nbeta2 = 0.99",
+            OptimizerKind::Sgd => SgdConfig::new(lr).into(),
+            OptimizerKind::HeavyBall => HeavyBallConfig {
+                beta: 0.9,
+                ..HeavyBallConfig::new(lr)
+            }
+            .into(),
+            OptimizerKind::Adam => AdamConfig {
+                beta1: 0.9,
+                beta2: 0.99,
+                ..AdamConfig::new(lr)
+            }
+            .into(),
         }
     }
 
@@ -90,8 +103,14 @@ impl OptimizerKind {
 
 /// How a setting runs.
 struct SettingSpec {
-    /// TOML of `[model]`, `[data]`, `[noise]` (and `observables`, `[start]` if needed).
-    body: &'static str,
+    /// `[model]`.
+    model: ModelConfig,
+    /// `[data]`, for the models fitted to data.
+    data: Option<DataConfig>,
+    /// `[noise]`.
+    noise: NoiseConfig,
+    /// `[start]`.
+    start: StartConfig,
     /// Base learning rates for SGD, heavy ball (beta 0.9) and Adam.
     lrs: [f64; 3],
     /// Base steps (at the base learning rate).
@@ -129,57 +148,131 @@ impl Setting {
     }
 
     fn spec(self) -> SettingSpec {
+        /// The product model's start `(3, 1/3)`, on its manifold `theta_1 theta_2 = 1`.
+        fn product_start() -> StartConfig {
+            StartConfig {
+                theta: Some(vec![3.0, 0.3333333333333333]),
+                ..StartConfig::default()
+            }
+        }
+        /// The product model fitted to 32 noisy labels of the teacher `y = x`.
+        fn product_data() -> DataConfig {
+            SyntheticDataConfig {
+                n: 32,
+                n_test: 0,
+                dim: 1,
+                teacher: TeacherConfig::Linear { weights: vec![1.0] },
+                label_noise: 0.5,
+                seed: 3,
+            }
+            .into()
+        }
+        /// The diagonal network's sparse regression (teacher `k = 2`, 200 test rows).
+        fn diagonal_data(n: usize, dim: usize, label_noise: f64, seed: u64) -> DataConfig {
+            SyntheticDataConfig {
+                n,
+                n_test: 200,
+                dim,
+                teacher: TeacherConfig::Sparse { k: 2, value: 1.0 },
+                label_noise,
+                seed,
+            }
+            .into()
+        }
+        let diagonal = || ModelConfig::from(DiagonalConfig { floor: 0.05 });
+        let label = |sigma| NoiseConfig::from(LabelNoiseConfig { sigma, batch: None });
+        let isotropic = |sigma| {
+            NoiseConfig::from(IsotropicNoiseConfig {
+                sigma,
+                ..IsotropicNoiseConfig::default()
+            })
+        };
+        let minibatch = || NoiseConfig::from(MinibatchNoiseConfig { batch: 2 });
         match self {
             Setting::ValleyLabel => SettingSpec {
-                body: "[model]\nkind = \"valley\"\nangle = 30.0\nstart_y = 2.0\n[noise]\nkind = \"label\"\nsigma = 1.0\n",
+                model: ValleyConfig {
+                    angle: 30.0,
+                    start_y: 2.0,
+                    ..ValleyConfig::default()
+                }
+                .into(),
+                data: None,
+                noise: label(1.0),
+                start: StartConfig::default(),
                 lrs: [0.05, 0.005, 0.01],
                 steps: 4000,
                 more: 1,
             },
             Setting::ValleyIsotropic => SettingSpec {
-                body: "[model]\nkind = \"valley_nd\"\nnormal_dim = 16\ntangent_dim = 1\nstart_y = 2.0\n\
-                       [noise]\nkind = \"isotropic\"\nsigma = 0.5\n",
+                model: ValleyNdConfig {
+                    normal_dim: Some(16),
+                    tangent_dim: 1,
+                    start_y: 2.0,
+                    ..ValleyNdConfig::default()
+                }
+                .into(),
+                data: None,
+                noise: isotropic(0.5),
+                start: StartConfig::default(),
                 lrs: [0.05, 0.005, 0.01],
                 steps: 2000,
                 more: 1,
             },
             Setting::ProductLabel => SettingSpec {
-                body: "[model]\nkind = \"product\"\n[noise]\nkind = \"label\"\nsigma = 0.5\n[start]\ntheta = [3.0, 0.3333333333333333]\n",
+                model: ProductConfig::default().into(),
+                data: None,
+                noise: label(0.5),
+                start: product_start(),
                 lrs: [0.05, 0.005, 0.02],
                 steps: 8000,
                 more: 1,
             },
             Setting::ProductIsotropic => SettingSpec {
-                body: "[model]\nkind = \"product\"\n[noise]\nkind = \"isotropic\"\nsigma = 0.3\n[start]\ntheta = [3.0, 0.3333333333333333]\n",
+                model: ProductConfig::default().into(),
+                data: None,
+                noise: isotropic(0.3),
+                start: product_start(),
                 lrs: [0.05, 0.005, 0.02],
                 steps: 8000,
                 more: 2,
             },
             Setting::ProductMinibatch => SettingSpec {
-                body: "[model]\nkind = \"product\"\n[data]\nkind = \"synthetic\"\nn = 32\ndim = 1\nteacher = \"linear\"\n\
-                       teacher_weights = [1.0]\nlabel_noise = 0.5\nseed = 3\n[noise]\nkind = \"minibatch\"\nbatch = 2\n\
-                       [start]\ntheta = [3.0, 0.3]\ngd_steps = 3000\ngd_lr = 0.05\n",
+                model: ProductConfig::default().into(),
+                data: Some(product_data()),
+                noise: minibatch(),
+                start: StartConfig {
+                    theta: Some(vec![3.0, 0.3]),
+                    gd_steps: 3000,
+                    gd_lr: 0.05,
+                    ..StartConfig::default()
+                },
                 lrs: [0.05, 0.005, 0.02],
                 steps: 8000,
                 more: 1,
             },
             Setting::DiagonalLabel => SettingSpec {
-                body: "[model]\nkind = \"diagonal\"\nfloor = 0.05\n[data]\nkind = \"synthetic\"\nn = 5\nn_test = 200\ndim = 10\n\
-                       teacher = \"sparse\"\nteacher_k = 2\nseed = 1\n[noise]\nkind = \"label\"\nsigma = 0.5\n",
+                model: diagonal(),
+                data: Some(diagonal_data(5, 10, 0.0, 1)),
+                noise: label(0.5),
+                start: StartConfig::default(),
                 lrs: [0.02, 0.002, 0.005],
                 steps: 8000,
                 more: 1,
             },
             Setting::DiagonalIsotropic => SettingSpec {
-                body: "[model]\nkind = \"diagonal\"\nfloor = 0.05\n[data]\nkind = \"synthetic\"\nn = 5\nn_test = 200\ndim = 10\n\
-                       teacher = \"sparse\"\nteacher_k = 2\nseed = 1\n[noise]\nkind = \"isotropic\"\nsigma = 0.2\n",
+                model: diagonal(),
+                data: Some(diagonal_data(5, 10, 0.0, 1)),
+                noise: isotropic(0.2),
+                start: StartConfig::default(),
                 lrs: [0.02, 0.002, 0.005],
                 steps: 8000,
                 more: 2,
             },
             Setting::DiagonalMinibatch => SettingSpec {
-                body: "[model]\nkind = \"diagonal\"\nfloor = 0.05\n[data]\nkind = \"synthetic\"\nn = 24\nn_test = 200\ndim = 4\n\
-                       teacher = \"sparse\"\nteacher_k = 2\nlabel_noise = 0.5\nseed = 2\n[noise]\nkind = \"minibatch\"\nbatch = 2\n",
+                model: diagonal(),
+                data: Some(diagonal_data(24, 4, 0.5, 2)),
+                noise: minibatch(),
+                start: StartConfig::default(),
                 lrs: [0.02, 0.002, 0.005],
                 steps: 8000,
                 more: 1,
@@ -271,30 +364,31 @@ pub struct EtaRun {
 }
 
 /// The configurations of the study at `scale`: `(case, config)`.
-fn cases(scale: Scale) -> Result<Vec<(Case, Config)>> {
+fn cases(scale: Scale) -> Vec<(Case, Config)> {
     let (n, steps_factor) = scale.pick((32, 0.25), (128, 1.0), (1024, 1.0));
     let mut out = Vec::new();
     for setting in Setting::ALL {
-        let s = setting.spec();
         for optimizer in OptimizerKind::ALL {
             let case = Case { setting, optimizer };
             if scale == Scale::Tiny && !Case::TINY.contains(&case) {
                 continue;
             }
-            let name = case.name();
+            let s = setting.spec();
             let steps = ((s.steps as f64 * steps_factor) as u64 / 20).max(1) * 20;
-            let text = format!(
-                "title = \"{name}\"\nseed = 17\nsteps = {steps}\ntrajectories = {}\nrecord_every = {}\n{}\n[optimizer]\n{}\nlr = {}\n",
-                n * s.more,
-                steps / 20,
-                s.body,
-                optimizer.toml(),
-                s.lrs[optimizer.index()]
-            );
-            out.push((case, Config::from_toml(&text, Path::new("closeness.toml"))?));
+            let config = Config {
+                title: Some(case.name()),
+                seed: 17,
+                steps,
+                trajectories: n * s.more,
+                record_every: steps / 20,
+                data: s.data,
+                start: s.start,
+                ..Config::new(s.model, s.noise, optimizer.config(s.lrs[optimizer.index()]))
+            };
+            out.push((case, config));
         }
     }
-    Ok(out)
+    out
 }
 
 /// Run the study at `scale` (see the module docs). A case that fails is kept with its error;
@@ -306,7 +400,7 @@ pub fn measure(scale: Scale) -> Result<ClosenessData> {
         vec![1.0, 0.5, 0.25]
     };
     let tolerance = 0.1;
-    let cases = cases(scale)?
+    let cases = cases(scale)
         .into_iter()
         .map(|(case, cfg)| CaseData {
             case,
@@ -433,4 +527,78 @@ fn compare<M: Model + Clone + 'static>(
         warnings: start.warnings.clone(),
     };
     Ok((comparison, truth, derived))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    /// The cases as the TOML text the study used to write.
+    fn text_cases(scale: Scale) -> Vec<(Case, Config)> {
+        fn optimizer_toml(optimizer: OptimizerKind) -> &'static str {
+            match optimizer {
+                OptimizerKind::Sgd => "kind = \"sgd\"",
+                OptimizerKind::HeavyBall => "kind = \"heavy_ball\"\nbeta = 0.9",
+                OptimizerKind::Adam => "kind = \"adam\"\nbeta1 = 0.9\nbeta2 = 0.99",
+            }
+        }
+        fn body(setting: Setting) -> &'static str {
+            match setting {
+                Setting::ValleyLabel => "[model]\nkind = \"valley\"\nangle = 30.0\nstart_y = 2.0\n[noise]\nkind = \"label\"\nsigma = 1.0\n",
+                Setting::ValleyIsotropic => "[model]\nkind = \"valley_nd\"\nnormal_dim = 16\ntangent_dim = 1\nstart_y = 2.0\n\
+                       [noise]\nkind = \"isotropic\"\nsigma = 0.5\n",
+                Setting::ProductLabel => "[model]\nkind = \"product\"\n[noise]\nkind = \"label\"\nsigma = 0.5\n[start]\ntheta = [3.0, 0.3333333333333333]\n",
+                Setting::ProductIsotropic => "[model]\nkind = \"product\"\n[noise]\nkind = \"isotropic\"\nsigma = 0.3\n[start]\ntheta = [3.0, 0.3333333333333333]\n",
+                Setting::ProductMinibatch => "[model]\nkind = \"product\"\n[data]\nkind = \"synthetic\"\nn = 32\ndim = 1\nteacher = \"linear\"\n\
+                       teacher_weights = [1.0]\nlabel_noise = 0.5\nseed = 3\n[noise]\nkind = \"minibatch\"\nbatch = 2\n\
+                       [start]\ntheta = [3.0, 0.3]\ngd_steps = 3000\ngd_lr = 0.05\n",
+                Setting::DiagonalLabel => "[model]\nkind = \"diagonal\"\nfloor = 0.05\n[data]\nkind = \"synthetic\"\nn = 5\nn_test = 200\ndim = 10\n\
+                       teacher = \"sparse\"\nteacher_k = 2\nseed = 1\n[noise]\nkind = \"label\"\nsigma = 0.5\n",
+                Setting::DiagonalIsotropic => "[model]\nkind = \"diagonal\"\nfloor = 0.05\n[data]\nkind = \"synthetic\"\nn = 5\nn_test = 200\ndim = 10\n\
+                       teacher = \"sparse\"\nteacher_k = 2\nseed = 1\n[noise]\nkind = \"isotropic\"\nsigma = 0.2\n",
+                Setting::DiagonalMinibatch => "[model]\nkind = \"diagonal\"\nfloor = 0.05\n[data]\nkind = \"synthetic\"\nn = 24\nn_test = 200\ndim = 4\n\
+                       teacher = \"sparse\"\nteacher_k = 2\nlabel_noise = 0.5\nseed = 2\n[noise]\nkind = \"minibatch\"\nbatch = 2\n",
+            }
+        }
+        let (n, steps_factor) = scale.pick((32, 0.25), (128, 1.0), (1024, 1.0));
+        let mut out = Vec::new();
+        for setting in Setting::ALL {
+            let s = setting.spec();
+            for optimizer in OptimizerKind::ALL {
+                let case = Case { setting, optimizer };
+                if scale == Scale::Tiny && !Case::TINY.contains(&case) {
+                    continue;
+                }
+                let name = case.name();
+                let steps = ((s.steps as f64 * steps_factor) as u64 / 20).max(1) * 20;
+                let text = format!(
+                    "title = \"{name}\"\nseed = 17\nsteps = {steps}\ntrajectories = {}\nrecord_every = {}\n{}\n[optimizer]\n{}\nlr = {}\n",
+                    n * s.more,
+                    steps / 20,
+                    body(setting),
+                    optimizer_toml(optimizer),
+                    s.lrs[optimizer.index()]
+                );
+                let config = Config::from_toml(&text, Path::new("closeness.toml")).unwrap();
+                out.push((case, config));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn typed_cases_equal_the_toml_text() {
+        for scale in [Scale::Tiny, Scale::Quick] {
+            let typed = cases(scale);
+            let text = text_cases(scale);
+            assert_eq!(typed.len(), text.len(), "{scale:?}");
+            assert_eq!(typed.len(), scale.pick(3, 24, 24));
+            for ((case, config), (text_case, text_config)) in typed.iter().zip(&text) {
+                assert_eq!(case, text_case);
+                assert_eq!(config, text_config, "{case} at {scale:?}");
+            }
+        }
+    }
 }

@@ -1,15 +1,16 @@
 //! The momentum study's measurements: the collapse runs (part A) and the runs at the
 //! flattest point with their predicted equilibria (part B), without writing files.
 //!
-//! The runs are written as TOML and parsed back into a [`Config`].
-
-use std::path::Path;
+//! The runs are built as typed [`Config`]s.
 
 use serde::Serialize;
 
 use super::super::{mean_ci, Band, Scale};
 use crate::compare::{gap, Gap};
-use quasistatic::config::{Built, Config};
+use quasistatic::config::{
+    Built, Config, HeavyBallConfig, MinibatchNoiseConfig, ProductConfig, StartConfig,
+    SyntheticDataConfig, TeacherConfig,
+};
 use quasistatic::derive::{derive, DeriveOptions};
 use quasistatic::error::{Error, Result};
 use quasistatic::model::{AnyModel, Model};
@@ -109,6 +110,8 @@ pub struct BreakRun {
     pub divergences: usize,
 }
 
+/// The product model fitted to `n_data` noisy labels of `y = x`, heavy ball at `k eta0` with
+/// batches of `k B0`, from `start`.
 fn config(
     n_data: usize,
     k: usize,
@@ -116,19 +119,38 @@ fn config(
     record_every: u64,
     trajectories: usize,
     start: [f64; 2],
-) -> Result<Config> {
-    let text = format!(
-        "title = \"heavy ball, k = {k}\"\nseed = 23\nsteps = {steps}\ntrajectories = {trajectories}\nrecord_every = {record_every}\n\
-         max_loss = 1e6\nobservables = [\"loss\", \"trace_hessian\"]\n\
-         [model]\nkind = \"product\"\n[data]\nkind = \"synthetic\"\nn = {n_data}\ndim = 1\nteacher = \"linear\"\n\
-         teacher_weights = [1.0]\nlabel_noise = 0.5\nseed = 3\n[noise]\nkind = \"minibatch\"\nbatch = {}\n\
-         [optimizer]\nkind = \"heavy_ball\"\nlr = {}\nbeta = {BETA}\n[start]\ntheta = [{}, {}]\n",
-        B0 * k,
-        ETA0 * k as f64,
-        start[0],
-        start[1]
-    );
-    Config::from_toml(&text, Path::new("momentum.toml"))
+) -> Config {
+    let data = SyntheticDataConfig {
+        n: n_data,
+        n_test: 0,
+        dim: 1,
+        teacher: TeacherConfig::Linear { weights: vec![1.0] },
+        label_noise: 0.5,
+        seed: 3,
+    };
+    let optimizer = HeavyBallConfig {
+        beta: BETA,
+        ..HeavyBallConfig::new(ETA0 * k as f64)
+    };
+    Config {
+        title: Some(format!("heavy ball, k = {k}")),
+        seed: 23,
+        steps,
+        trajectories,
+        record_every,
+        max_loss: 1e6,
+        observables: Some(vec!["loss".into(), "trace_hessian".into()]),
+        data: Some(data.into()),
+        start: StartConfig {
+            theta: Some(start.to_vec()),
+            ..StartConfig::default()
+        },
+        ..Config::new(
+            ProductConfig::default(),
+            MinibatchNoiseConfig { batch: B0 * k },
+            optimizer,
+        )
+    }
 }
 
 fn least_squares(model: &AnyModel) -> Result<(f64, f64)> {
@@ -190,7 +212,7 @@ pub fn measure(scale: Scale) -> Result<MomentumData> {
     // Divisible by records x 8 so that every k records at the same rescaled times.
     let horizon: u64 = scale.pick(7_680, 48_000, 96_000);
     let records = 24u64;
-    let probe = config(n_data, 1, 1, 1, 1, [1.0, 1.0])?.build()?;
+    let probe = config(n_data, 1, 1, 1, 1, [1.0, 1.0]).build()?;
     let (w, l_min) = least_squares(&probe.model)?;
     let start = [3.0, w / 3.0];
 
@@ -205,7 +227,7 @@ pub fn measure(scale: Scale) -> Result<MomentumData> {
             every,
             trajectories,
             start,
-        )?)?;
+        ))?;
         for s in r.steps.iter_mut() {
             *s *= k as u64;
         }
@@ -243,7 +265,7 @@ pub fn measure(scale: Scale) -> Result<MomentumData> {
             (window / 40).max(1),
             trajectories,
             flattest,
-        )?)?;
+        ))?;
         let options = DeriveOptions {
             regularisers: false,
             ..DeriveOptions::default()
@@ -286,4 +308,70 @@ pub fn measure(scale: Scale) -> Result<MomentumData> {
         lambda_max,
         breaking,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    /// [`config`] as the TOML text the study used to write.
+    fn text_config(
+        n_data: usize,
+        k: usize,
+        steps: u64,
+        record_every: u64,
+        trajectories: usize,
+        start: [f64; 2],
+    ) -> Config {
+        let text = format!(
+            "title = \"heavy ball, k = {k}\"\nseed = 23\nsteps = {steps}\ntrajectories = {trajectories}\nrecord_every = {record_every}\n\
+             max_loss = 1e6\nobservables = [\"loss\", \"trace_hessian\"]\n\
+             [model]\nkind = \"product\"\n[data]\nkind = \"synthetic\"\nn = {n_data}\ndim = 1\nteacher = \"linear\"\n\
+             teacher_weights = [1.0]\nlabel_noise = 0.5\nseed = 3\n[noise]\nkind = \"minibatch\"\nbatch = {}\n\
+             [optimizer]\nkind = \"heavy_ball\"\nlr = {}\nbeta = {BETA}\n[start]\ntheta = [{}, {}]\n",
+            B0 * k,
+            ETA0 * k as f64,
+            start[0],
+            start[1]
+        );
+        Config::from_toml(&text, Path::new("momentum.toml")).unwrap()
+    }
+
+    /// Every configuration `measure` runs at tiny and quick scale (the arguments as in
+    /// `measure`) equals the one parsed from the text.
+    #[test]
+    fn typed_configs_equal_the_toml_text() {
+        for scale in [Scale::Tiny, Scale::Quick] {
+            let n_data = scale.pick(2048, 16384, 16384);
+            let trajectories = scale.pick(16, 128, 512);
+            let horizon: u64 = scale.pick(7_680, 48_000, 96_000);
+            let records = 24u64;
+            let mut args = vec![(1, 1, 1, 1, [1.0, 1.0])];
+            let probe = config(n_data, 1, 1, 1, 1, [1.0, 1.0]).build().unwrap();
+            let (w, _) = least_squares(&probe.model).unwrap();
+            for k in [1usize, 2, 4, 8] {
+                let every = horizon / (records * k as u64);
+                args.push((k, every * records, every, trajectories, [3.0, w / 3.0]));
+            }
+            let flattest = [w.abs().sqrt() * w.signum(), w.abs().sqrt()];
+            let kb: Vec<usize> = scale.pick(
+                vec![1, 64, 256, 512],
+                vec![1, 16, 64, 128, 256, 384, 512, 640, 768],
+                vec![],
+            );
+            let window: u64 = scale.pick(400, 2000, 4000);
+            for k in kb {
+                args.push((k, window, (window / 40).max(1), trajectories, flattest));
+            }
+            for (k, steps, every, trajectories, start) in args {
+                assert_eq!(
+                    config(n_data, k, steps, every, trajectories, start),
+                    text_config(n_data, k, steps, every, trajectories, start),
+                    "k = {k}, steps = {steps} at {scale:?}"
+                );
+            }
+        }
+    }
 }

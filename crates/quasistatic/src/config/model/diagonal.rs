@@ -29,6 +29,15 @@ pub struct DiagonalConfig {
     pub floor: f64,
 }
 
+/// Every field at its default (as a `[model]` table with only `kind = "diagonal"`).
+impl Default for DiagonalConfig {
+    fn default() -> Self {
+        DiagonalConfig {
+            floor: default_floor(),
+        }
+    }
+}
+
 impl KindTable for DiagonalConfig {}
 
 impl ModelKind for DiagonalConfig {

@@ -33,6 +33,16 @@ pub struct ProductConfig {
     pub target: Option<f64>,
 }
 
+/// Every field at its default (as a `[model]` table with only `kind = "product"`).
+impl Default for ProductConfig {
+    fn default() -> Self {
+        ProductConfig {
+            depth: default_depth(),
+            target: None,
+        }
+    }
+}
+
 impl KindTable for ProductConfig {}
 
 impl ModelKind for ProductConfig {

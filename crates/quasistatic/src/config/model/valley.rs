@@ -69,6 +69,18 @@ pub struct ValleyConfig {
     pub start_y: f64,
 }
 
+/// Every field at its default (as a `[model]` table with only `kind = "valley"`).
+impl Default for ValleyConfig {
+    fn default() -> Self {
+        ValleyConfig {
+            profile: ProfileConfig::default(),
+            c: default_c(),
+            angle: 0.0,
+            start_y: default_start_y(),
+        }
+    }
+}
+
 impl KindTable for ValleyConfig {
     fn explain(table: &toml::Table) -> Option<Error> {
         check_name::<ProfileConfig>(table, "profile", "model.profile")
@@ -130,6 +142,21 @@ pub struct ValleyNdConfig {
     /// Seed of a random rotation of the whole space (default: none, axis-aligned).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotation_seed: Option<u64>,
+}
+
+/// Every field at its default (as a `[model]` table with only `kind = "valley_nd"`).
+impl Default for ValleyNdConfig {
+    fn default() -> Self {
+        ValleyNdConfig {
+            normal_dim: None,
+            tangent_dim: default_tangent_dim(),
+            lambdas: None,
+            profile: ProfileConfig::default(),
+            c: default_c(),
+            start_y: default_start_y(),
+            rotation_seed: None,
+        }
+    }
 }
 
 impl KindTable for ValleyNdConfig {

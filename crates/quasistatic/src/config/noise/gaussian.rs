@@ -33,6 +33,16 @@ pub struct IsotropicNoiseConfig {
     pub batch: usize,
 }
 
+/// Every field at its default (as a `[noise]` table with only `kind = "isotropic"`).
+impl Default for IsotropicNoiseConfig {
+    fn default() -> Self {
+        IsotropicNoiseConfig {
+            sigma: default_sigma(),
+            batch: default_divisor(),
+        }
+    }
+}
+
 impl KindTable for IsotropicNoiseConfig {}
 
 impl NoiseKind for IsotropicNoiseConfig {

@@ -32,6 +32,16 @@ pub struct LabelNoiseConfig {
     pub batch: Option<usize>,
 }
 
+/// Every field at its default (as a `[noise]` table with only `kind = "label"`).
+impl Default for LabelNoiseConfig {
+    fn default() -> Self {
+        LabelNoiseConfig {
+            sigma: default_sigma(),
+            batch: None,
+        }
+    }
+}
+
 impl KindTable for LabelNoiseConfig {}
 
 impl NoiseKind for LabelNoiseConfig {

@@ -50,6 +50,20 @@ pub struct AdamConfig {
     pub schedule: ScheduleConfig,
 }
 
+impl AdamConfig {
+    /// Learning rate `lr`, the other fields at their defaults (as an `[optimizer]` table with
+    /// only `kind = "adam"` and `lr`).
+    pub fn new(lr: f64) -> Self {
+        AdamConfig {
+            lr,
+            beta1: default_beta(),
+            beta2: default_beta2(),
+            eps: default_eps(),
+            schedule: ScheduleConfig::default(),
+        }
+    }
+}
+
 impl KindTable for AdamConfig {
     const REQUIRED: &'static [(&'static str, &'static str)] = &[LR];
 }

@@ -35,6 +35,19 @@ pub struct HeavyBallConfig {
     pub schedule: ScheduleConfig,
 }
 
+impl HeavyBallConfig {
+    /// Learning rate `lr`, the other fields at their defaults (as an `[optimizer]` table with
+    /// only `kind = "heavy_ball"` and `lr`).
+    pub fn new(lr: f64) -> Self {
+        HeavyBallConfig {
+            lr,
+            beta: default_beta(),
+            weight_decay: 0.0,
+            schedule: ScheduleConfig::default(),
+        }
+    }
+}
+
 impl KindTable for HeavyBallConfig {
     const REQUIRED: &'static [(&'static str, &'static str)] = &[LR];
 }

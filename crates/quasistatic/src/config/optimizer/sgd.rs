@@ -25,6 +25,17 @@ pub struct SgdConfig {
     pub schedule: ScheduleConfig,
 }
 
+impl SgdConfig {
+    /// Learning rate `lr`, the other fields at their defaults (as an `[optimizer]` table with
+    /// only `kind = "sgd"` and `lr`).
+    pub fn new(lr: f64) -> Self {
+        SgdConfig {
+            lr,
+            schedule: ScheduleConfig::default(),
+        }
+    }
+}
+
 impl KindTable for SgdConfig {
     const REQUIRED: &'static [(&'static str, &'static str)] = &[LR];
 }
