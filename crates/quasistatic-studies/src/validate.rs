@@ -21,7 +21,7 @@ use serde::Serialize;
 use crate::compare::{log_log_slope, write_comparison, Gap};
 use crate::output::{write_atomic, write_ensemble, RunMeta};
 use crate::plot::{band_plot, Series};
-use quasistatic::config::{Built, Config, OptimizerConfig};
+use quasistatic::config::{Built, Config};
 use quasistatic::derive::{
     coefficients, derive_with_coefficients, AdamOptions, Derivation, DeriveOptions,
 };
@@ -504,15 +504,7 @@ pub fn scaled_config(base: &Config, eta0: f64, eta: f64) -> Config {
     c.steps = c.record_every * records;
     c.optimizer.set_lr(eta);
     let r = (eta / eta0).powi(2);
-    let second_moment_decay = match &mut c.optimizer {
-        OptimizerConfig::Adam(o) => Some(&mut o.beta2),
-        OptimizerConfig::AdamW(o) => Some(&mut o.beta2),
-        OptimizerConfig::RmsProp(o) => Some(&mut o.alpha),
-        OptimizerConfig::Sgd(_)
-        | OptimizerConfig::HeavyBall(_)
-        | OptimizerConfig::Nesterov(_)
-        | OptimizerConfig::Lion(_) => None,
-    };
+    let second_moment_decay = c.optimizer.get_mut().second_moment_decay();
     if let Some(decay) = second_moment_decay {
         *decay = 1.0 - (1.0 - *decay) * r;
     }
@@ -677,6 +669,7 @@ pub fn compare(
 mod tests {
     use super::*;
     use nalgebra::DMatrix;
+    use quasistatic::config::OptimizerConfig;
     use quasistatic::derive::derive;
     use quasistatic::model::ProductModel;
     use quasistatic::optim::Sgd;

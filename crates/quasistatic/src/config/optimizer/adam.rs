@@ -71,6 +71,10 @@ impl KindTable for AdamConfig {
 impl OptimizerKind for AdamConfig {
     rate_methods!();
 
+    fn second_moment_decay(&mut self) -> Option<&mut f64> {
+        Some(&mut self.beta2)
+    }
+
     fn build(&self, lr: Schedule) -> Result<AnyOptimizer> {
         Ok(AnyOptimizer::Adam(Adam {
             lr,
@@ -119,6 +123,10 @@ impl KindTable for AdamWConfig {
 
 impl OptimizerKind for AdamWConfig {
     rate_methods!();
+
+    fn second_moment_decay(&mut self) -> Option<&mut f64> {
+        Some(&mut self.beta2)
+    }
 
     fn build(&self, lr: Schedule) -> Result<AnyOptimizer> {
         Ok(AnyOptimizer::Adam(Adam {

@@ -32,6 +32,12 @@ pub trait OptimizerKind {
     fn schedule(&self) -> &ScheduleConfig;
     /// Check the kind's own fields and build the optimizer with the (checked) schedule `lr`.
     fn build(&self, lr: Schedule) -> Result<AnyOptimizer>;
+    /// The decay of a second-moment average (Adam's `beta2`, RMSProp's `alpha`), whose
+    /// `1 - decay` an eta sweep scales with `eta^2` (docs/theory.md section 9); `None` (the
+    /// default) for optimizers without one.
+    fn second_moment_decay(&mut self) -> Option<&mut f64> {
+        None
+    }
 }
 
 /// The `lr` and `schedule` methods of [`OptimizerKind`] for a struct with those fields.

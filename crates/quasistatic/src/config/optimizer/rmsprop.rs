@@ -53,6 +53,10 @@ impl KindTable for RmsPropConfig {
 impl OptimizerKind for RmsPropConfig {
     rate_methods!();
 
+    fn second_moment_decay(&mut self) -> Option<&mut f64> {
+        Some(&mut self.alpha)
+    }
+
     fn build(&self, lr: Schedule) -> Result<AnyOptimizer> {
         Ok(AnyOptimizer::RmsProp(RmsProp {
             lr,
