@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::compare::{log_log_slope, write_comparison, Gap};
+use crate::compare::{gap, log_log_slope, write_comparison, Gap};
 use crate::output::{write_atomic, write_ensemble, RunMeta};
 use crate::plot::{band_plot, Series};
 use quasistatic::config::{Built, Config};
@@ -307,17 +307,16 @@ pub fn compare_built(
     quasistatic::with_model!(&built.model, m => compare_model(m, built, config_toml, title, dir, h, tolerance, progress))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn compare_model<M: Model + Clone + 'static>(
+/// The true and the derived ensembles of `built` from the manifold point of its start, and
+/// their comparison (gaps of every compared observable, cost, diagnostics), writing nothing:
+/// what [`compare_built`] writes and the closeness study renders itself.
+pub fn measure_comparison<M: Model + Clone + 'static>(
     model: &M,
     built: &Built,
-    config_toml: &str,
-    title: &str,
-    dir: &Path,
     h: Option<u64>,
     tolerance: f64,
     progress: bool,
-) -> Result<Comparison> {
+) -> Result<(Comparison, EnsembleResult, EnsembleResult)> {
     if !matches!(built.optimizer.schedule(), Schedule::Constant(_)) {
         return Err(Error::invalid(
             "optimizer.schedule",
@@ -349,41 +348,22 @@ fn compare_model<M: Model + Clone + 'static>(
             record_every: spec.record_every,
             trajectories: spec.trajectories,
             seed: spec.seed,
-            observables: observables.clone(),
+            observables,
             h,
             adam: None,
             max_loss: spec.max_loss,
             progress,
         },
     )?;
-    let meta = |what: &str| RunMeta {
-        title: format!("{title} ({what})"),
-        config_toml: config_toml.to_string(),
-        description: vec![
-            ("dynamics".into(), what.into()),
-            ("SDE step h".into(), h.to_string()),
-        ],
-        save_trajectories: false,
-    };
-    write_ensemble(&dir.join("true"), &truth, &meta("true optimizer"))?;
-    write_ensemble(
-        &dir.join("derived"),
-        &derived,
-        &meta("derived manifold dynamics"),
-    )?;
-    let names: Vec<String> = observables.iter().map(|o| o.name()).collect();
-    let keep = |r: &EnsembleResult| subset(r, &names);
-    let (gaps, _) = write_comparison(
-        dir,
-        title,
-        ("true", &keep(&truth)),
-        ("derived", &keep(&derived)),
-        1.0,
-        "optimizer step",
-    )?;
+    let gaps = truth
+        .observables
+        .iter()
+        .filter(|name| derived.observable_index(name).is_some())
+        .map(|name| gap(&truth, &derived, name))
+        .collect::<Result<Vec<_>>>()?;
     let max_relative_gap = gaps.iter().map(|g| g.relative).fold(0.0, f64::max);
     let max_noise_floor = gaps.iter().map(|g| g.noise_floor).fold(0.0, f64::max);
-    let c = Comparison {
+    let comparison = Comparison {
         eta: built.optimizer.schedule().base(),
         steps: spec.steps,
         h,
@@ -406,6 +386,46 @@ fn compare_model<M: Model + Clone + 'static>(
         ),
         warnings: start.warnings.clone(),
     };
+    Ok((comparison, truth, derived))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn compare_model<M: Model + Clone + 'static>(
+    model: &M,
+    built: &Built,
+    config_toml: &str,
+    title: &str,
+    dir: &Path,
+    h: Option<u64>,
+    tolerance: f64,
+    progress: bool,
+) -> Result<Comparison> {
+    let (c, truth, derived) = measure_comparison(model, built, h, tolerance, progress)?;
+    let meta = |what: &str| RunMeta {
+        title: format!("{title} ({what})"),
+        config_toml: config_toml.to_string(),
+        description: vec![
+            ("dynamics".into(), what.into()),
+            ("SDE step h".into(), c.h.to_string()),
+        ],
+        save_trajectories: false,
+    };
+    write_ensemble(&dir.join("true"), &truth, &meta("true optimizer"))?;
+    write_ensemble(
+        &dir.join("derived"),
+        &derived,
+        &meta("derived manifold dynamics"),
+    )?;
+    let names: Vec<String> = c.gaps.iter().map(|g| g.observable.clone()).collect();
+    let keep = |r: &EnsembleResult| subset(r, &names);
+    write_comparison(
+        dir,
+        title,
+        ("true", &keep(&truth)),
+        ("derived", &keep(&derived)),
+        1.0,
+        "optimizer step",
+    )?;
     write_atomic(
         &dir.join("comparison.json"),
         serde_json::to_string_pretty(&c)
@@ -450,7 +470,8 @@ pub fn verdict(c: &Comparison) -> String {
     )
 }
 
-fn comparison_markdown(title: &str, c: &Comparison) -> String {
+/// The report of one comparison (`report.md` of a comparison folder).
+pub fn comparison_markdown(title: &str, c: &Comparison) -> String {
     let mut md = format!(
         "# {title}: true vs derived dynamics\n\n**{}**\n\n",
         verdict(c)

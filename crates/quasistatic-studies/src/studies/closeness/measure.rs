@@ -12,19 +12,16 @@ use std::fmt;
 use serde::Serialize;
 
 use super::super::Scale;
-use crate::compare::{gap, log_log_slope};
-use crate::validate::{
-    compared, paired_runs, scaled_config, Comparison, Paired, PairedSpec, Sweep,
-};
+use crate::compare::log_log_slope;
+use crate::validate::{measure_comparison, scaled_config, Comparison, Sweep};
 use quasistatic::config::{
     AdamConfig, Built, Config, DataConfig, DiagonalConfig, HeavyBallConfig, IsotropicNoiseConfig,
     LabelNoiseConfig, MinibatchNoiseConfig, ModelConfig, NoiseConfig, OptimizerConfig,
     ProductConfig, SgdConfig, StartConfig, SyntheticDataConfig, TeacherConfig, ValleyConfig,
     ValleyNdConfig,
 };
-use quasistatic::error::{Error, Result};
+use quasistatic::error::Result;
 use quasistatic::model::Model;
-use quasistatic::optim::Schedule;
 use quasistatic::simulate::EnsembleResult;
 
 /// A model x noise setting.
@@ -457,76 +454,7 @@ fn compare<M: Model + Clone + 'static>(
     built: &Built,
     tolerance: f64,
 ) -> Result<(Comparison, EnsembleResult, EnsembleResult)> {
-    if !matches!(built.optimizer.schedule(), Schedule::Constant(_)) {
-        return Err(Error::invalid(
-            "optimizer.schedule",
-            built.optimizer.schedule(),
-            "a constant learning rate: the derived dynamics is for a fixed eta",
-        ));
-    }
-    let observables = compared(&built.spec.observables);
-    if observables.is_empty() {
-        return Err(Error::invalid(
-            "observables",
-            "only loss / distance_to_manifold / grad_output_sq",
-            "at least one manifold observable (e.g. y0, trace_hessian, sharpness, weight_l1)",
-        ));
-    }
-    let spec = &built.spec;
-    let Paired {
-        start,
-        truth,
-        derived,
-        h,
-    } = paired_runs(
-        model,
-        &built.noise,
-        &built.optimizer,
-        &spec.start,
-        &PairedSpec {
-            steps: spec.steps,
-            record_every: spec.record_every,
-            trajectories: spec.trajectories,
-            seed: spec.seed,
-            observables,
-            h: None,
-            adam: None,
-            max_loss: spec.max_loss,
-            progress: false,
-        },
-    )?;
-    let gaps = truth
-        .observables
-        .iter()
-        .filter(|name| derived.observable_index(name).is_some())
-        .map(|name| gap(&truth, &derived, name))
-        .collect::<Result<Vec<_>>>()?;
-    let max_relative_gap = gaps.iter().map(|g| g.relative).fold(0.0, f64::max);
-    let max_noise_floor = gaps.iter().map(|g| g.noise_floor).fold(0.0, f64::max);
-    let comparison = Comparison {
-        eta: built.optimizer.schedule().base(),
-        steps: spec.steps,
-        h,
-        trajectories: spec.trajectories,
-        derived_trajectories: derived.trajectories,
-        agrees: max_relative_gap <= tolerance.max(max_noise_floor),
-        tolerance,
-        gaps,
-        max_relative_gap,
-        max_noise_floor,
-        true_gradient_evaluations: truth.gradient_evaluations,
-        derived_gradient_evaluations: derived.gradient_evaluations,
-        true_seconds: truth.seconds,
-        derived_seconds: derived.seconds,
-        divergences: (truth.divergences.len(), derived.divergences.len()),
-        separation_ratio: start.diagnostics.separation_ratio,
-        stability: (
-            start.diagnostics.lr_lambda_max,
-            start.diagnostics.stability_bound,
-        ),
-        warnings: start.warnings.clone(),
-    };
-    Ok((comparison, truth, derived))
+    measure_comparison(model, built, None, tolerance, false)
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use crate::compare::write_comparison;
 use crate::output::{write_atomic, write_ensemble, RunMeta};
 use crate::plot::{band_plot, Series};
 use crate::studies::Claim;
-use crate::validate::{verdict, Comparison};
+use crate::validate::{comparison_markdown, Comparison};
 use quasistatic::error::{Error, Result};
 
 /// Write every case's files into `dir` and return the section's Markdown.
@@ -216,47 +216,4 @@ fn write_eta(dir: &Path, c: &Comparison, run: &EtaRun) -> Result<()> {
         &dir.join("report.md"),
         comparison_markdown(&run.title, c).as_bytes(),
     )
-}
-
-/// The report of one comparison.
-fn comparison_markdown(title: &str, c: &Comparison) -> String {
-    let mut md = format!(
-        "# {title}: true vs derived dynamics\n\n**{}**\n\n",
-        verdict(c)
-    );
-    let _ = writeln!(
-        md,
-        "eta = {}, {} steps, {} true and {} derived trajectories, SDE step h = {} optimizer steps; \
-         eta lambda_max = {:.3} (bound {:.3}); separation ratio {:.3e}.\n",
-        c.eta, c.steps, c.trajectories, c.derived_trajectories, c.h, c.stability.0, c.stability.1, c.separation_ratio
-    );
-    md += "| | gradient evaluations | wall time (s) |\n|---|---:|---:|\n";
-    let _ = writeln!(
-        md,
-        "| true optimizer | {} | {:.3} |",
-        c.true_gradient_evaluations, c.true_seconds
-    );
-    let _ = writeln!(
-        md,
-        "| derived dynamics | {} | {:.3} |\n",
-        c.derived_gradient_evaluations, c.derived_seconds
-    );
-    md += "Gap = sup over time of |mean true - mean derived|, relative to the range of the true mean.\n\n";
-    md +=
-        "| observable | relative gap (95% CI) | at step | MC noise floor |\n|---|---|---:|---:|\n";
-    for g in &c.gaps {
-        let _ = writeln!(
-            md,
-            "| {} | {:.3} [{:.3}, {:.3}] | {} | {:.3} |",
-            g.observable, g.relative, g.relative_low, g.relative_high, g.at_step, g.noise_floor
-        );
-    }
-    md += "\n";
-    for g in &c.gaps {
-        let _ = writeln!(md, "![{0}](overlay_{0}.svg)\n", g.observable);
-    }
-    for w in &c.warnings {
-        let _ = writeln!(md, "- warning: {w}");
-    }
-    md
 }
