@@ -532,6 +532,73 @@ pub fn scaled_config(base: &Config, eta0: f64, eta: f64) -> Config {
     c
 }
 
+/// `dir/sweep.svg`: the largest relative gap of each comparison (with its 95% interval)
+/// against eta, log-log, and the fitted line; returns the fitted slope and its standard error.
+pub fn write_sweep_plot(dir: &Path, comparisons: &[Comparison]) -> Result<(f64, f64)> {
+    let etas: Vec<f64> = comparisons.iter().map(|c| c.eta).collect();
+    let gaps: Vec<f64> = comparisons.iter().map(|c| c.max_relative_gap).collect();
+    let (slope, intercept, slope_se) = log_log_slope(&etas, &gaps);
+    let lx: Vec<f64> = etas.iter().map(|e| e.log10()).collect();
+    let series = vec![
+        Series {
+            label: "max relative gap (95% CI)".into(),
+            x: lx.clone(),
+            mean: gaps.iter().map(|g| g.log10()).collect(),
+            lower: comparisons
+                .iter()
+                .map(|c| {
+                    c.gaps
+                        .iter()
+                        .map(|g| g.relative_low)
+                        .fold(0.0, f64::max)
+                        .max(1e-300)
+                        .log10()
+                })
+                .collect(),
+            upper: comparisons
+                .iter()
+                .map(|c| {
+                    c.gaps
+                        .iter()
+                        .map(|g| g.relative_high)
+                        .fold(0.0, f64::max)
+                        .log10()
+                })
+                .collect(),
+            outer_lower: None,
+            outer_upper: None,
+        },
+        Series {
+            label: format!("fit: slope {slope:.2} +- {:.2}", slope_se),
+            x: lx,
+            mean: etas
+                .iter()
+                .map(|e| (intercept + slope * e.ln()) / std::f64::consts::LN_10)
+                .collect(),
+            lower: etas
+                .iter()
+                .map(|e| (intercept + slope * e.ln()) / std::f64::consts::LN_10)
+                .collect(),
+            upper: etas
+                .iter()
+                .map(|e| (intercept + slope * e.ln()) / std::f64::consts::LN_10)
+                .collect(),
+            outer_lower: None,
+            outer_upper: None,
+        },
+    ];
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+    band_plot(
+        &dir.join("sweep.svg"),
+        "gap between true and derived dynamics",
+        "log10 eta",
+        "log10 relative gap",
+        &series,
+    )?;
+    Ok((slope, slope_se))
+}
+
 /// Result of an eta sweep.
 #[derive(Clone, Debug, Serialize)]
 pub struct Sweep {
@@ -573,67 +640,7 @@ pub fn eta_sweep(
             progress,
         )?);
     }
-    let etas: Vec<f64> = comparisons.iter().map(|c| c.eta).collect();
-    let gaps: Vec<f64> = comparisons.iter().map(|c| c.max_relative_gap).collect();
-    let (slope, intercept, slope_se) = log_log_slope(&etas, &gaps);
-    let lx: Vec<f64> = etas.iter().map(|e| e.log10()).collect();
-    let series = vec![
-        Series {
-            label: "max relative gap (95% CI)".into(),
-            x: lx.clone(),
-            mean: gaps.iter().map(|g| g.log10()).collect(),
-            lower: comparisons
-                .iter()
-                .map(|c| {
-                    c.gaps
-                        .iter()
-                        .map(|g| g.relative_low)
-                        .fold(0.0, f64::max)
-                        .max(1e-300)
-                        .log10()
-                })
-                .collect(),
-            upper: comparisons
-                .iter()
-                .map(|c| {
-                    c.gaps
-                        .iter()
-                        .map(|g| g.relative_high)
-                        .fold(0.0, f64::max)
-                        .log10()
-                })
-                .collect(),
-            outer_lower: None,
-            outer_upper: None,
-        },
-        Series {
-            label: format!("fit: slope {slope:.2} +- {:.2}", slope_se),
-            x: lx.clone(),
-            mean: etas
-                .iter()
-                .map(|e| (intercept + slope * e.ln()) / std::f64::consts::LN_10)
-                .collect(),
-            lower: etas
-                .iter()
-                .map(|e| (intercept + slope * e.ln()) / std::f64::consts::LN_10)
-                .collect(),
-            upper: etas
-                .iter()
-                .map(|e| (intercept + slope * e.ln()) / std::f64::consts::LN_10)
-                .collect(),
-            outer_lower: None,
-            outer_upper: None,
-        },
-    ];
-    std::fs::create_dir_all(dir)
-        .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
-    band_plot(
-        &dir.join("sweep.svg"),
-        "gap between true and derived dynamics",
-        "log10 eta",
-        "log10 relative gap",
-        &series,
-    )?;
+    let (slope, slope_se) = write_sweep_plot(dir, &comparisons)?;
     let sweep = Sweep {
         comparisons,
         slope,

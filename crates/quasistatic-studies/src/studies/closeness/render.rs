@@ -11,10 +11,9 @@ use super::claims::{median, resolved_slopes, smallest_eta, SmallestEta};
 use super::measure::{ClosenessData, EtaRun, SweepData};
 use crate::compare::write_comparison;
 use crate::output::{write_atomic, write_ensemble, RunMeta};
-use crate::plot::{band_plot, Series};
 use crate::studies::Claim;
-use crate::validate::{comparison_markdown, Comparison};
-use quasistatic::error::{Error, Result};
+use crate::validate::{comparison_markdown, write_sweep_plot, Comparison};
+use quasistatic::error::Result;
 
 /// Write every case's files into `dir` and return the section's Markdown.
 pub fn render(data: &ClosenessData, _claims: &[Claim], dir: &Path, link: &str) -> Result<String> {
@@ -100,62 +99,7 @@ fn write_sweep(dir: &Path, sweep: &SweepData) -> Result<()> {
     }
     let comparisons = &sweep.sweep.comparisons;
     let (slope, slope_se) = (sweep.sweep.slope, sweep.sweep.slope_se);
-    let etas: Vec<f64> = comparisons.iter().map(|c| c.eta).collect();
-    let gaps: Vec<f64> = comparisons.iter().map(|c| c.max_relative_gap).collect();
-    let (_, intercept, _) = crate::compare::log_log_slope(&etas, &gaps);
-    let lx: Vec<f64> = etas.iter().map(|e| e.log10()).collect();
-    let fit: Vec<f64> = etas
-        .iter()
-        .map(|e| (intercept + slope * e.ln()) / std::f64::consts::LN_10)
-        .collect();
-    let series = vec![
-        Series {
-            label: "max relative gap (95% CI)".into(),
-            x: lx.clone(),
-            mean: gaps.iter().map(|g| g.log10()).collect(),
-            lower: comparisons
-                .iter()
-                .map(|c| {
-                    c.gaps
-                        .iter()
-                        .map(|g| g.relative_low)
-                        .fold(0.0, f64::max)
-                        .max(1e-300)
-                        .log10()
-                })
-                .collect(),
-            upper: comparisons
-                .iter()
-                .map(|c| {
-                    c.gaps
-                        .iter()
-                        .map(|g| g.relative_high)
-                        .fold(0.0, f64::max)
-                        .log10()
-                })
-                .collect(),
-            outer_lower: None,
-            outer_upper: None,
-        },
-        Series {
-            label: format!("fit: slope {slope:.2} +- {slope_se:.2}"),
-            x: lx,
-            mean: fit.clone(),
-            lower: fit.clone(),
-            upper: fit,
-            outer_lower: None,
-            outer_upper: None,
-        },
-    ];
-    std::fs::create_dir_all(dir)
-        .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
-    band_plot(
-        &dir.join("sweep.svg"),
-        "gap between true and derived dynamics",
-        "log10 eta",
-        "log10 relative gap",
-        &series,
-    )?;
+    write_sweep_plot(dir, comparisons)?;
     let mut md = format!(
         "# Learning-rate sweep\n\nHorizon fixed in slow time `eta^2 k`. Fitted slope of log gap vs log eta: **{slope:.2} +- {slope_se:.2}** (1 expected: the leading order has an O(eta) error).\n\n| eta | steps | max relative gap | noise floor | verdict |\n|---:|---:|---:|---:|---|\n"
     );
