@@ -256,6 +256,7 @@ impl Observer {
                     _ => nan,
                 }
             }
+            Observable::GradOutputSq if !model.is_regression() => nan,
             Observable::GradOutputSq => {
                 let n = model.n_samples();
                 let mut acc = 0.0;

@@ -54,8 +54,9 @@ use crate::simulate::EnsembleSpec;
 
 pub use data::{CsvDataConfig, DataConfig, DataKind, SyntheticDataConfig, TeacherConfig};
 pub use model::{
-    ActivationConfig, DiagonalConfig, Linear2Config, ModelConfig, ModelKind, ProductConfig,
-    ProfileConfig, TwoLayerConfig, ValleyConfig, ValleyNdConfig,
+    ActivationConfig, DiagonalConfig, ExpressionConfig, Linear2Config, ModelConfig, ModelKind,
+    Named, OutputConfig, ParamsConfig, ProductConfig, ProfileConfig, StartValue, TwoLayerConfig,
+    ValleyConfig, ValleyNdConfig,
 };
 pub use noise::{
     FixedNoiseConfig, HessianNoiseConfig, IsotropicNoiseConfig, LabelNoiseConfig,

@@ -365,6 +365,11 @@ const SAMPLES: &[(&str, &str, &str)] = &[
         "linear2",
         "[model]\nkind = \"linear2\"\n[data]\nkind = \"synthetic\"\nn = 8\ndim = 3\nteacher = \"linear\"\nteacher_weights = [1.0, 0.0, -1.0]\n",
     ),
+    (
+        "model",
+        "expression",
+        "[model]\nkind = \"expression\"\nparams = [\"x\", \"y\"]\noutput = \"sqrt(1 + y^2) * x\"\nstart = { y = 2.0 }\n",
+    ),
     ("data", "synthetic", "[data]\nkind = \"synthetic\"\nn = 8\ndim = 12\n"),
     ("data", "csv", "[data]\nkind = \"csv\"\npath = \"data/sparse.csv\"\ntarget = \"y\"\n"),
     ("noise", "none", "[noise]\nkind = \"none\"\n"),
@@ -392,6 +397,8 @@ const CONTEXT_DEFAULTS: &[(&str, &str)] = &[
     ("valley_nd", "lambdas"),
     ("valley_nd", "rotation_seed"),
     ("product", "target"),
+    ("expression", "loss"),
+    ("expression", "targets"),
     ("label", "batch"),
     ("cosine", "steps"),
 ];

@@ -227,8 +227,13 @@ pub(super) fn plan(optimizer: &AnyOptimizer) -> Result<Plan> {
     })
 }
 
-/// The geometry path for `d` parameters under `options`.
-pub(super) fn geometry_path(options: &DeriveOptions, d: usize) -> GeometryPath {
+/// The geometry path for `model` under `options`: a model that is not a regression
+/// ([`Model::is_regression`]) has no Jacobian representation and always takes the dense one.
+pub(super) fn geometry_path<M: Model>(options: &DeriveOptions, model: &M) -> GeometryPath {
+    let d = model.dim();
+    if !model.is_regression() {
+        return GeometryPath::Dense;
+    }
     match options.path {
         PathChoice::Dense => GeometryPath::Dense,
         PathChoice::LowRank => GeometryPath::LowRank,
@@ -283,7 +288,7 @@ pub fn coefficients<M: Model>(
         model,
         noise,
         &plan,
-        geometry_path(options, d),
+        geometry_path(options, model),
         phi.to_vec(),
         options,
         options.leading_order,

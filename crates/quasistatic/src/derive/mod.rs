@@ -282,9 +282,8 @@ pub fn derive_with_coefficients<M: Model>(
     options: &DeriveOptions,
 ) -> Result<(Derivation, Coefficients)> {
     let t0 = Instant::now();
-    let d = model.dim();
     let plan = plan(optimizer)?;
-    let path = geometry_path(options, d);
+    let path = geometry_path(options, model);
     let mut popts = options.projection.clone();
     if popts.finisher.is_none() {
         popts.finisher = Some(match path {

@@ -13,6 +13,7 @@
 
 pub mod derivatives;
 pub mod diagonal;
+pub mod expression;
 #[cfg(test)]
 pub(crate) mod lane_testing;
 pub mod linear2;
@@ -27,6 +28,7 @@ pub use crate::engine::{gather_lane, scatter_lane, Batch, LaneBatch, LaneSlots};
 pub use crate::engine::{LaneKernel, SmallLaneKernel};
 
 pub use diagonal::DiagonalNetwork;
+pub use expression::ExpressionModel;
 pub use linear2::LinearTwoLayer;
 pub use product::ProductModel;
 pub use two_layer::{Activation, TwoLayerNetwork};
@@ -53,6 +55,15 @@ pub trait Model: Send + Sync {
 
     /// Training targets `y_i` (length `n`).
     fn targets(&self) -> &[f64];
+
+    /// Whether the loss is the regression loss `(1/n) sum_i 1/2 (f_i - y_i)^2` of per-sample
+    /// outputs (default `true`: every built-in model). `false` for a model given by its loss
+    /// alone ([`ExpressionModel`] with a `loss` formula): it has one "sample" whose output is
+    /// the loss itself and whose [`Model::batch_gradient`] is `grad L`, so label and mini-batch
+    /// noise, the per-sample read-outs and the low-rank (Jacobian) geometry do not apply.
+    fn is_regression(&self) -> bool {
+        true
+    }
 
     /// Output `f_i(theta)` of sample `i`; writes `grad f_i(theta)` into `grad_f` (length `d`).
     fn output_and_grad<D: Scalar>(&self, theta: &[D], i: usize, grad_f: &mut [D]) -> D;
@@ -228,6 +239,8 @@ pub enum AnyModel {
     TwoLayer(TwoLayerNetwork),
     /// [`LinearTwoLayer`].
     Linear2(LinearTwoLayer),
+    /// [`ExpressionModel`].
+    Expression(ExpressionModel),
 }
 
 /// Run `$body` with `$m` bound to the concrete model inside an [`AnyModel`], so that generic
@@ -241,6 +254,7 @@ macro_rules! with_model {
             $crate::model::AnyModel::Diagonal($m) => $body,
             $crate::model::AnyModel::TwoLayer($m) => $body,
             $crate::model::AnyModel::Linear2($m) => $body,
+            $crate::model::AnyModel::Expression($m) => $body,
         }
     };
 }
@@ -259,6 +273,11 @@ impl AnyModel {
     /// Short name.
     pub fn name(&self) -> &'static str {
         with_model!(self, m => m.name())
+    }
+
+    /// See [`Model::is_regression`].
+    pub fn is_regression(&self) -> bool {
+        with_model!(self, m => m.is_regression())
     }
 
     /// Default start.

@@ -1,12 +1,14 @@
 //! `[model]`: the model. One file per model, like [`crate::model`].
 
 mod diagonal;
+mod expression;
 mod linear2;
 mod product;
 mod two_layer;
 mod valley;
 
 pub use diagonal::DiagonalConfig;
+pub use expression::{ExpressionConfig, Named, OutputConfig, ParamsConfig, StartValue};
 pub use linear2::Linear2Config;
 pub use product::ProductConfig;
 pub use two_layer::{ActivationConfig, TwoLayerConfig};
@@ -26,7 +28,8 @@ pub trait ModelKind {
 
 kinds! {
     /// `[model]`: `kind` is one of `valley`, `valley_nd`, `product`, `diagonal`, `two_layer`,
-    /// `linear2`. All models are regressions with loss `L = (1/n) sum_i 1/2 (f_i - y_i)^2`.
+    /// `linear2`, `expression`. Every built-in model is a regression with loss
+    /// `L = (1/n) sum_i 1/2 (f_i - y_i)^2`; an `expression` model may instead give its loss.
     pub enum ModelConfig in "model" as dyn ModelKind {
         /// The planar valley.
         "valley" => Valley(ValleyConfig),
@@ -40,6 +43,8 @@ kinds! {
         "two_layer" => TwoLayer(TwoLayerConfig),
         /// The two-layer linear network.
         "linear2" => Linear2(Linear2Config),
+        /// A model written as a formula.
+        "expression" => Expression(ExpressionConfig),
     }
 }
 

@@ -44,8 +44,23 @@ impl Default for LabelNoiseConfig {
 
 impl KindTable for LabelNoiseConfig {}
 
+/// Label and mini-batch noise need per-sample outputs (not a model given by its loss alone).
+fn needs_samples(model: &AnyModel, kind: &str) -> Result<()> {
+    if model.is_regression() {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        "noise.kind",
+        kind,
+        "none, isotropic, hessian or fixed: this model is given by its loss alone, without \
+         samples or labels; write its per-sample `output` instead of `loss` for label or \
+         mini-batch noise",
+    ))
+}
+
 impl NoiseKind for LabelNoiseConfig {
     fn build(&self, model: &AnyModel) -> Result<NoiseModel> {
+        needs_samples(model, "label")?;
         let n = model.n_samples();
         if let Some(b) = self.batch {
             if b == 0 || b > n {
@@ -88,6 +103,7 @@ impl KindTable for MinibatchNoiseConfig {
 
 impl NoiseKind for MinibatchNoiseConfig {
     fn build(&self, model: &AnyModel) -> Result<NoiseModel> {
+        needs_samples(model, "minibatch")?;
         let n = model.n_samples();
         let b = self.batch;
         if b == 0 || b >= n {
