@@ -182,6 +182,10 @@ pub(crate) mod testing {
     fn plain_loss<M: Model, D: crate::model::Scalar>(model: &M, theta: &[D]) -> D {
         let n = model.n_samples();
         let mut buf = vec![D::from(0.0); model.dim()];
+        if !model.is_regression() {
+            // The single output is the loss itself.
+            return model.output_and_grad(theta, 0, &mut buf);
+        }
         let mut l = D::from(0.0);
         for i in 0..n {
             let r = model.output_and_grad(theta, i, &mut buf) - model.targets()[i];
@@ -208,8 +212,17 @@ pub(crate) mod testing {
         let mut g = vec![0.0; d];
         let l = gradient(model, theta, &mut g);
         close(l, plain_loss(model, theta), 1e-12, "loss");
+        // A loss-only model: its one output's gradient is the loss gradient.
+        if !model.is_regression() {
+            let mut gf = vec![0.0; d];
+            let f = model.output_and_grad(theta, 0, &mut gf);
+            close(l, f, 1e-12, "loss vs output");
+            for k in 0..d {
+                close(g[k], gf[k], 1e-12, "gradient vs output gradient");
+            }
+        }
         // Default per-sample batch gradient equals the (possibly fused) override.
-        {
+        if model.is_regression() {
             let n = model.n_samples();
             let y = model.targets();
             let mut gf = vec![0.0; d];

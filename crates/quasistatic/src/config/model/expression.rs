@@ -63,7 +63,10 @@ impl Default for ExpressionConfig {
             loss: None,
             targets: None,
             constants: Named::default(),
-            start: Named(vec![("x".into(), StartValue::Number(0.0)), ("y".into(), StartValue::Number(2.0))]),
+            start: Named(vec![
+                ("x".into(), StartValue::Number(0.0)),
+                ("y".into(), StartValue::Number(2.0)),
+            ]),
         }
     }
 }
@@ -162,7 +165,10 @@ impl<'de> Visitor<'de> for ParamsVisitor {
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a list of names or a table of vector lengths")
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<ParamsConfig, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<ParamsConfig, A::Error> {
         let mut out = Vec::new();
         while let Some(n) = seq.next_element::<String>()? {
             out.push(n);

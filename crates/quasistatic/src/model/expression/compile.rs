@@ -52,7 +52,12 @@ pub const FUNCTIONS: &[(&str, usize, &str)] = &[
 #[derive(Clone, Copy, Debug)]
 enum Val {
     Const(f64),
-    Reg { reg: Reg, sample: bool },
+    Reg {
+        reg: Reg,
+        sample: bool,
+    },
+    /// The data's feature vector, materialised only where it is not fused into `dot`.
+    Features(usize),
 }
 
 impl Val {
@@ -60,10 +65,11 @@ impl Val {
         match self {
             Val::Const(_) => 1,
             Val::Reg { reg, .. } => reg.len,
+            Val::Features(p) => *p,
         }
     }
     fn sample(&self) -> bool {
-        matches!(self, Val::Reg { sample: true, .. })
+        matches!(self, Val::Reg { sample: true, .. } | Val::Features(_))
     }
 }
 
@@ -113,10 +119,7 @@ pub fn compile(sources: &[&str], scope: &Scope) -> Result<(Program, Vec<bool>), 
         }
         let reg = match v {
             Val::Reg { reg, .. } => reg,
-            Val::Const(c) => match b.emit(Op::Const(c), 1, false) {
-                Val::Reg { reg, .. } => reg,
-                Val::Const(_) => unreachable!("emit returns a register"),
-            },
+            other => b.reg(other).0,
         };
         outputs.push(reg);
     }
@@ -156,7 +159,11 @@ impl Builder<'_> {
             Val::Reg { reg, sample } => (reg, sample),
             Val::Const(c) => match self.emit(Op::Const(c), 1, false) {
                 Val::Reg { reg, sample } => (reg, sample),
-                Val::Const(_) => unreachable!("emit returns a register"),
+                _ => unreachable!("emit returns a register"),
+            },
+            Val::Features(_) => match self.features() {
+                Val::Reg { reg, sample } => (reg, sample),
+                _ => unreachable!("features() returns a register"),
             },
         }
     }
@@ -209,18 +216,24 @@ impl Builder<'_> {
         }
         if let Some((_, cols)) = &self.scope.data {
             if name == FEATURES {
-                return Ok(self.features());
+                return Ok(Val::Features(self.scope.data.as_ref().map_or(0, |d| d.0)));
             }
             if let Some(j) = cols.iter().position(|c| c == name) {
                 return Ok(self.emit(Op::Feature(j), 1, true));
             }
         }
         if FUNCTIONS.iter().any(|(f, _, _)| *f == name) {
-            return Err(self.err(span, &format!("`{name}` is a function: call it as {name}(...)")));
+            return Err(self.err(
+                span,
+                &format!("`{name}` is a function: call it as {name}(...)"),
+            ));
         }
         Err(self.err(
             span,
-            &format!("unknown name `{name}`; the names in scope are {}", self.names_in_scope()),
+            &format!(
+                "unknown name `{name}`; the names in scope are {}",
+                self.names_in_scope()
+            ),
         ))
     }
 
@@ -228,10 +241,16 @@ impl Builder<'_> {
         if let Some(i) = self.scope.params.iter().position(|p| p.name == name) {
             let spec = self.scope.params[i].clone();
             let Some(len) = spec.len else {
-                return Err(self.err(span, &format!("`{name}` is a scalar parameter: write `{name}`, not `{name}[{k}]`")));
+                return Err(self.err(
+                    span,
+                    &format!("`{name}` is a scalar parameter: write `{name}`, not `{name}[{k}]`"),
+                ));
             };
             if k >= len {
-                return Err(self.err(span, &format!("an index in 0..{len} (`{name}` has {len} entries)")));
+                return Err(self.err(
+                    span,
+                    &format!("an index in 0..{len} (`{name}` has {len} entries)"),
+                ));
             }
             self.used[i] = true;
             // One entry of a parameter vector is the parameter itself, not a copy of the vector.
@@ -240,14 +259,20 @@ impl Builder<'_> {
         if let Some((p, _)) = &self.scope.data {
             if name == FEATURES {
                 if k >= *p {
-                    return Err(self.err(span, &format!("an index in 0..{p} (the data has {p} features)")));
+                    return Err(self.err(
+                        span,
+                        &format!("an index in 0..{p} (the data has {p} features)"),
+                    ));
                 }
                 return Ok(self.emit(Op::Feature(k), 1, true));
             }
         }
         Err(self.err(
             span,
-            &format!("a vector to index; `{name}` is not one (the names in scope are {})", self.names_in_scope()),
+            &format!(
+                "a vector to index; `{name}` is not one (the names in scope are {})",
+                self.names_in_scope()
+            ),
         ))
     }
 
@@ -329,7 +354,13 @@ impl Builder<'_> {
     fn call(&mut self, f: &str, args: &[Expr], span: Span) -> Result<Val, String> {
         let Some(&(_, arity, _)) = FUNCTIONS.iter().find(|(n, _, _)| *n == f) else {
             let known: Vec<&str> = FUNCTIONS.iter().map(|(n, _, _)| *n).collect();
-            return Err(self.err(span, &format!("unknown function `{f}`; the functions are {}", known.join(", "))));
+            return Err(self.err(
+                span,
+                &format!(
+                    "unknown function `{f}`; the functions are {}",
+                    known.join(", ")
+                ),
+            ));
         };
         if args.len() != arity {
             return Err(self.err(
@@ -341,7 +372,10 @@ impl Builder<'_> {
                 ),
             ));
         }
-        let vals = args.iter().map(|a| self.expr(a)).collect::<Result<Vec<_>, _>>()?;
+        let vals = args
+            .iter()
+            .map(|a| self.expr(a))
+            .collect::<Result<Vec<_>, _>>()?;
         let a = vals[0];
         Ok(match f {
             "exp" => self.unary(Unary::Exp, a),
@@ -361,7 +395,11 @@ impl Builder<'_> {
                     a
                 } else {
                     let (ra, s) = self.reg(a);
-                    let op = if f == "prod" { Op::Prod(ra) } else { Op::Sum(ra) };
+                    let op = if f == "prod" {
+                        Op::Prod(ra)
+                    } else {
+                        Op::Sum(ra)
+                    };
                     self.emit(op, 1, s)
                 };
                 if f == "mean" && k > 1 {
@@ -376,24 +414,23 @@ impl Builder<'_> {
                 if a.len() != b.len() {
                     return Err(self.err(
                         span,
-                        &format!("two vectors of one length, but the lengths are {} and {}", a.len(), b.len()),
+                        &format!(
+                            "two vectors of one length, but the lengths are {} and {}",
+                            a.len(),
+                            b.len()
+                        ),
                     ));
                 }
                 if a.len() == 1 {
                     return self.binary(BinOp::Mul, a, b, span);
                 }
-                let is_features = |v: &Val, fe: Option<Val>| match (v, fe) {
-                    (Val::Reg { reg, .. }, Some(Val::Reg { reg: f, .. })) => *reg == f,
-                    _ => false,
-                };
-                let fe = self.features;
-                if is_features(&b, fe) && !a.sample() {
-                    let (ra, _) = self.reg(a);
-                    return Ok(self.emit(Op::DotFeatures(ra), 1, true));
-                }
-                if is_features(&a, fe) && !b.sample() {
-                    let (rb, _) = self.reg(b);
-                    return Ok(self.emit(Op::DotFeatures(rb), 1, true));
+                // dot(w, x) with parameter-stage w: one fused pass over the data row.
+                match (a, b) {
+                    (w, Val::Features(_)) | (Val::Features(_), w) if !w.sample() => {
+                        let (rw, _) = self.reg(w);
+                        return Ok(self.emit(Op::DotFeatures(rw), 1, true));
+                    }
+                    _ => {}
                 }
                 let (ra, sa) = self.reg(a);
                 let (rb, sb) = self.reg(b);

@@ -376,12 +376,7 @@ fn slots<V>(v: &[V], r: Reg) -> &[V] {
 
 /// Run `ins` forwards: parameters come from `theta(k)`, data from `rows`.
 #[inline]
-pub fn forward<V: Num, R: Rows<V>>(
-    ins: &[Ins],
-    v: &mut [V],
-    theta: impl Fn(usize) -> V,
-    rows: &R,
-) {
+pub fn forward<V: Num, R: Rows<V>>(ins: &[Ins], v: &mut [V], theta: impl Fn(usize) -> V, rows: &R) {
     for i in ins {
         let (lo, out) = split(v, i.out);
         match i.op {

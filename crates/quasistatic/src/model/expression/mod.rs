@@ -89,7 +89,11 @@ fn check_name(field: &str, name: &str) -> Result<()> {
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !ok {
-        return Err(Error::invalid(field, format!("`{name}`"), "a name of letters, digits and `_`, not starting with a digit"));
+        return Err(Error::invalid(
+            field,
+            format!("`{name}`"),
+            "a name of letters, digits and `_`, not starting with a digit",
+        ));
     }
     if RESERVED.contains(&name) || FUNCTIONS.iter().any(|(f, _, _)| *f == name) {
         return Err(Error::invalid(
@@ -106,19 +110,35 @@ impl ExpressionModel {
     /// start. Errors name the `model.*` field and, for a formula, the position in it.
     pub fn new(spec: ExpressionSpec) -> Result<Self> {
         if spec.params.is_empty() {
-            return Err(Error::invalid("model.params", "[]", "at least one parameter"));
+            return Err(Error::invalid(
+                "model.params",
+                "[]",
+                "at least one parameter",
+            ));
         }
         let mut params = Vec::new();
         let mut offset = 0;
         for (name, len) in &spec.params {
             check_name("model.params", name)?;
             if params.iter().any(|p: &ParamSpec| &p.name == name) {
-                return Err(Error::invalid("model.params", format!("`{name}` twice"), "distinct names"));
+                return Err(Error::invalid(
+                    "model.params",
+                    format!("`{name}` twice"),
+                    "distinct names",
+                ));
             }
             if *len == Some(0) {
-                return Err(Error::invalid(format!("model.params.{name}"), 0, "a vector length >= 1"));
+                return Err(Error::invalid(
+                    format!("model.params.{name}"),
+                    0,
+                    "a vector length >= 1",
+                ));
             }
-            params.push(ParamSpec { name: name.clone(), len: *len, offset });
+            params.push(ParamSpec {
+                name: name.clone(),
+                len: *len,
+                offset,
+            });
             offset += len.unwrap_or(1);
         }
         let dim = offset;
@@ -133,7 +153,11 @@ impl ExpressionModel {
                 ));
             }
             if !value.is_finite() {
-                return Err(Error::invalid(format!("model.constants.{name}"), value, "a finite number"));
+                return Err(Error::invalid(
+                    format!("model.constants.{name}"),
+                    value,
+                    "a finite number",
+                ));
             }
             constants.push((name.clone(), *value));
         }
@@ -145,49 +169,68 @@ impl ExpressionModel {
             Formula::Loss(l) => ("model.loss", vec![l.as_str()]),
         };
         if sources.is_empty() {
-            return Err(Error::invalid(field, "[]", "at least one output expression"));
+            return Err(Error::invalid(
+                field,
+                "[]",
+                "at least one output expression",
+            ));
         }
         let regression = matches!(spec.formula, Formula::Outputs(_));
-        let data_scope = match (&spec.data, regression) {
-            (Some(_), false) => {
-                return Err(Error::invalid(
+        let data_scope =
+            match (&spec.data, regression) {
+                (Some(_), false) => return Err(Error::invalid(
                     "data",
                     "given",
                     "no [data] with `loss`: a loss formula is the whole loss; write a per-sample \
                      `output` to fit data",
-                ))
-            }
-            (Some(d), true) => {
-                if sources.len() != 1 {
-                    return Err(Error::invalid(
-                        field,
-                        format!("{} expressions", sources.len()),
-                        "one expression with [data]: it is evaluated on every row",
-                    ));
+                )),
+                (Some(d), true) => {
+                    if sources.len() != 1 {
+                        return Err(Error::invalid(
+                            field,
+                            format!("{} expressions", sources.len()),
+                            "one expression with [data]: it is evaluated on every row",
+                        ));
+                    }
+                    let p = d.train.p;
+                    let columns = if spec.columns.len() == p {
+                        spec.columns.clone()
+                    } else {
+                        Vec::new()
+                    };
+                    if params.iter().any(|q| q.name == compile::FEATURES) {
+                        return Err(Error::invalid(
+                            "model.params",
+                            "`x`",
+                            "another name: with [data], `x` is the feature vector",
+                        ));
+                    }
+                    Some((p, columns))
                 }
-                let p = d.train.p;
-                let columns = if spec.columns.len() == p { spec.columns.clone() } else { Vec::new() };
-                if params.iter().any(|q| q.name == compile::FEATURES) {
-                    return Err(Error::invalid(
-                        "model.params",
-                        "`x`",
-                        "another name: with [data], `x` is the feature vector",
-                    ));
-                }
-                Some((p, columns))
-            }
-            (None, _) => None,
+                (None, _) => None,
+            };
+        let scope = Scope {
+            params: params.clone(),
+            constants,
+            data: data_scope,
         };
-        let scope = Scope { params: params.clone(), constants, data: data_scope };
         let (program, used) = compile::compile(&sources, &scope).map_err(|(k, msg)| {
-            let f = if sources.len() > 1 { format!("{field}[{k}]") } else { field.to_string() };
+            let f = if sources.len() > 1 {
+                format!("{field}[{k}]")
+            } else {
+                field.to_string()
+            };
             Error::invalid(f, format!("\"{}\"", sources[k]), format!("\n{msg}"))
         })?;
         if let Some(k) = used.iter().position(|u| !u) {
             return Err(Error::invalid(
                 "model.params",
                 format!("`{}`", params[k].name),
-                format!("parameters the {} uses: `{}` appears in no expression", if regression { "output" } else { "loss" }, params[k].name),
+                format!(
+                    "parameters the {} uses: `{}` appears in no expression",
+                    if regression { "output" } else { "loss" },
+                    params[k].name
+                ),
             ));
         }
 
@@ -202,11 +245,19 @@ impl ExpressionModel {
         };
         let targets = match (&train, &spec.targets) {
             (Some(_), Some(_)) => {
-                return Err(Error::invalid("model.targets", "given", "no targets with [data]: the data has them"))
+                return Err(Error::invalid(
+                    "model.targets",
+                    "given",
+                    "no targets with [data]: the data has them",
+                ))
             }
             (Some(t), None) => t.y.clone(),
             (None, Some(_)) if !regression => {
-                return Err(Error::invalid("model.targets", "given", "no targets with `loss`"))
+                return Err(Error::invalid(
+                    "model.targets",
+                    "given",
+                    "no targets with `loss`",
+                ))
             }
             (None, Some(y)) => {
                 if y.len() != n {
@@ -217,7 +268,11 @@ impl ExpressionModel {
                     ));
                 }
                 if let Some(j) = y.iter().position(|v| !v.is_finite()) {
-                    return Err(Error::invalid(format!("model.targets[{j}]"), y[j], "a finite number"));
+                    return Err(Error::invalid(
+                        format!("model.targets[{j}]"),
+                        y[j],
+                        "a finite number",
+                    ));
                 }
                 y.clone()
             }
@@ -271,7 +326,11 @@ impl ExpressionModel {
     /// The output register of sample `i`.
     #[inline(always)]
     fn output(&self, i: usize) -> usize {
-        let k = if self.program.outputs.len() == 1 { 0 } else { i };
+        let k = if self.program.outputs.len() == 1 {
+            0
+        } else {
+            i
+        };
         self.program.outputs[k].at
     }
 
@@ -476,3 +535,6 @@ impl LaneKernel for ExpressionModel {
         *loss = (sum * inv).0;
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -100,7 +100,8 @@ pub fn parse(source: &str) -> Result<Expr, String> {
                 Rule::name => "a name",
                 Rule::index => "an integer index",
                 Rule::call | Rule::indexed => "a name",
-                Rule::expr | Rule::neg => "an operand (number, name, call or `(`)",
+                Rule::neg => "`-`",
+                Rule::expr => "an expression",
                 Rule::add | Rule::sub | Rule::mul | Rule::div | Rule::pow => "an operator",
                 Rule::EOI => "the end of the expression",
                 _ => "more input",
@@ -132,7 +133,10 @@ fn build(pairs: Pairs<'_, Rule>, source: &str) -> Result<Expr, String> {
                 Rule::name => Node::Name(p.as_str().to_string()),
                 Rule::indexed => {
                     let mut inner = p.into_inner();
-                    let name = inner.next().map(|n| n.as_str().to_string()).unwrap_or_default();
+                    let name = inner
+                        .next()
+                        .map(|n| n.as_str().to_string())
+                        .unwrap_or_default();
                     let k = inner.next().map(|k| (k.as_str(), k.as_span()));
                     let (text, kspan) = k.ok_or_else(|| message_at(source, span, "an index"))?;
                     let k = text.parse::<usize>().map_err(|_| {
@@ -146,7 +150,10 @@ fn build(pairs: Pairs<'_, Rule>, source: &str) -> Result<Expr, String> {
                 }
                 Rule::call => {
                     let mut inner = p.into_inner();
-                    let name = inner.next().map(|n| n.as_str().to_string()).unwrap_or_default();
+                    let name = inner
+                        .next()
+                        .map(|n| n.as_str().to_string())
+                        .unwrap_or_default();
                     let args = inner
                         .map(|a| build(a.into_inner(), source))
                         .collect::<Result<Vec<_>, _>>()?;
@@ -194,7 +201,9 @@ mod tests {
             Node::Number(x) => format!("{x}"),
             Node::Name(n) => n.clone(),
             Node::Index(n, k) => format!("{n}[{k}]"),
-            Node::Call(f, a) => format!("{f}({})", a.iter().map(show).collect::<Vec<_>>().join(",")),
+            Node::Call(f, a) => {
+                format!("{f}({})", a.iter().map(show).collect::<Vec<_>>().join(","))
+            }
             Node::Neg(a) => format!("(-{})", show(a)),
             Node::Binary(op, a, b) => {
                 let o = match op {
@@ -233,7 +242,9 @@ mod tests {
     fn spans_cover_the_source() {
         let e = parse("  x + sin(y)").unwrap();
         assert_eq!(e.span, (2, 12));
-        let Node::Binary(_, a, b) = e.node else { panic!("binary") };
+        let Node::Binary(_, a, b) = e.node else {
+            panic!("binary")
+        };
         assert_eq!((a.span, b.span), ((2, 3), (6, 12)));
     }
 
@@ -241,13 +252,13 @@ mod tests {
     fn syntax_errors_point_at_the_position_and_say_what_was_expected() {
         let e = parse("x + * y").unwrap_err();
         assert!(e.contains("1:5"), "{e}");
-        assert!(e.contains("expected an operand"), "{e}");
+        assert!(e.contains("expected a number, a name"), "{e}");
         let e = parse("sqrt(1 + y").unwrap_err();
         assert!(e.contains("1:11"), "{e}");
         let e = parse("x y").unwrap_err();
         assert!(e.contains("1:3") && e.contains("operator"), "{e}");
         let e = parse("u[1.5]").unwrap_err();
-        assert!(e.contains("1:3"), "{e}");
+        assert!(e.contains("1:2"), "{e}");
         let e = parse("").unwrap_err();
         assert!(e.contains("1:1"), "{e}");
     }
