@@ -34,6 +34,7 @@ use serde_json::{json, Value};
 
 use quasistatic::data::{generate, SyntheticSpec, Teacher};
 use quasistatic::engine::rng;
+use quasistatic::model::expression::{ExpressionModel, ExpressionSpec, Formula};
 use quasistatic::model::{
     Activation, Batch, DiagonalNetwork, Model, ProductModel, Profile, TwoLayerNetwork, Valley,
 };
@@ -53,11 +54,28 @@ pub enum Task {
     T3,
     /// Two-layer tanh network, width 32, n = 64, N = 16.
     T4,
+    /// T1 with the valley written as an expression model.
+    T1x,
+    /// T3 with the diagonal network written as an expression model.
+    T3x,
 }
 
 impl Task {
     /// All tasks, in order.
     pub const ALL: [Task; 4] = [Task::T1, Task::T2, Task::T3, Task::T4];
+
+    /// The expression-model versions of T1 and T3 (not in [`Task::ALL`], which the JAX
+    /// baselines mirror).
+    pub const EXPRESSION: [Task; 2] = [Task::T1x, Task::T3x];
+
+    /// The built-in task an expression task writes out.
+    pub fn built_in(self) -> Option<Task> {
+        match self {
+            Task::T1x => Some(Task::T1),
+            Task::T3x => Some(Task::T3),
+            _ => None,
+        }
+    }
 
     /// Short key (`t1`, ...).
     pub fn key(self) -> &'static str {
@@ -66,6 +84,8 @@ impl Task {
             Task::T2 => "t2",
             Task::T3 => "t3",
             Task::T4 => "t4",
+            Task::T1x => "t1x",
+            Task::T3x => "t3x",
         }
     }
 
@@ -73,6 +93,7 @@ impl Task {
     pub fn parse(s: &str) -> Option<Task> {
         Task::ALL
             .into_iter()
+            .chain(Task::EXPRESSION)
             .find(|t| t.key().eq_ignore_ascii_case(s.trim()))
     }
 
@@ -80,8 +101,9 @@ impl Task {
     pub fn parse_list(s: &str) -> Result<Vec<Task>, String> {
         let mut out = Vec::new();
         for part in s.split(',').filter(|p| !p.trim().is_empty()) {
-            let t = Task::parse(part)
-                .ok_or_else(|| format!("unknown task `{part}` (expected t1, t2, t3, t4)"))?;
+            let t = Task::parse(part).ok_or_else(|| {
+                format!("unknown task `{part}` (expected t1, t2, t3, t4, t1x, t3x)")
+            })?;
             if !out.contains(&t) {
                 out.push(t);
             }
@@ -99,6 +121,8 @@ impl Task {
             Task::T2 => "T2 product (d=2)",
             Task::T3 => "T3 diagonal net (p=100, n=40)",
             Task::T4 => "T4 two-layer tanh (w=32, p=10, n=64)",
+            Task::T1x => "T1x valley as an expression",
+            Task::T3x => "T3x diagonal net as an expression",
         }
     }
 }
@@ -425,6 +449,80 @@ fn setup_t3(quick: bool) -> Setup<DiagonalNetwork> {
     }
 }
 
+/// An expression model (the benchmark's own formulas; they compile).
+fn expression(
+    params: &[(&str, Option<usize>)],
+    output: &str,
+    data: Option<quasistatic::data::Data>,
+    start: Vec<f64>,
+) -> ExpressionModel {
+    ExpressionModel::new(ExpressionSpec {
+        params: params.iter().map(|(n, k)| (n.to_string(), *k)).collect(),
+        formula: Formula::Outputs(vec![output.to_string()]),
+        constants: Vec::new(),
+        data,
+        columns: Vec::new(),
+        targets: None,
+        start,
+    })
+    .expect("the benchmark's formulas compile")
+}
+
+/// T1 with `f = sqrt(1 + y^2) x` written as an expression.
+fn setup_t1x(quick: bool) -> Setup<ExpressionModel> {
+    let t1 = setup_t1(quick);
+    let model = expression(
+        &[("x", None), ("y", None)],
+        "sqrt(1 + y^2) * x",
+        None,
+        t1.start.clone(),
+    );
+    Setup {
+        task: Task::T1x,
+        model,
+        observables: vec![Observable::Loss, Observable::ParamNorm],
+        extra: json!({ "model": "expression", "output": "sqrt(1 + y^2) * x" }),
+        sigma: t1.sigma,
+        start: t1.start,
+        trajectories: t1.trajectories,
+        steps: t1.steps,
+        record_every: t1.record_every,
+        optimizers: t1.optimizers,
+    }
+}
+
+/// T3 with `f(x) = dot(u^2 - v^2, x)` written as an expression, on T3's data and start.
+fn setup_t3x(quick: bool) -> Setup<ExpressionModel> {
+    let t3 = setup_t3(quick);
+    let data = generate(&SyntheticSpec {
+        n: 40,
+        n_test: 0,
+        p: 100,
+        teacher: Teacher::Sparse { k: 5, value: 1.0 },
+        label_noise: 0.0,
+        seed: 0,
+    });
+    let output = "dot(u^2 - v^2, x)";
+    let model = expression(
+        &[("u", Some(100)), ("v", Some(100))],
+        output,
+        Some(data),
+        t3.start.clone(),
+    );
+    Setup {
+        task: Task::T3x,
+        model,
+        observables: vec![Observable::Loss, Observable::ParamNorm],
+        extra: json!({ "model": "expression", "output": output }),
+        sigma: t3.sigma,
+        start: t3.start,
+        trajectories: t3.trajectories,
+        steps: t3.steps,
+        record_every: t3.record_every,
+        optimizers: t3.optimizers,
+    }
+}
+
 fn setup_t4(quick: bool) -> Setup<TwoLayerNetwork> {
     let (n, p, width, gd_steps, gd_lr) = (64, 10, 32, 20_000, 0.05);
     let data = generate(&SyntheticSpec {
@@ -586,6 +684,8 @@ pub fn measure(opts: &BenchOptions, log: bool) -> BenchReport {
             Task::T2 => bench_task(&setup_t2(opts.quick), opts.repeats, log),
             Task::T3 => bench_task(&setup_t3(opts.quick), opts.repeats, log),
             Task::T4 => bench_task(&setup_t4(opts.quick), opts.repeats, log),
+            Task::T1x => bench_task(&setup_t1x(opts.quick), opts.repeats, log),
+            Task::T3x => bench_task(&setup_t3x(opts.quick), opts.repeats, log),
         };
         rows.extend(r);
         results.insert(task.key().into(), res);
@@ -639,6 +739,26 @@ pub fn table(rows: &[BenchRow]) -> String {
             r.median_seconds(),
             r.throughput(),
             ratio
+        );
+    }
+    // Expression tasks next to the built-in they write out, optimizer by optimizer.
+    for r in rows
+        .iter()
+        .filter(|r| r.task.built_in().is_some() && r.optimizer != "rng_floor")
+    {
+        let Some(b) = rows
+            .iter()
+            .find(|b| Some(b.task) == r.task.built_in() && b.optimizer == r.optimizer)
+        else {
+            continue;
+        };
+        s += &format!(
+            "\n{} {}: {:.2}x slower than the built-in ({:.3e} vs {:.3e} trajectory-steps/s)",
+            r.task.key(),
+            r.optimizer,
+            b.throughput() / r.throughput(),
+            r.throughput(),
+            b.throughput()
         );
     }
     s

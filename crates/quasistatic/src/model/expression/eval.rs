@@ -175,6 +175,9 @@ fn elementary<D: Scalar>(a: D, f: Unary) -> D {
         Unary::MulC(c) => a * c,
         Unary::DivC(c) => a / c,
         Unary::RDivC(c) => a.recip() * c,
+        // Squares and cubes as products (what `powi` computes, without its library call).
+        Unary::PowI(2) => a * a,
+        Unary::PowI(3) => a * a * a,
         Unary::PowI(n) => a.powi(n),
         Unary::PowF(c) => a.powf(c),
         Unary::Exp => a.exp(),
@@ -279,6 +282,8 @@ impl Num for Lanes {
             Unary::DivC(c) => self / c,
             Unary::Neg => -self,
             Unary::Sqrt => self.sqrt(),
+            Unary::PowI(2) => self * self,
+            Unary::PowI(3) => self * self * self,
             _ => self.map(|a| elementary(a, f)),
         }
     }
@@ -288,12 +293,39 @@ impl Num for Lanes {
     }
 }
 
+/// `sum_j term(j)` for `j < len` in four interleaved partial sums, `s_r = sum_{j = r mod 4}`,
+/// added as `(s_0 + s_1) + (s_2 + s_3)`: four independent chains of additions instead of one,
+/// in an order that is part of the definition (every evaluation, scalar or lanes, uses it).
+#[inline(always)]
+pub fn sum4<V: Num>(len: usize, term: impl Fn(usize) -> V) -> V {
+    let zero = V::cst(0.0);
+    let (mut s0, mut s1, mut s2, mut s3) = (zero, zero, zero, zero);
+    let mut j = 0;
+    while j + 4 <= len {
+        s0 += term(j);
+        s1 += term(j + 1);
+        s2 += term(j + 2);
+        s3 += term(j + 3);
+        j += 4;
+    }
+    if j < len {
+        s0 += term(j);
+    }
+    if j + 1 < len {
+        s1 += term(j + 1);
+    }
+    if j + 2 < len {
+        s2 += term(j + 2);
+    }
+    (s0 + s1) + (s2 + s3)
+}
+
 /// The data row(s) the sample stage reads: one row for a scalar evaluation, one row per lane
 /// for a group.
 pub trait Rows<V: Num> {
     /// Feature `j`.
     fn feature(&self, j: usize) -> V;
-    /// `sum_j a_j x_j`, in the order `j = 0, 1, ...`, starting from zero.
+    /// `sum_j a_j x_j`, summed by [`sum4`].
     fn dot(&self, a: &[V]) -> V;
     /// `out_j += g x_j`.
     fn axpy(&self, g: V, out: &mut [V]);
@@ -309,11 +341,8 @@ impl<D: Scalar> Rows<D> for Row<'_> {
     }
     #[inline(always)]
     fn dot(&self, a: &[D]) -> D {
-        let mut s = D::from(0.0);
-        for (&a, &x) in a.iter().zip(self.0) {
-            s += a * x;
-        }
-        s
+        let x = &self.0[..a.len()];
+        sum4(a.len(), |j| a[j] * x[j])
     }
     #[inline(always)]
     fn axpy(&self, g: D, out: &mut [D]) {
@@ -348,16 +377,27 @@ impl Rows<Lanes> for LaneRows<'_> {
     }
     #[inline(always)]
     fn dot(&self, a: &[Lanes]) -> Lanes {
-        let mut s = Lanes::ZERO;
-        for (j, &a) in a.iter().enumerate() {
-            s += a * self.column(j);
+        match self {
+            LaneRows::Shared(row) => {
+                let row = &row[..a.len()];
+                sum4(a.len(), |j| a[j] * Lanes::splat(row[j]))
+            }
+            LaneRows::PerLane(_) => sum4(a.len(), |j| a[j] * self.column(j)),
         }
-        s
     }
     #[inline(always)]
     fn axpy(&self, g: Lanes, out: &mut [Lanes]) {
-        for (j, o) in out.iter_mut().enumerate() {
-            *o += g * self.column(j);
+        match self {
+            LaneRows::Shared(row) => {
+                for (o, &x) in out.iter_mut().zip(*row) {
+                    *o += g * Lanes::splat(x);
+                }
+            }
+            LaneRows::PerLane(_) => {
+                for (j, o) in out.iter_mut().enumerate() {
+                    *o += g * self.column(j);
+                }
+            }
         }
     }
 }
@@ -374,8 +414,9 @@ fn slots<V>(v: &[V], r: Reg) -> &[V] {
     &v[r.at..r.at + r.len]
 }
 
-/// Run `ins` forwards: parameters come from `theta(k)`, data from `rows`.
-#[inline]
+/// Run `ins` forwards: parameters come from `theta(k)`, data from `rows`. (Inlined into each
+/// instruction-set version of the lane kernel.)
+#[inline(always)]
 pub fn forward<V: Num, R: Rows<V>>(ins: &[Ins], v: &mut [V], theta: impl Fn(usize) -> V, rows: &R) {
     for i in ins {
         let (lo, out) = split(v, i.out);
@@ -412,11 +453,7 @@ pub fn forward<V: Num, R: Rows<V>>(ins: &[Ins], v: &mut [V], theta: impl Fn(usiz
             }
             Op::Sum(a) => {
                 let a = slots(lo, a);
-                let mut s = a[0];
-                for &x in &a[1..] {
-                    s += x;
-                }
-                out[0] = s;
+                out[0] = sum4(a.len(), |j| a[j]);
             }
             Op::Prod(a) => {
                 let a = slots(lo, a);
@@ -428,11 +465,7 @@ pub fn forward<V: Num, R: Rows<V>>(ins: &[Ins], v: &mut [V], theta: impl Fn(usiz
             }
             Op::Dot(a, b) => {
                 let (a, b) = (slots(lo, a), slots(lo, b));
-                let mut s = a[0] * b[0];
-                for (&x, &y) in a[1..].iter().zip(&b[1..]) {
-                    s += x * y;
-                }
-                out[0] = s;
+                out[0] = sum4(a.len(), |j| a[j] * b[j]);
             }
             Op::DotFeatures(a) => out[0] = rows.dot(slots(lo, a)),
             Op::Index(a, k) => out[0] = lo[a.at + k],
@@ -443,7 +476,7 @@ pub fn forward<V: Num, R: Rows<V>>(ins: &[Ins], v: &mut [V], theta: impl Fn(usiz
 /// Run `ins` backwards: adds each instruction's contribution to the adjoints `w` of its
 /// inputs, given the values `v` of the forward sweep and the adjoints of its output (already
 /// complete, since every register is used only by later instructions).
-#[inline]
+#[inline(always)]
 pub fn backward<V: Num, R: Rows<V>>(ins: &[Ins], v: &[V], w: &mut [V], rows: &R) {
     for i in ins.iter().rev() {
         let (lo, out) = split(w, i.out);
@@ -544,7 +577,7 @@ pub fn backward<V: Num, R: Rows<V>>(ins: &[Ins], v: &[V], w: &mut [V], rows: &R)
 }
 
 /// Set the adjoints of the output registers of `ins` to zero.
-#[inline]
+#[inline(always)]
 pub fn clear<V: Num>(ins: &[Ins], w: &mut [V]) {
     for i in ins {
         for s in &mut w[i.out.at..i.out.at + i.out.len] {
@@ -554,7 +587,7 @@ pub fn clear<V: Num>(ins: &[Ins], w: &mut [V]) {
 }
 
 /// Add the parameter adjoints into the gradient: `grad(k) += w` for every [`Op::Param`].
-#[inline]
+#[inline(always)]
 pub fn gather_gradient<V: Num>(ins: &[Ins], w: &[V], mut grad: impl FnMut(usize, V)) {
     for i in ins {
         if let Op::Param(k) = i.op {

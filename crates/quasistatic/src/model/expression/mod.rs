@@ -472,9 +472,30 @@ impl LaneKernel for ExpressionModel {
         self.lane_slots()
     }
 
-    /// The same sweeps as [`Model::batch_gradient`] over [`Lanes`]: each lane's arithmetic is
-    /// the `f64` one, so the results are bit-identical.
     fn lane_gradients(
+        &self,
+        theta: &[f64],
+        batch: LaneBatch<'_>,
+        grad: &mut [f64],
+        scratch: &mut [f64],
+        loss: &mut [f64; LANES],
+    ) {
+        self.lane_kernel_widest(theta, batch, grad, scratch, loss)
+    }
+}
+
+impl ExpressionModel {
+    crate::engine::lanes::lane_kernel_versions!(
+        lane_kernel,
+        lane_kernel_avx512,
+        lane_kernel_avx2,
+        lane_kernel_widest
+    );
+
+    /// The same sweeps as [`Model::batch_gradient`] over [`Lanes`]: each lane's arithmetic is
+    /// the `f64` one, so the results are bit-identical (in every instruction-set version).
+    #[inline(always)]
+    fn lane_kernel(
         &self,
         theta: &[f64],
         batch: LaneBatch<'_>,

@@ -111,11 +111,29 @@ fn derivatives_of_every_operation_are_exact() {
 
 #[test]
 fn lane_kernel_is_bit_identical_to_the_scalar_sweep() {
-    for lanes in [1, 5, LANES] {
-        assert_lane_gradients_bit_identical(&valley(), lanes);
-        assert_lane_gradients_bit_identical(&kitchen_sink(), lanes);
-        assert_lane_gradients_bit_identical(&diagonal(9, 4), lanes);
-        assert_lane_gradients_bit_identical(&ring(), lanes);
+    use crate::model::lane_testing::assert_kernel_bit_identical;
+    let models = [
+        valley(),
+        kitchen_sink(),
+        diagonal(9, 4),
+        diagonal(13, 7),
+        ring(),
+    ];
+    for m in &models {
+        for lanes in [1, 5, LANES] {
+            assert_lane_gradients_bit_identical(m, lanes);
+            // Every instruction-set version this CPU runs, not only the widest.
+            assert_kernel_bit_identical(m, lanes, |t, b, g, s, l| m.lane_kernel(t, b, g, s, l));
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                // SAFETY: the CPU has AVX2 and FMA (checked above).
+                assert_kernel_bit_identical(m, lanes, |t, b, g, s, l| unsafe {
+                    m.lane_kernel_avx2(t, b, g, s, l)
+                });
+            }
+        }
     }
 }
 
