@@ -367,6 +367,8 @@ const SAMPLES: &[(&str, &str, &str)] = &[
     ),
     ("data", "synthetic", "[data]\nkind = \"synthetic\"\nn = 8\ndim = 12\n"),
     ("data", "csv", "[data]\nkind = \"csv\"\npath = \"data/sparse.csv\"\ntarget = \"y\"\n"),
+    ("data", "npy", "[data]\nkind = \"npy\"\npath = \"data/sparse.npy\"\ntarget = -1\n"),
+    ("data", "npz", "[data]\nkind = \"npz\"\npath = \"data/sparse.npz\"\nx = \"x_train\"\ny = \"y_train\"\n"),
     ("noise", "none", "[noise]\nkind = \"none\"\n"),
     ("noise", "label", "[noise]\nkind = \"label\"\n"),
     ("noise", "minibatch", "[noise]\nkind = \"minibatch\"\nbatch = 4\n"),
@@ -394,6 +396,15 @@ const CONTEXT_DEFAULTS: &[(&str, &str)] = &[
     ("product", "target"),
     ("label", "batch"),
     ("cosine", "steps"),
+    // Optional files and arrays: one of two ways to give the data, or held-out data.
+    ("npy", "path"),
+    ("npy", "target"),
+    ("npy", "x"),
+    ("npy", "y"),
+    ("npy", "x_test"),
+    ("npy", "y_test"),
+    ("npz", "x_test"),
+    ("npz", "y_test"),
 ];
 
 #[test]
