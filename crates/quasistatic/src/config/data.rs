@@ -520,11 +520,11 @@ impl DataKind for NpyDataConfig {
                         "`target` only with `path`; with `x` and `y` the targets are `y`",
                     ));
                 }
-                let x_table = data::npy_table(data::read_npy(x)?, "", x)?;
+                let x_table = npy_inputs(x, "data.x")?;
                 let y_values = data::npy_targets(data::read_npy(y)?, "", y)?;
                 let test = match test_pair(&self.x_test, &self.y_test)? {
                     Some((xt, yt)) => Some((
-                        data::npy_table(data::read_npy(xt)?, "", xt)?,
+                        npy_inputs(xt, "data.x_test")?,
                         data::npy_targets(data::read_npy(yt)?, "", yt)?,
                     )),
                     None => None,
@@ -555,6 +555,13 @@ impl DataKind for NpyDataConfig {
             resolve(p, dir);
         }
     }
+}
+
+/// The inputs file `path` of field `field`, labelled with both in later messages.
+fn npy_inputs(path: &Path, field: &str) -> Result<data::Table> {
+    let mut table = data::npy_table(data::read_npy(path)?, "", path)?;
+    table.label = format!("{field} ({})", path.display());
+    Ok(table)
 }
 
 fn default_x() -> String {

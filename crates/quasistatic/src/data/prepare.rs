@@ -62,7 +62,7 @@ pub struct Table {
 }
 
 impl Table {
-    /// The `label` and a space, for messages.
+    /// The `label`, or "the table", for messages.
     fn what(&self) -> String {
         if self.label.is_empty() {
             "the table".to_string()
@@ -207,7 +207,8 @@ pub fn prepare(source: Source, options: &Prepare, path: &Path) -> Result<Data, E
         Source::Arrays { x, y, test } => {
             if x.rows != y.len() {
                 return Err(fail(format!(
-                    "the inputs have {} rows but the targets have {}: one target per row is needed",
+                    "{} has {} rows but the targets have {}: one target per row is needed",
+                    x.what(),
                     x.rows,
                     y.len()
                 )));
@@ -233,7 +234,8 @@ pub fn prepare(source: Source, options: &Prepare, path: &Path) -> Result<Data, E
                     }
                     if xt.rows != yt.len() {
                         return Err(fail(format!(
-                            "the held-out inputs have {} rows but the held-out targets have {}",
+                            "{} (held out) has {} rows but the held-out targets have {}",
+                            xt.what(),
                             xt.rows,
                             yt.len()
                         )));
