@@ -3,7 +3,7 @@
 //! Inputs are stored row-major (`n x p`); targets one per row. A user's file is read into a
 //! [`Table`] ([`read_csv`], [`read_npy`] with [`npy_table`], [`npz_source`]) and turned into
 //! [`Data`] by [`prepare`]: target and feature columns, train/test split, standardisation
-//! (conventions in [`prepare`]'s module, repeated on [`Prepare`]).
+//! (the conventions are on [`Prepare`]).
 
 mod npy;
 mod prepare;

@@ -465,3 +465,23 @@ fn csv_errors_name_the_line_and_column() {
         "{m}"
     );
 }
+
+#[test]
+fn tables_built_by_hand_are_checked_not_panicked_on() {
+    let table = data::Table {
+        names: Some(vec!["a".into()]),
+        rows: 2,
+        cols: 2,
+        values: vec![1.0; 3],
+        label: String::new(),
+    };
+    let source = Source::Table {
+        table,
+        target: Column::Index(0),
+    };
+    let m = message(prepare(source, &plain(0.0), Path::new("mem")));
+    assert!(
+        m.contains("3 values and 1 names for 2 rows of 2 columns"),
+        "{m}"
+    );
+}

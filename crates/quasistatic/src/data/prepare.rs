@@ -1,21 +1,7 @@
 //! From numbers read out of a file to a [`Data`]: which columns are the target and the
 //! features, the train/test split, and standardisation. The same for CSV and NumPy files.
 //!
-//! Conventions, in this order:
-//!
-//! 1. **Selection.** From one table ([`Source::Table`]) the `target` column is the label and
-//!    the `features` columns (default: every other column, in file order) the inputs. From
-//!    separate inputs and targets ([`Source::Arrays`]) `features` picks columns of the inputs
-//!    (default all). A column is named by its header name (CSV) or by its 0-based index, a
-//!    negative index counting from the end (`-1` is the last column), as in NumPy.
-//! 2. **Split.** Unless the file has its own held-out rows, `ceil(test_fraction * n)` rows are
-//!    held out (rounding forgives `1e-9` rows of floating-point error, so `0.3` of 10 rows is
-//!    3): without `shuffle` the last rows; with `shuffle` a uniformly random set of rows drawn
-//!    from `seed` (see [`Split`]). Both parts keep the rows in file order.
-//! 3. **Standardisation** (optional). Each feature is shifted and scaled to mean 0 and
-//!    variance 1 on the **training** rows (population variance, dividing by `n_train`); the
-//!    held-out rows get the same shift and scale. Targets are **not** standardised: losses and
-//!    label noise stay in the units of the file's targets.
+//! The conventions are on [`Prepare`].
 
 use std::path::Path;
 
@@ -108,6 +94,23 @@ impl Table {
         }
     }
 
+    /// The message for a table whose fields disagree (a table built by hand; the readers'
+    /// tables always agree).
+    fn check(&self) -> Result<(), String> {
+        let names_ok = self.names.as_ref().is_none_or(|n| n.len() == self.cols);
+        if self.rows.checked_mul(self.cols) != Some(self.values.len()) || !names_ok {
+            return Err(format!(
+                "{}: {} values and {} names for {} rows of {} columns",
+                self.what(),
+                self.values.len(),
+                self.names.as_ref().map_or(0, Vec::len),
+                self.rows,
+                self.cols
+            ));
+        }
+        Ok(())
+    }
+
     /// The name of column `k` in messages: its header name or its index.
     fn column_name(&self, k: usize) -> String {
         match &self.names {
@@ -153,7 +156,23 @@ pub struct Split {
     pub seed: u64,
 }
 
-/// Column selection, split and standardisation (see the module's conventions).
+/// Column selection, split and standardisation of a file's numbers.
+///
+/// Conventions, in this order:
+///
+/// 1. **Selection.** From one table ([`Source::Table`]) the `target` column is the label and
+///    the `features` columns (default: every other column, in file order) the inputs. From
+///    separate inputs and targets ([`Source::Arrays`]) `features` picks columns of the inputs
+///    (default all). A column is named by its header name (CSV) or by its 0-based index, a
+///    negative index counting from the end (`-1` is the last column), as in NumPy.
+/// 2. **Split.** Unless the file has its own held-out rows, `ceil(test_fraction * n)` rows are
+///    held out (rounding forgives `1e-9` rows of floating-point error, so `0.3` of 10 rows is
+///    3): without `shuffle` the last rows; with `shuffle` a uniformly random set of rows drawn
+///    from `seed` (see [`Split`]). Both parts keep the rows in file order.
+/// 3. **Standardisation** (optional). Each feature is shifted and scaled to mean 0 and
+///    variance 1 on the **training** rows (population variance, dividing by `n_train`); the
+///    held-out rows get the same shift and scale. Targets are **not** standardised: losses and
+///    label noise stay in the units of the file's targets.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Prepare {
     /// Feature columns, in the order given; empty for every column but the target (of a
@@ -196,6 +215,7 @@ pub fn prepare(source: Source, options: &Prepare, path: &Path) -> Result<Data, E
     }
     let (x, y, names, test) = match source {
         Source::Table { table, target } => {
+            table.check().map_err(&fail)?;
             let t = table.resolve(&target, "target").map_err(&fail)?;
             let features = feature_columns(&table, &options.features, Some(t)).map_err(&fail)?;
             let y = (0..table.rows)
@@ -205,6 +225,10 @@ pub fn prepare(source: Source, options: &Prepare, path: &Path) -> Result<Data, E
             (select(&table, &features), y, names, None)
         }
         Source::Arrays { x, y, test } => {
+            x.check().map_err(&fail)?;
+            if let Some((xt, _)) = &test {
+                xt.check().map_err(&fail)?;
+            }
             if x.rows != y.len() {
                 return Err(fail(format!(
                     "{} has {} rows but the targets have {}: one target per row is needed",
@@ -260,7 +284,8 @@ pub fn prepare(source: Source, options: &Prepare, path: &Path) -> Result<Data, E
         let scaling = fit_scaling(&train).map_err(|k| {
             fail(format!(
                 "standardize: feature column {} is constant on the training rows (its \
-                 standard deviation is 0); drop it from the features or set standardize = false",
+                 standard deviation is 0) or too large to standardise (it overflows); drop it \
+                 from the features or set standardize = false",
                 names[k]
             ))
         })?;
@@ -376,7 +401,8 @@ fn split(
 }
 
 /// The training rows' mean and population standard deviation of each feature, or the index
-/// (among the features) of the first constant one.
+/// (among the features) of the first one that cannot be standardised: constant (standard
+/// deviation 0, up to `1e-12` of its mean) or so large that its sums overflow.
 pub fn fit_scaling(train: &Dataset) -> Result<Scaling, usize> {
     let (n, p) = (train.n, train.p);
     let mut mean = vec![0.0; p];
@@ -393,9 +419,10 @@ pub fn fit_scaling(train: &Dataset) -> Result<Scaling, usize> {
         }
     }
     let std: Vec<f64> = var.iter().map(|s| (s / n as f64).sqrt()).collect();
-    // Relative to the column's size, so that rounding noise on a constant column counts as 0.
+    // Relative to the column's size, so that rounding noise on a constant column counts as 0;
+    // values near f64::MAX overflow the sums.
     for (k, (s, m)) in std.iter().zip(&mean).enumerate() {
-        if !(*s > 1e-12 * m.abs().max(f64::MIN_POSITIVE)) {
+        if !s.is_finite() || !m.is_finite() || *s <= 1e-12 * m.abs().max(f64::MIN_POSITIVE) {
             return Err(k);
         }
     }
