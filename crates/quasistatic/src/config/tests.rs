@@ -867,6 +867,17 @@ fn numpy_fields_are_checked() {
         }
         other => panic!("expected a data error, got {:?}", other.err()),
     }
+    // A column is a string or an integer, and toml points at the offending one.
+    match with_examples(
+        "kind = \"csv\"\npath = \"data/sparse.csv\"\ntarget = \"y\"\nfeatures = [\"x1\", 1.5]",
+    ) {
+        Err(Error::ConfigParse { message, .. }) => assert!(
+            message.contains("features = [\"x1\", 1.5]")
+                && message.contains("expected a column name (a string) or a 0-based column index"),
+            "{message}"
+        ),
+        other => panic!("expected a parse error, got {:?}", other.err()),
+    }
     match with_examples(&format!("{npy}\ntarget = \"y\"")) {
         Err(Error::Data { message, .. }) => {
             assert!(

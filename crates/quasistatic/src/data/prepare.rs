@@ -14,13 +14,42 @@ use crate::error::Error;
 
 /// A column of a table: by header name or by 0-based index (negative from the end, `-1` the
 /// last). In TOML a string or an integer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum Column {
     /// 0-based position; `-k` is the `k`-th column from the end.
     Index(i64),
     /// Header name (CSV files only: NumPy arrays have no column names).
     Name(String),
+}
+
+impl<'de> Deserialize<'de> for Column {
+    /// A string or an integer; anything else is rejected saying so (rather than serde's
+    /// "did not match any variant").
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ColumnVisitor;
+        impl serde::de::Visitor<'_> for ColumnVisitor {
+            type Value = Column;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(
+                    "a column name (a string) or a 0-based column index (an integer, \
+                     negative from the end)",
+                )
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Column, E> {
+                Ok(Column::Name(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Column, E> {
+                Ok(Column::Index(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Column, E> {
+                i64::try_from(v)
+                    .map(Column::Index)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
+            }
+        }
+        d.deserialize_any(ColumnVisitor)
+    }
 }
 
 impl std::fmt::Display for Column {
