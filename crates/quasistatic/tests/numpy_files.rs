@@ -419,6 +419,14 @@ fn unreadable_and_empty_files_are_named() {
     );
     let empty_zip = dir.file("z.npz", b"");
     assert!(message(npz_source(&empty_zip, "x", "y", None)).contains("z.npz"));
+    // Every truncation of an archive is an error, never a panic.
+    let whole = fixtures().join("numpy_made.npz");
+    let bytes = std::fs::read(&whole).unwrap();
+    for cut in (0..bytes.len()).step_by(7) {
+        let p = dir.file("cut.npz", &bytes[..cut]);
+        let r = npz_source(&p, "X_train", "y_train", Some(("X_test", "y_test")));
+        assert!(r.is_err(), "cut at {cut}");
+    }
     // A folder is unreadable as a file.
     assert!(message(read_npy(&dir.0)).contains("cannot read file"));
     let m = message(read_csv(&dir.file("b.csv", &[0xff, 0xfe, b'\n'])));
