@@ -1,8 +1,19 @@
-//! Data sets: synthetic generators with fixed seeds and a user's CSV file.
+//! Data sets: synthetic generators with fixed seeds, and a user's CSV or NumPy files.
 //!
-//! Inputs are stored row-major (`n x p`); targets one per row.
+//! Inputs are stored row-major (`n x p`); targets one per row. A user's file is read into a
+//! [`Table`] ([`read_csv`], [`read_npy`] with [`npy_table`], [`npz_source`]) and turned into
+//! [`Data`] by [`prepare`]: target and feature columns, train/test split, standardisation
+//! (the conventions are on [`Prepare`]).
+
+mod npy;
+mod prepare;
 
 use std::path::Path;
+
+pub use npy::{
+    npy_bytes, parse_npy, read_npy, read_npz, write_npy, write_npz, NpyArray, DTYPES_ALLOWED,
+};
+pub use prepare::{fit_scaling, prepare, Column, Prepare, Scaling, Source, Split, Table};
 
 use nalgebra::{DMatrix, DVector};
 use rand::{Rng, SeedableRng};
@@ -274,10 +285,7 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-/// Load a CSV file with a header row; `target` names the target column, every other column is
-/// a feature (in file order). `test_fraction` of the rows are held out: the last
-/// `ceil(test_fraction * n)` ones (rounding forgives `1e-9` rows of floating-point error, so
-/// `0.3` of 10 rows is 3), and `test` is `None` when that is 0.
+/// Read a CSV file with a header row into a [`Table`] (column names from the header).
 ///
 /// Format: cells separated by commas, surrounding whitespace trimmed, a leading byte-order mark
 /// and Windows line endings accepted, blank lines skipped. Quoting is **not** supported: a cell
@@ -286,24 +294,18 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 /// # Errors
 ///
 /// [`crate::Error::Data`] naming the file and the problem: the file is missing or unreadable,
-/// empty, has an empty or repeated column name, has no column named `target` (the message lists
-/// the columns), has no feature column, has a row with the wrong number of cells (line number,
-/// count found and expected), has a cell that is not a finite number (line number, column name,
-/// the text), has no data row or too few rows to keep one for training; or `test_fraction` is
-/// outside `[0, 1)`.
-pub fn load_csv(path: &Path, target: &str, test_fraction: f64) -> Result<Data, crate::Error> {
+/// empty, has an empty or repeated column name, has a row with the wrong number of cells (line
+/// number, count found and expected), or has a cell that is not a finite number (line number,
+/// column name, the text).
+pub fn read_csv(path: &Path) -> Result<Table, crate::Error> {
     let fail = |message: String| crate::Error::Data {
         path: path.to_path_buf(),
         message,
     };
-    if !(0.0..1.0).contains(&test_fraction) {
-        return Err(fail(format!(
-            "test_fraction must be in [0, 1), got {test_fraction}"
-        )));
-    }
     let text = std::fs::read_to_string(path).map_err(|e| {
         fail(match e.kind() {
             std::io::ErrorKind::NotFound => "file not found".to_string(),
+            std::io::ErrorKind::InvalidData => "cannot read file: it is not UTF-8 text".to_string(),
             _ => format!("cannot read file: {e}"),
         })
     })?;
@@ -320,7 +322,7 @@ pub fn load_csv(path: &Path, target: &str, test_fraction: f64) -> Result<Data, c
             "file is empty (expected a header row naming the columns)".into(),
         ));
     };
-    let columns: Vec<&str> = header.split(',').map(str::trim).collect();
+    let columns: Vec<String> = header.split(',').map(|c| c.trim().to_string()).collect();
     for (k, name) in columns.iter().enumerate() {
         if name.is_empty() {
             return Err(fail(format!("header: column {} has an empty name", k + 1)));
@@ -329,21 +331,9 @@ pub fn load_csv(path: &Path, target: &str, test_fraction: f64) -> Result<Data, c
             return Err(fail(format!("header: column name `{name}` appears twice")));
         }
     }
-    let Some(target_col) = columns.iter().position(|c| *c == target) else {
-        return Err(fail(format!(
-            "target column `{target}` not found; the columns are: {}",
-            columns.join(", ")
-        )));
-    };
-    let p = columns.len() - 1;
-    if p == 0 {
-        return Err(fail(format!(
-            "no feature columns: the only column is the target `{target}`"
-        )));
-    }
 
-    let mut x = Vec::new();
-    let mut y = Vec::new();
+    let mut values = Vec::new();
+    let mut rows = 0;
     for (line_no, line) in lines {
         let cells: Vec<&str> = line.split(',').map(str::trim).collect();
         if cells.len() != columns.len() {
@@ -375,33 +365,173 @@ pub fn load_csv(path: &Path, target: &str, test_fraction: f64) -> Result<Data, c
                     )))
                 }
             };
-            if k == target_col {
-                y.push(value);
-            } else {
-                x.push(value);
-            }
+            values.push(value);
         }
+        rows += 1;
     }
-
-    let n_all = y.len();
-    if n_all == 0 {
+    if rows == 0 {
         return Err(fail("no data rows after the header".into()));
     }
-    // Round up, forgiving floating-point error (0.3 * 10 must hold out 3 rows, not 4).
-    let n_test = ((test_fraction * n_all as f64 - 1e-9).ceil().max(0.0) as usize).min(n_all);
-    let n_train = n_all - n_test;
-    if n_train == 0 {
+    Ok(Table {
+        cols: columns.len(),
+        names: Some(columns),
+        rows,
+        values,
+        label: String::new(),
+    })
+}
+
+/// Load a CSV file with a header row; `target` names the target column, every other column is
+/// a feature (in file order). `test_fraction` of the rows are held out: the last
+/// `ceil(test_fraction * n)` ones (rounding forgives `1e-9` rows of floating-point error, so
+/// `0.3` of 10 rows is 3), and `test` is `None` when that is 0. [`read_csv`] and [`prepare`]
+/// with more options.
+///
+/// # Errors
+///
+/// Those of [`read_csv`] and [`prepare`]: among them no column named `target` (the message
+/// lists the columns), no feature column, too few rows to keep one for training, a
+/// `test_fraction` outside `[0, 1)`.
+pub fn load_csv(path: &Path, target: &str, test_fraction: f64) -> Result<Data, crate::Error> {
+    let options = Prepare {
+        features: Vec::new(),
+        standardize: false,
+        split: Split {
+            test_fraction,
+            shuffle: false,
+            seed: 0,
+        },
+    };
+    if !(0.0..1.0).contains(&test_fraction) {
+        // Checked before reading, as `prepare` would after.
+        return Err(crate::Error::Data {
+            path: path.to_path_buf(),
+            message: format!("test_fraction must be in [0, 1), got {test_fraction}"),
+        });
+    }
+    let table = read_csv(path)?;
+    let source = Source::Table {
+        table,
+        target: Column::Name(target.to_string()),
+    };
+    prepare(source, &options, path)
+}
+
+/// A 2-D NumPy array as a [`Table`] (rows are samples), checked to be finite; `label` names it
+/// in messages (e.g. ``array `X_train` ``, or empty for a whole `.npy` file).
+///
+/// # Errors
+///
+/// [`crate::Error::Data`] naming `path`: the array is not 2-D (its shape and how to fix it), or
+/// holds a NaN or infinite value (its row and column, 0-based as in NumPy).
+pub fn npy_table(array: NpyArray, label: &str, path: &Path) -> Result<Table, crate::Error> {
+    let fail = |message: String| crate::Error::Data {
+        path: path.to_path_buf(),
+        message: prefixed(label, message),
+    };
+    let &[rows, cols] = array.shape.as_slice() else {
         return Err(fail(format!(
-            "too few rows: {n_all} data row(s), and test_fraction {test_fraction} holds out \
-             {n_test}, leaving none for training"
+            "a {}-D array (shape {}) where a 2-D one is needed: rows are samples, columns \
+             features (for one feature save `a.reshape(-1, 1)`)",
+            array.shape.len(),
+            shape_text(&array.shape)
+        )));
+    };
+    if let Some(k) = array.values.iter().position(|v| !v.is_finite()) {
+        return Err(fail(format!(
+            "row {}, column {}: {} (every value must be finite)",
+            k / cols,
+            k % cols,
+            array.values[k]
         )));
     }
-    let x_test = x.split_off(n_train * p);
-    let y_test = y.split_off(n_train);
-    Ok(Data {
-        train: Dataset::new(x, y, p),
-        test: (n_test > 0).then(|| Dataset::new(x_test, y_test, p)),
-        teacher: None,
+    Ok(Table {
+        names: None,
+        rows,
+        cols,
+        values: array.values,
+        label: label.to_string(),
+    })
+}
+
+/// NumPy targets: a 1-D array, or a 2-D array of one column, checked to be finite.
+///
+/// # Errors
+///
+/// [`crate::Error::Data`] naming `path`: another shape, or a NaN or infinite value (its
+/// 0-based row).
+pub fn npy_targets(array: NpyArray, label: &str, path: &Path) -> Result<Vec<f64>, crate::Error> {
+    let fail = |message: String| crate::Error::Data {
+        path: path.to_path_buf(),
+        message: prefixed(label, message),
+    };
+    match array.shape.as_slice() {
+        [_] | [_, 1] => {}
+        other => {
+            return Err(fail(format!(
+                "targets of shape {} where a 1-D array (n,) or a column (n, 1) is needed",
+                shape_text(other)
+            )))
+        }
+    }
+    if let Some(k) = array.values.iter().position(|v| !v.is_finite()) {
+        return Err(fail(format!(
+            "row {k}: {} (every value must be finite)",
+            array.values[k]
+        )));
+    }
+    Ok(array.values)
+}
+
+fn prefixed(label: &str, message: String) -> String {
+    if label.is_empty() {
+        message
+    } else {
+        format!("{label}: {message}")
+    }
+}
+
+/// `(3,)`, `(3, 4)`, `()`: a shape as NumPy prints it.
+fn shape_text(shape: &[usize]) -> String {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    match dims.len() {
+        1 => format!("({},)", dims[0]),
+        _ => format!("({})", dims.join(", ")),
+    }
+}
+
+/// The arrays of an `.npz` archive as a [`Source::Arrays`]: inputs `x` (2-D) and targets `y`
+/// (1-D or one column), and the held-out pair `test = (x_test, y_test)` where given.
+///
+/// # Errors
+///
+/// Those of [`read_npz`], [`npy_table`] and [`npy_targets`], each naming the array.
+pub fn npz_source(
+    path: &Path,
+    x: &str,
+    y: &str,
+    test: Option<(&str, &str)>,
+) -> Result<Source, crate::Error> {
+    let mut names = vec![x, y];
+    if let Some((xt, yt)) = test {
+        names.extend([xt, yt]);
+    }
+    let mut arrays = read_npz(path, &names)?.into_iter();
+    let mut next = || arrays.next().expect("read_npz returns one array per name");
+    let label = |name: &str| format!("array `{name}`");
+    let x_table = npy_table(next(), &label(x), path)?;
+    let y_values = npy_targets(next(), &label(y), path)?;
+    let test = match test {
+        Some((xt, yt)) => Some((
+            npy_table(next(), &label(xt), path)?,
+            npy_targets(next(), &label(yt), path)?,
+        )),
+        None => None,
+    };
+    Ok(Source::Arrays {
+        x: x_table,
+        y: y_values,
+        test,
     })
 }
 

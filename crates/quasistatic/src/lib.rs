@@ -11,7 +11,7 @@
 //! | layer | modules | what |
 //! |---|---|---|
 //! | 0 | [`error`], [`engine`], [`linalg`] | errors; the fast engine's leaf (lanes, ISA dispatch, RNG streams, vector draws, capability traits); dense kernels |
-//! | 1 | [`data`] | synthetic data and CSV loading |
+//! | 1 | [`data`] | synthetic data; a user's CSV and NumPy (`.npy`, `.npz`) files |
 //! | 2 | [`model`] | losses and gradients, generic over the scalar (exact derivatives by num-dual) |
 //! | 3 | [`noise`], [`optim`], [`observe`] | gradient noise and its exact covariance; optimizers as explicit state + `step`; observables |
 //! | 4 | [`record`], [`manifold`] | what ensembles record; projection, geometry, noise on the manifold |

@@ -52,7 +52,10 @@ use crate::observe::{default_observables, Observable};
 use crate::optim::AnyOptimizer;
 use crate::simulate::EnsembleSpec;
 
-pub use data::{CsvDataConfig, DataConfig, DataKind, SyntheticDataConfig, TeacherConfig};
+pub use data::{
+    CsvDataConfig, DataConfig, DataKind, NpyDataConfig, NpzDataConfig, SyntheticDataConfig,
+    TeacherConfig,
+};
 pub use model::{
     ActivationConfig, DiagonalConfig, ExpressionConfig, Linear2Config, ModelConfig, ModelKind,
     Named, OutputConfig, ParamsConfig, ProductConfig, ProfileConfig, StartValue, TwoLayerConfig,
@@ -261,10 +264,8 @@ impl Config {
                 });
             }
         };
-        if let (Some(DataConfig::Csv(csv)), Some(dir)) = (cfg.data.as_mut(), path.parent()) {
-            if csv.path.is_relative() {
-                csv.path = dir.join(&csv.path);
-            }
+        if let (Some(data), Some(dir)) = (cfg.data.as_mut(), path.parent()) {
+            data.get_mut().resolve_paths(dir);
         }
         Ok(cfg)
     }

@@ -372,6 +372,8 @@ const SAMPLES: &[(&str, &str, &str)] = &[
     ),
     ("data", "synthetic", "[data]\nkind = \"synthetic\"\nn = 8\ndim = 12\n"),
     ("data", "csv", "[data]\nkind = \"csv\"\npath = \"data/sparse.csv\"\ntarget = \"y\"\n"),
+    ("data", "npy", "[data]\nkind = \"npy\"\npath = \"data/sparse.npy\"\ntarget = -1\n"),
+    ("data", "npz", "[data]\nkind = \"npz\"\npath = \"data/sparse.npz\"\nx = \"x_train\"\ny = \"y_train\"\n"),
     ("noise", "none", "[noise]\nkind = \"none\"\n"),
     ("noise", "label", "[noise]\nkind = \"label\"\n"),
     ("noise", "minibatch", "[noise]\nkind = \"minibatch\"\nbatch = 4\n"),
@@ -401,6 +403,15 @@ const CONTEXT_DEFAULTS: &[(&str, &str)] = &[
     ("expression", "targets"),
     ("label", "batch"),
     ("cosine", "steps"),
+    // Optional files and arrays: one of two ways to give the data, or held-out data.
+    ("npy", "path"),
+    ("npy", "target"),
+    ("npy", "x"),
+    ("npy", "y"),
+    ("npy", "x_test"),
+    ("npy", "y_test"),
+    ("npz", "x_test"),
+    ("npz", "y_test"),
 ];
 
 #[test]
@@ -665,4 +676,222 @@ fn typed_defaults_equal_the_parsed_defaults() {
     }
     let diagonal: DiagonalConfig = toml::from_str("").unwrap();
     assert_eq!(DiagonalConfig::default(), diagonal);
+}
+
+/// A `[data]` table on the diagonal model, parsed as if the config file were in `dir`.
+fn data_config(dir: &Path, body: &str) -> Result<Config> {
+    Config::from_toml(
+        &config_with("data", &format!("[data]\n{body}\n")),
+        &dir.join("run.toml"),
+    )
+}
+
+fn data_of(cfg: &Config) -> crate::data::Data {
+    cfg.data
+        .as_ref()
+        .expect("a [data] section")
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn file_paths_are_relative_to_the_config_file() {
+    let dir = examples_dir();
+    let npz = data_config(&dir, "kind = \"npz\"\npath = \"data/sparse.npz\"").unwrap();
+    let Some(DataConfig::Npz(c)) = &npz.data else {
+        panic!("not npz")
+    };
+    assert_eq!(c.path, dir.join("data/sparse.npz"));
+    // An absolute path stays as written.
+    let abs = dir.join("data/sparse.npy");
+    let npy = format!("kind = \"npy\"\npath = \"{}\"\ntarget = -1", abs.display());
+    let Some(DataConfig::Npy(c)) = data_config(Path::new("/elsewhere"), &npy).unwrap().data else {
+        panic!("not npy")
+    };
+    assert_eq!(c.path.as_deref(), Some(abs.as_path()));
+    // Built from another folder, the example finds its archive.
+    assert!(Config::load(&dir.join("npz_diagonal.toml"))
+        .unwrap()
+        .build()
+        .is_ok());
+}
+
+/// The same rows through every file kind and its options: CSV by names, the `.npy` table by
+/// index, the `.npz` arrays, and two `.npy` files.
+#[test]
+fn every_file_kind_reads_the_same_data() {
+    let dir = examples_dir();
+    let csv = data_of(
+        &data_config(
+            &dir,
+            "kind = \"csv\"\npath = \"data/sparse.csv\"\ntarget = \"y\"\ntest_fraction = 0.25",
+        )
+        .unwrap(),
+    );
+    let npy = data_of(
+        &data_config(
+            &dir,
+            "kind = \"npy\"\npath = \"data/sparse.npy\"\ntarget = 12\ntest_fraction = 0.25",
+        )
+        .unwrap(),
+    );
+    let npz = data_of(
+        &data_config(
+            &dir,
+            "kind = \"npz\"\npath = \"data/sparse.npz\"\nx = \"x_train\"\ny = \"y_train\"\n\
+             x_test = \"x_test\"\ny_test = \"y_test\"",
+        )
+        .unwrap(),
+    );
+    for other in [&npy, &npz] {
+        assert_eq!(other.train, csv.train);
+        assert_eq!(other.test, csv.test);
+    }
+    // Two .npy files with held-out files, features by index (negative from the end).
+    let tmp = std::env::temp_dir().join(format!("quasistatic-cfg-npy-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let test = csv.test.as_ref().unwrap();
+    let (tr, te) = (&csv.train, test);
+    crate::data::write_npy(&tmp.join("x.npy"), &[tr.n, tr.p], &tr.x).unwrap();
+    crate::data::write_npy(&tmp.join("y.npy"), &[tr.n, 1], &tr.y).unwrap();
+    crate::data::write_npy(&tmp.join("xt.npy"), &[te.n, te.p], &te.x).unwrap();
+    crate::data::write_npy(&tmp.join("yt.npy"), &[te.n], &te.y).unwrap();
+    let pair = data_of(
+        &data_config(
+            &tmp,
+            "kind = \"npy\"\nx = \"x.npy\"\ny = \"y.npy\"\nx_test = \"xt.npy\"\ny_test = \"yt.npy\"\n\
+             features = [-1, 0]",
+        )
+        .unwrap(),
+    );
+    let by_name = data_of(
+        &data_config(
+            &dir,
+            "kind = \"csv\"\npath = \"data/sparse.csv\"\ntarget = \"y\"\ntest_fraction = 0.25\n\
+             features = [\"x12\", 0]",
+        )
+        .unwrap(),
+    );
+    let _ = std::fs::remove_dir_all(&tmp);
+    assert_eq!(pair.train, by_name.train);
+    assert_eq!(pair.test, by_name.test);
+    assert_eq!(pair.train.p, 2);
+    assert_eq!(
+        pair.train.row(0),
+        &[csv.train.row(0)[11], csv.train.row(0)[0]]
+    );
+}
+
+#[test]
+fn shuffle_and_standardize_reach_the_data() {
+    let dir = examples_dir();
+    let base = "kind = \"csv\"\npath = \"data/sparse.csv\"\ntarget = \"y\"\ntest_fraction = 0.25";
+    let get = |extra: &str| data_of(&data_config(&dir, &format!("{base}\n{extra}")).unwrap());
+    let plain = get("");
+    let a = get("shuffle = true\nsplit_seed = 4");
+    assert_eq!(a.train, get("shuffle = true\nsplit_seed = 4").train);
+    assert_ne!(a.test, plain.test);
+    assert_ne!(a.test, get("shuffle = true\nsplit_seed = 5").test);
+    let s = get("standardize = true");
+    assert_eq!(s.train.y, plain.train.y);
+    for j in 0..s.train.p {
+        let col: Vec<f64> = (0..s.train.n).map(|i| s.train.row(i)[j]).collect();
+        let mean = col.iter().sum::<f64>() / col.len() as f64;
+        let var = col.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / col.len() as f64;
+        assert!(
+            mean.abs() < 1e-12 && (var - 1.0).abs() < 1e-12,
+            "{j}: {mean} {var}"
+        );
+    }
+}
+
+#[test]
+fn numpy_fields_are_checked() {
+    let text = |body: &str| config_with("data", &format!("[data]\n{body}\n"));
+    let npy = "kind = \"npy\"\npath = \"data/sparse.npy\"";
+    let with_examples = |body: &str| {
+        Config::from_toml(&text(body), &examples_dir().join("t.toml")).and_then(|c| c.build())
+    };
+    let invalid = |body: &str, field: &str, value: &str, allowed: &str| match with_examples(body) {
+        Err(Error::InvalidConfig {
+            field: f,
+            value: v,
+            allowed: a,
+        }) => assert!(
+            f == field && v.contains(value) && a.contains(allowed),
+            "{body}: {f} = {v} ({a})"
+        ),
+        other => panic!("{body}: expected invalid {field}, got {:?}", other.err()),
+    };
+    invalid(npy, "data.target", "missing", "0-based index");
+    invalid(
+        &format!("{npy}\ntarget = 0\nx = \"x.npy\""),
+        "data.x",
+        "given with data.path",
+        "either",
+    );
+    invalid("kind = \"npy\"", "data.path", "missing", "or `x` and `y`");
+    invalid(
+        "kind = \"npy\"\nx = \"x.npy\"",
+        "data.y",
+        "missing",
+        "targets",
+    );
+    invalid(
+        "kind = \"npy\"\nx = \"x.npy\"\ny = \"y.npy\"\ntarget = 1",
+        "data.target",
+        "given with data.x",
+        "only with `path`",
+    );
+    let npz = "kind = \"npz\"\npath = \"data/sparse.npz\"\nx = \"x_train\"\ny = \"y_train\"";
+    invalid(
+        &format!("{npz}\nx_test = \"x_test\""),
+        "data.y_test",
+        "missing",
+        "x_test",
+    );
+    invalid(
+        &format!("{npz}\ntest_fraction = 1.0"),
+        "data.test_fraction",
+        "1",
+        "[0, 1)",
+    );
+    invalid(
+        &format!("{npz}\ntarget = 0"),
+        "data.target",
+        "given for kind `npz`",
+        "`csv`, `npy`",
+    );
+    // File problems are data errors naming the file and what is in it.
+    match with_examples("kind = \"npz\"\npath = \"data/sparse.npz\"") {
+        Err(Error::Data { path, message }) => {
+            assert!(path.ends_with("data/sparse.npz"), "{}", path.display());
+            assert!(
+                message.contains("no array named `x`")
+                    && message.contains("x_test, x_train, y_test, y_train"),
+                "{message}"
+            );
+        }
+        other => panic!("expected a data error, got {:?}", other.err()),
+    }
+    // A column is a string or an integer, and toml points at the offending one.
+    match with_examples(
+        "kind = \"csv\"\npath = \"data/sparse.csv\"\ntarget = \"y\"\nfeatures = [\"x1\", 1.5]",
+    ) {
+        Err(Error::ConfigParse { message, .. }) => assert!(
+            message.contains("features = [\"x1\", 1.5]")
+                && message.contains("expected a column name (a string) or a 0-based column index"),
+            "{message}"
+        ),
+        other => panic!("expected a parse error, got {:?}", other.err()),
+    }
+    match with_examples(&format!("{npy}\ntarget = \"y\"")) {
+        Err(Error::Data { message, .. }) => {
+            assert!(
+                message.contains("no column names") && message.contains("0..=12"),
+                "{message}"
+            )
+        }
+        other => panic!("expected a data error, got {:?}", other.err()),
+    }
 }
