@@ -178,6 +178,8 @@ pub struct Data {
     pub test: Option<Dataset>,
     /// Teacher weights of a linear or sparse teacher.
     pub teacher: Option<Vec<f64>>,
+    /// Names of the feature columns, in order (a CSV header's; empty where the source has none).
+    pub features: Vec<String>,
 }
 
 /// Generate a synthetic data set (deterministic in `spec.seed`).
@@ -219,6 +221,7 @@ pub fn generate(spec: &SyntheticSpec) -> Data {
             TeacherRule::Linear(w) => Some(w),
             TeacherRule::Tanh { .. } => None,
         },
+        features: Vec::new(),
     }
 }
 

@@ -149,6 +149,14 @@ impl Table {
     }
 }
 
+/// The header names of the selected feature columns, where the table has names (else none).
+fn header_names(table: &Table, features: &[usize]) -> Vec<String> {
+    match &table.names {
+        Some(n) => features.iter().map(|&k| n[k].clone()).collect(),
+        None => Vec::new(),
+    }
+}
+
 /// Where the data come from, read and checked to be finite.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Source {
@@ -251,7 +259,8 @@ pub fn prepare(source: Source, options: &Prepare, path: &Path) -> Result<Data, E
                 .map(|i| table.values[i * table.cols + t])
                 .collect();
             let names = features.iter().map(|&k| table.column_name(k)).collect();
-            (select(&table, &features), y, names, None)
+            let headers = header_names(&table, &features);
+            (select(&table, &features), y, (names, headers), None)
         }
         Source::Arrays { x, y, test } => {
             x.check().map_err(&fail)?;
@@ -297,10 +306,11 @@ pub fn prepare(source: Source, options: &Prepare, path: &Path) -> Result<Data, E
                 }
             };
             let names = features.iter().map(|&k| x.column_name(k)).collect();
-            (select(&x, &features), y, names, test)
+            let headers = header_names(&x, &features);
+            (select(&x, &features), y, (names, headers), test)
         }
     };
-    let names: Vec<String> = names;
+    let (names, features): (Vec<String>, Vec<String>) = names;
     let p = names.len();
     if y.is_empty() {
         return Err(fail("no data rows".into()));
@@ -327,6 +337,7 @@ pub fn prepare(source: Source, options: &Prepare, path: &Path) -> Result<Data, E
         train,
         test,
         teacher: None,
+        features,
     })
 }
 

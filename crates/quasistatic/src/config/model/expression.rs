@@ -261,7 +261,11 @@ impl ModelKind for ExpressionConfig {
         let formula = self.formula()?;
         let start = self.start_vector(&params)?;
         let (data, columns) = match data {
-            Some(d) => (Some(d.build()?), Vec::new()),
+            Some(d) => {
+                let data = d.build()?;
+                let columns = data.features.clone();
+                (Some(data), columns)
+            }
             None => (None, Vec::new()),
         };
         let model = ExpressionModel::new(ExpressionSpec {

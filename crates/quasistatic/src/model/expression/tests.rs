@@ -48,6 +48,7 @@ fn diagonal(n: usize, p: usize) -> ExpressionModel {
         train: data(n, p),
         test: None,
         teacher: None,
+        features: Vec::new(),
     });
     ExpressionModel::new(s).unwrap()
 }
@@ -70,6 +71,7 @@ fn kitchen_sink() -> ExpressionModel {
         train: data(5, 3),
         test: None,
         teacher: None,
+        features: Vec::new(),
     });
     ExpressionModel::new(s).unwrap()
 }
