@@ -54,8 +54,9 @@ use crate::simulate::EnsembleSpec;
 
 pub use data::{CsvDataConfig, DataConfig, DataKind, SyntheticDataConfig, TeacherConfig};
 pub use model::{
-    ActivationConfig, DiagonalConfig, Linear2Config, ModelConfig, ModelKind, ProductConfig,
-    ProfileConfig, TwoLayerConfig, ValleyConfig, ValleyNdConfig,
+    ActivationConfig, DeepLinearConfig, DiagonalConfig, Linear2Config, MatrixSensingConfig,
+    MlpActivationConfig, MlpConfig, ModelConfig, ModelKind, ProductConfig, ProfileConfig,
+    StructureConfig, TwoLayerConfig, ValleyConfig, ValleyNdConfig,
 };
 pub use noise::{
     FixedNoiseConfig, HessianNoiseConfig, IsotropicNoiseConfig, LabelNoiseConfig,

@@ -11,11 +11,14 @@
 //! `theta + e1 v + e2 w` the gradient's `eps1eps2` part is the third-order contraction
 //! `D3L[v, w, .]` (see [`derivatives`]).
 
+pub mod deep_linear;
 pub mod derivatives;
 pub mod diagonal;
 #[cfg(test)]
 pub(crate) mod lane_testing;
 pub mod linear2;
+pub mod matrix_sensing;
+pub mod mlp;
 pub mod product;
 pub mod two_layer;
 pub mod valley;
@@ -26,8 +29,11 @@ use crate::engine::LANES;
 pub use crate::engine::{gather_lane, scatter_lane, Batch, LaneBatch, LaneSlots};
 pub use crate::engine::{LaneKernel, SmallLaneKernel};
 
+pub use deep_linear::{DeepLinear, DeepLinearStructure};
 pub use diagonal::DiagonalNetwork;
 pub use linear2::LinearTwoLayer;
+pub use matrix_sensing::{MatrixSensing, MatrixSensingSpec};
+pub use mlp::{Mlp, MlpActivation};
 pub use product::ProductModel;
 pub use two_layer::{Activation, TwoLayerNetwork};
 pub use valley::{Profile, Valley};
@@ -228,6 +234,12 @@ pub enum AnyModel {
     TwoLayer(TwoLayerNetwork),
     /// [`LinearTwoLayer`].
     Linear2(LinearTwoLayer),
+    /// [`Mlp`].
+    Mlp(Mlp),
+    /// [`DeepLinear`] (dense or diagonal).
+    DeepLinear(DeepLinear),
+    /// [`MatrixSensing`].
+    MatrixSensing(MatrixSensing),
 }
 
 /// Run `$body` with `$m` bound to the concrete model inside an [`AnyModel`], so that generic
@@ -241,6 +253,9 @@ macro_rules! with_model {
             $crate::model::AnyModel::Diagonal($m) => $body,
             $crate::model::AnyModel::TwoLayer($m) => $body,
             $crate::model::AnyModel::Linear2($m) => $body,
+            $crate::model::AnyModel::Mlp($m) => $body,
+            $crate::model::AnyModel::DeepLinear($m) => $body,
+            $crate::model::AnyModel::MatrixSensing($m) => $body,
         }
     };
 }

@@ -1,13 +1,19 @@
 //! `[model]`: the model. One file per model, like [`crate::model`].
 
+mod deep_linear;
 mod diagonal;
 mod linear2;
+mod matrix_sensing;
+mod mlp;
 mod product;
 mod two_layer;
 mod valley;
 
+pub use deep_linear::{DeepLinearConfig, StructureConfig};
 pub use diagonal::DiagonalConfig;
 pub use linear2::Linear2Config;
+pub use matrix_sensing::MatrixSensingConfig;
+pub use mlp::{MlpActivationConfig, MlpConfig};
 pub use product::ProductConfig;
 pub use two_layer::{ActivationConfig, TwoLayerConfig};
 pub use valley::{ProfileConfig, ValleyConfig, ValleyNdConfig};
@@ -26,7 +32,7 @@ pub trait ModelKind {
 
 kinds! {
     /// `[model]`: `kind` is one of `valley`, `valley_nd`, `product`, `diagonal`, `two_layer`,
-    /// `linear2`. All models are regressions with loss `L = (1/n) sum_i 1/2 (f_i - y_i)^2`.
+    /// `linear2`, `mlp`, `deep_linear`, `matrix_sensing`. All models are regressions with loss `L = (1/n) sum_i 1/2 (f_i - y_i)^2`.
     pub enum ModelConfig in "model" as dyn ModelKind {
         /// The planar valley.
         "valley" => Valley(ValleyConfig),
@@ -40,6 +46,12 @@ kinds! {
         "two_layer" => TwoLayer(TwoLayerConfig),
         /// The two-layer linear network.
         "linear2" => Linear2(Linear2Config),
+        /// The fully connected network of any depth.
+        "mlp" => Mlp(MlpConfig),
+        /// The deep linear network, dense or diagonal.
+        "deep_linear" => DeepLinear(DeepLinearConfig),
+        /// Low-rank matrix sensing (generates its own measurements).
+        "matrix_sensing" => MatrixSensing(MatrixSensingConfig),
     }
 }
 
