@@ -122,7 +122,7 @@ pub struct Config {
     pub save_trajectories: bool,
     /// The model.
     pub model: ModelConfig,
-    /// The data (for product, diagonal, two_layer, linear2).
+    /// The data (for product, diagonal, two_layer, linear2, mlp, deep_linear).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<DataConfig>,
     /// The gradient noise.

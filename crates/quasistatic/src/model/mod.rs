@@ -130,7 +130,8 @@ pub trait Model: Send + Sync {
         None
     }
 
-    /// End-to-end linear weights of a linear network (product, diagonal, two-layer linear):
+    /// End-to-end linear weights of a linear network (product, diagonal, two-layer linear,
+    /// deep linear; the entries of `U V^T` for matrix sensing):
     /// written into `out` and `Some(len)` returned; `None` for non-linear models.
     fn end_to_end_weights(&self, _theta: &[f64]) -> Option<Vec<f64>> {
         None
