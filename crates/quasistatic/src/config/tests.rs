@@ -764,6 +764,12 @@ fn network_kinds_check_their_fields() {
         ">= 1",
     );
     expect_invalid(&sensing("cols = 0"), "model.cols", "0", ">= 1");
+    expect_invalid(
+        &sensing("rows = 1000\ncols = 1000\nmeasurements = 1000"),
+        "model.measurements",
+        "1000",
+        "at most 100 for a 1000 x 1000 matrix",
+    );
     expect_invalid(&sensing("init_scale = 0.0"), "model.init_scale", "0", "> 0");
     expect_invalid(
         &sensing("[data]\nkind = \"synthetic\"\nn = 4\ndim = 3"),

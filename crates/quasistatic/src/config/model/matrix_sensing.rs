@@ -8,6 +8,9 @@ use crate::config::{at_least, positive, DataConfig};
 use crate::error::{Error, Result};
 use crate::model::{AnyModel, MatrixSensing, MatrixSensingSpec};
 
+/// Most numbers the measurement matrices may hold (800 MB of `f64`).
+const MAX_ENTRIES: usize = 100_000_000;
+
 fn default_rows() -> usize {
     8
 }
@@ -129,6 +132,21 @@ impl ModelKind for MatrixSensingConfig {
             }
         }
         let measurements = at_least("model.measurements", self.measurements, 1)?;
+        // The measurement matrices are stored: `measurements x rows x cols` numbers.
+        let entries = measurements
+            .checked_mul(rows)
+            .and_then(|x| x.checked_mul(cols));
+        if entries.is_none_or(|e| e > MAX_ENTRIES) {
+            return Err(Error::invalid(
+                "model.measurements",
+                measurements,
+                format!(
+                    "at most {} for a {rows} x {cols} matrix (the measurements hold \
+                     measurements x rows x cols <= {MAX_ENTRIES} numbers)",
+                    MAX_ENTRIES / (rows * cols).max(1)
+                ),
+            ));
+        }
         let scale = positive("model.init_scale", self.init_scale)?;
         let spec = MatrixSensingSpec {
             rows,
