@@ -249,3 +249,45 @@ fn divergence_is_reported_not_hidden() {
         "{json}"
     );
 }
+
+/// `derive` on the network kinds: the matrix-sensing example (from its pre-trained start,
+/// projected onto the manifold: 128 parameters, 48 measurements, so a manifold of dimension
+/// 80) and deep linear networks of both structures.
+#[test]
+fn derive_runs_on_the_network_kinds() {
+    let check = |config: &Path, manifold_dim: &str| {
+        let o = run(bin().arg("derive").arg(config));
+        let out = text(&o.stdout);
+        assert!(
+            o.status.success(),
+            "{}: {}",
+            config.display(),
+            text(&o.stderr)
+        );
+        assert!(
+            out.contains(&format!("manifold dim {manifold_dim}")) && out.contains("tr H"),
+            "{}: {out}",
+            config.display()
+        );
+    };
+    check(&workspace().join("examples/matrix_sensing.toml"), "80");
+    let deep = |name: &str, structure: &str| {
+        write_config(
+            name,
+            &format!(
+                "steps = 100\ntrajectories = 2\nrecord_every = 50\n\
+                 [model]\nkind = \"deep_linear\"\ndepth = 3\n{structure}\n\
+                 [data]\nkind = \"synthetic\"\nn = 6\ndim = 10\nteacher = \"sparse\"\nteacher_k = 2\n\
+                 [noise]\nkind = \"label\"\nsigma = 0.3\n\
+                 [optimizer]\nkind = \"sgd\"\nlr = 0.02\n\
+                 [start]\ngd_steps = 3000\ngd_lr = 0.05\n"
+            ),
+        )
+    };
+    // Diagonal: d = 3 x 10, 6 samples; dense, width 2: d = 20 + 4 + 2.
+    check(&deep("deep-diagonal", "structure = \"diagonal\""), "24");
+    check(
+        &deep("deep-dense", "structure = \"dense\"\nwidth = 2"),
+        "20",
+    );
+}

@@ -8,7 +8,8 @@ use std::cell::Cell;
 use quasistatic::data::{generate, SyntheticSpec, Teacher};
 use quasistatic::engine::rng;
 use quasistatic::model::{
-    Activation, AnyModel, DiagonalNetwork, LinearTwoLayer, Model, ProductModel, Profile,
+    Activation, AnyModel, DeepLinear, DeepLinearStructure, DiagonalNetwork, LinearTwoLayer,
+    MatrixSensing, MatrixSensingSpec, Mlp, MlpActivation, Model, ProductModel, Profile,
     TwoLayerNetwork, Valley,
 };
 use quasistatic::noise::NoiseModel;
@@ -143,6 +144,36 @@ fn hot_loop_allocates_nothing() {
             sparse.train.clone(),
             None,
         )),
+        AnyModel::Mlp(Mlp::new(
+            vec![4, 3],
+            MlpActivation::Gelu,
+            true,
+            sparse.train.clone(),
+            None,
+        )),
+        AnyModel::DeepLinear(DeepLinear::new(
+            3,
+            DeepLinearStructure::Dense { width: 3 },
+            sparse.train.clone(),
+            None,
+            sparse.teacher.clone(),
+        )),
+        AnyModel::DeepLinear(DeepLinear::new(
+            4,
+            DeepLinearStructure::Diagonal,
+            sparse.train.clone(),
+            None,
+            None,
+        )),
+        AnyModel::MatrixSensing(MatrixSensing::generate(MatrixSensingSpec {
+            rows: 3,
+            cols: 3,
+            rank: 2,
+            true_rank: 1,
+            measurements: 6,
+            symmetric: true,
+            seed: 1,
+        })),
         AnyModel::Linear2(LinearTwoLayer::new(3, sparse.train, None, None)),
     ];
     let lr = Schedule::Constant(1e-3);

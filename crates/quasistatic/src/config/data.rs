@@ -1,5 +1,5 @@
 //! `[data]`: the data set of the models fitted to data (`product` with data, `diagonal`,
-//! `two_layer`, `linear2`).
+//! `two_layer`, `linear2`, `mlp`, `deep_linear`).
 
 use std::path::{Path, PathBuf};
 

@@ -57,9 +57,10 @@ pub use data::{
     TeacherConfig,
 };
 pub use model::{
-    ActivationConfig, DiagonalConfig, ExpressionConfig, Linear2Config, ModelConfig, ModelKind,
-    Named, OutputConfig, ParamsConfig, ProductConfig, ProfileConfig, StartValue, TwoLayerConfig,
-    ValleyConfig, ValleyNdConfig,
+    ActivationConfig, DeepLinearConfig, DiagonalConfig, ExpressionConfig, Linear2Config,
+    MatrixSensingConfig, MlpActivationConfig, MlpConfig, ModelConfig, ModelKind, Named,
+    OutputConfig, ParamsConfig, ProductConfig, ProfileConfig, StartValue, StructureConfig,
+    TwoLayerConfig, ValleyConfig, ValleyNdConfig,
 };
 pub use noise::{
     FixedNoiseConfig, HessianNoiseConfig, IsotropicNoiseConfig, LabelNoiseConfig,
@@ -125,7 +126,7 @@ pub struct Config {
     pub save_trajectories: bool,
     /// The model.
     pub model: ModelConfig,
-    /// The data (for product, diagonal, two_layer, linear2).
+    /// The data (for product, diagonal, two_layer, linear2, mlp, deep_linear).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<DataConfig>,
     /// The gradient noise.

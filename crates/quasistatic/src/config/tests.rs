@@ -182,9 +182,9 @@ fn unknown_fields_and_kinds() {
         "isotropic",
     );
     expect_invalid(
-        &with(BASE, "kind = \"valley_nd\"", "kind = \"mlp\""),
+        &with(BASE, "kind = \"valley_nd\"", "kind = \"resnet\""),
         "model.kind",
-        "mlp",
+        "resnet",
         "two_layer",
     );
 }
@@ -370,6 +370,17 @@ const SAMPLES: &[(&str, &str, &str)] = &[
         "expression",
         "[model]\nkind = \"expression\"\nparams = [\"x\", \"y\"]\noutput = \"sqrt(1 + y^2) * x\"\nstart = { y = 2.0 }\n",
     ),
+    (
+        "model",
+        "mlp",
+        "[model]\nkind = \"mlp\"\n[data]\nkind = \"synthetic\"\nn = 8\ndim = 3\nteacher = \"tanh_network\"\n",
+    ),
+    (
+        "model",
+        "deep_linear",
+        "[model]\nkind = \"deep_linear\"\n[data]\nkind = \"synthetic\"\nn = 8\ndim = 3\nteacher = \"linear\"\nteacher_weights = [1.0, 0.0, -1.0]\n",
+    ),
+    ("model", "matrix_sensing", "[model]\nkind = \"matrix_sensing\"\n"),
     ("data", "synthetic", "[data]\nkind = \"synthetic\"\nn = 8\ndim = 12\n"),
     ("data", "csv", "[data]\nkind = \"csv\"\npath = \"data/sparse.csv\"\ntarget = \"y\"\n"),
     ("data", "npy", "[data]\nkind = \"npy\"\npath = \"data/sparse.npy\"\ntarget = -1\n"),
@@ -401,6 +412,7 @@ const CONTEXT_DEFAULTS: &[(&str, &str)] = &[
     ("product", "target"),
     ("expression", "loss"),
     ("expression", "targets"),
+    ("deep_linear", "width"),
     ("label", "batch"),
     ("cosine", "steps"),
     // Optional files and arrays: one of two ways to give the data, or held-out data.
@@ -894,4 +906,115 @@ fn numpy_fields_are_checked() {
         }
         other => panic!("expected a data error, got {:?}", other.err()),
     }
+}
+
+/// The network kinds (`mlp`, `deep_linear`, `matrix_sensing`) name the field, the value and
+/// the allowed range; `relu` is refused with the reason.
+#[test]
+fn network_kinds_check_their_fields() {
+    let sample = |kind: &str| SAMPLES.iter().find(|(_, k, _)| *k == kind).unwrap().2;
+    let mlp = |field: &str| {
+        config_with(
+            "model",
+            &with(sample("mlp"), "\n[data]", &format!("\n{field}\n[data]")),
+        )
+    };
+    let smooth = "`tanh`, `gelu`, `softplus`, `sigmoid` or `linear`";
+    for act in ["relu", "leaky_relu", "elu"] {
+        let text = mlp(&format!("activation = \"{act}\""));
+        expect_invalid(&text, "model.activation", act, "third derivatives");
+        expect_invalid(&text, "model.activation", act, smooth);
+    }
+    expect_invalid(
+        &mlp("activation = \"swish\""),
+        "model.activation",
+        "swish",
+        smooth,
+    );
+    expect_invalid(&mlp("widths = []"), "model.widths", "[]", "non-empty");
+    expect_invalid(&mlp("widths = [4, 0]"), "model.widths[1]", "0", ">= 1");
+    expect_invalid(&mlp("init_scale = -1.0"), "model.init_scale", "-1", "> 0");
+    expect_invalid(
+        &config_with("model", "[model]\nkind = \"mlp\"\n"),
+        "data",
+        "missing",
+        "[data]",
+    );
+    let built = build(&mlp(
+        "widths = [4, 3, 2]\nactivation = \"sigmoid\"\nbias = false",
+    ))
+    .unwrap();
+    assert_eq!(built.model.dim(), 3 * 4 + 4 * 3 + 3 * 2 + 2);
+
+    let deep = |field: &str| {
+        config_with(
+            "model",
+            &with(
+                sample("deep_linear"),
+                "\n[data]",
+                &format!("\n{field}\n[data]"),
+            ),
+        )
+    };
+    expect_invalid(&deep("depth = 1"), "model.depth", "1", ">= 2");
+    expect_invalid(&deep("width = 0"), "model.width", "0", ">= 1");
+    expect_invalid(
+        &deep("structure = \"diagonal\"\nwidth = 4"),
+        "model.width",
+        "diagonal",
+        "dense",
+    );
+    expect_invalid(
+        &deep("structure = \"conv\""),
+        "model.structure",
+        "conv",
+        "`dense` or `diagonal`",
+    );
+    assert_eq!(
+        build(&deep("width = 2")).unwrap().model.dim(),
+        2 * 3 + 4 + 2
+    );
+    let diagonal = build(&deep("structure = \"diagonal\"\ndepth = 4")).unwrap();
+    assert_eq!(diagonal.model.dim(), 4 * 3);
+
+    let sensing =
+        |fields: &str| config_with("model", &format!("{}{fields}\n", sample("matrix_sensing")));
+    expect_invalid(&sensing("rank = 9"), "model.rank", "9", "1..=8");
+    expect_invalid(&sensing("rows = 4"), "model.rank", "8", "1..=4");
+    expect_invalid(
+        &sensing("rank = 2\ntrue_rank = 0"),
+        "model.true_rank",
+        "0",
+        "1..=8",
+    );
+    expect_invalid(
+        &sensing("symmetric = true\ncols = 6\nrank = 2"),
+        "model.cols",
+        "6",
+        "8 (model.rows)",
+    );
+    expect_invalid(
+        &sensing("measurements = 0"),
+        "model.measurements",
+        "0",
+        ">= 1",
+    );
+    expect_invalid(&sensing("cols = 0"), "model.cols", "0", ">= 1");
+    expect_invalid(
+        &sensing("rows = 1000\ncols = 1000\nmeasurements = 1000"),
+        "model.measurements",
+        "1000",
+        "at most 100 for a 1000 x 1000 matrix",
+    );
+    expect_invalid(&sensing("init_scale = 0.0"), "model.init_scale", "0", "> 0");
+    expect_invalid(
+        &sensing("[data]\nkind = \"synthetic\"\nn = 4\ndim = 3"),
+        "data",
+        "given",
+        "no data",
+    );
+    let sym = build(&sensing("symmetric = true\nrank = 3")).unwrap();
+    assert_eq!((sym.model.dim(), sym.model.n_samples()), (8 * 3, 48));
+    let asym = build(&sensing("rows = 5\ncols = 7\nrank = 2")).unwrap();
+    assert_eq!(asym.model.dim(), (5 + 7) * 2);
 }

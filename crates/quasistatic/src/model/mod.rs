@@ -11,12 +11,15 @@
 //! `theta + e1 v + e2 w` the gradient's `eps1eps2` part is the third-order contraction
 //! `D3L[v, w, .]` (see [`derivatives`]).
 
+pub mod deep_linear;
 pub mod derivatives;
 pub mod diagonal;
 pub mod expression;
 #[cfg(test)]
 pub(crate) mod lane_testing;
 pub mod linear2;
+pub mod matrix_sensing;
+pub mod mlp;
 pub mod product;
 pub mod two_layer;
 pub mod valley;
@@ -27,9 +30,12 @@ use crate::engine::LANES;
 pub use crate::engine::{gather_lane, scatter_lane, Batch, LaneBatch, LaneSlots};
 pub use crate::engine::{LaneKernel, SmallLaneKernel};
 
+pub use deep_linear::{DeepLinear, DeepLinearStructure};
 pub use diagonal::DiagonalNetwork;
 pub use expression::ExpressionModel;
 pub use linear2::LinearTwoLayer;
+pub use matrix_sensing::{MatrixSensing, MatrixSensingSpec};
+pub use mlp::{Mlp, MlpActivation};
 pub use product::ProductModel;
 pub use two_layer::{Activation, TwoLayerNetwork};
 pub use valley::{Profile, Valley};
@@ -135,7 +141,8 @@ pub trait Model: Send + Sync {
         None
     }
 
-    /// End-to-end linear weights of a linear network (product, diagonal, two-layer linear):
+    /// End-to-end linear weights of a linear network (product, diagonal, two-layer linear,
+    /// deep linear; the entries of `U V^T` for matrix sensing):
     /// written into `out` and `Some(len)` returned; `None` for non-linear models.
     fn end_to_end_weights(&self, _theta: &[f64]) -> Option<Vec<f64>> {
         None
@@ -241,6 +248,12 @@ pub enum AnyModel {
     Linear2(LinearTwoLayer),
     /// [`ExpressionModel`].
     Expression(ExpressionModel),
+    /// [`Mlp`].
+    Mlp(Mlp),
+    /// [`DeepLinear`] (dense or diagonal).
+    DeepLinear(DeepLinear),
+    /// [`MatrixSensing`].
+    MatrixSensing(MatrixSensing),
 }
 
 /// Run `$body` with `$m` bound to the concrete model inside an [`AnyModel`], so that generic
@@ -255,6 +268,9 @@ macro_rules! with_model {
             $crate::model::AnyModel::TwoLayer($m) => $body,
             $crate::model::AnyModel::Linear2($m) => $body,
             $crate::model::AnyModel::Expression($m) => $body,
+            $crate::model::AnyModel::Mlp($m) => $body,
+            $crate::model::AnyModel::DeepLinear($m) => $body,
+            $crate::model::AnyModel::MatrixSensing($m) => $body,
         }
     };
 }

@@ -218,7 +218,8 @@ fn every_optimizer(lr: f64) -> [AnyOptimizer; 6] {
 fn lanes_are_bit_identical_to_trajectories_run_alone() {
     use crate::data::{generate, SyntheticSpec, Teacher};
     use crate::model::{
-        Activation, AnyModel, DiagonalNetwork, LinearTwoLayer, ProductModel, TwoLayerNetwork,
+        Activation, AnyModel, DeepLinear, DeepLinearStructure, DiagonalNetwork, LinearTwoLayer,
+        MatrixSensing, MatrixSensingSpec, Mlp, MlpActivation, ProductModel, TwoLayerNetwork,
     };
     use crate::with_model;
     let sparse = generate(&SyntheticSpec {
@@ -256,6 +257,29 @@ fn lanes_are_bit_identical_to_trajectories_run_alone() {
             sparse.train.clone(),
             None,
         )),
+        AnyModel::Mlp(Mlp::new(
+            vec![3, 2],
+            MlpActivation::Softplus,
+            true,
+            sparse.train.clone(),
+            None,
+        )),
+        AnyModel::DeepLinear(DeepLinear::new(
+            3,
+            DeepLinearStructure::Diagonal,
+            sparse.train.clone(),
+            None,
+            sparse.teacher.clone(),
+        )),
+        AnyModel::MatrixSensing(MatrixSensing::generate(MatrixSensingSpec {
+            rows: 3,
+            cols: 2,
+            rank: 2,
+            true_rank: 1,
+            measurements: 5,
+            symmetric: false,
+            seed: 2,
+        })),
         AnyModel::Linear2(LinearTwoLayer::new(3, sparse.train, None, None)),
     ];
     // Runs in which some lanes of a group diverged and others went on.

@@ -1,15 +1,21 @@
 //! `[model]`: the model. One file per model, like [`crate::model`].
 
+mod deep_linear;
 mod diagonal;
 mod expression;
 mod linear2;
+mod matrix_sensing;
+mod mlp;
 mod product;
 mod two_layer;
 mod valley;
 
+pub use deep_linear::{DeepLinearConfig, StructureConfig};
 pub use diagonal::DiagonalConfig;
 pub use expression::{ExpressionConfig, Named, OutputConfig, ParamsConfig, StartValue};
 pub use linear2::Linear2Config;
+pub use matrix_sensing::MatrixSensingConfig;
+pub use mlp::{MlpActivationConfig, MlpConfig};
 pub use product::ProductConfig;
 pub use two_layer::{ActivationConfig, TwoLayerConfig};
 pub use valley::{ProfileConfig, ValleyConfig, ValleyNdConfig};
@@ -28,8 +34,9 @@ pub trait ModelKind {
 
 kinds! {
     /// `[model]`: `kind` is one of `valley`, `valley_nd`, `product`, `diagonal`, `two_layer`,
-    /// `linear2`, `expression`. Every built-in model is a regression with loss
-    /// `L = (1/n) sum_i 1/2 (f_i - y_i)^2`; an `expression` model may instead give its loss.
+    /// `linear2`, `mlp`, `deep_linear`, `matrix_sensing`, `expression`. Every built-in model is
+    /// a regression with loss `L = (1/n) sum_i 1/2 (f_i - y_i)^2`; an `expression` model may
+    /// instead give its loss.
     pub enum ModelConfig in "model" as dyn ModelKind {
         /// The planar valley.
         "valley" => Valley(ValleyConfig),
@@ -45,6 +52,12 @@ kinds! {
         "linear2" => Linear2(Linear2Config),
         /// A model written as a formula.
         "expression" => Expression(ExpressionConfig),
+        /// The fully connected network of any depth.
+        "mlp" => Mlp(MlpConfig),
+        /// The deep linear network, dense or diagonal.
+        "deep_linear" => DeepLinear(DeepLinearConfig),
+        /// Low-rank matrix sensing (generates its own measurements).
+        "matrix_sensing" => MatrixSensing(MatrixSensingConfig),
     }
 }
 
