@@ -298,10 +298,10 @@ impl Builder<'_> {
             (BinOp::Mul, Val::Const(x), Val::Const(y)) => Val::Const(x * y),
             (BinOp::Div, Val::Const(x), Val::Const(y)) => Val::Const(x / y),
             (BinOp::Pow, Val::Const(x), Val::Const(y)) => Val::Const(x.powf(y)),
-            (BinOp::Add | BinOp::Sub, v, Val::Const(c)) if c == 0.0 => v,
-            (BinOp::Add, Val::Const(c), v) if c == 0.0 => v,
-            (BinOp::Mul | BinOp::Div, v, Val::Const(c)) if c == 1.0 => v,
-            (BinOp::Mul, Val::Const(c), v) if c == 1.0 => v,
+            (BinOp::Add | BinOp::Sub, v, Val::Const(0.0)) => v,
+            (BinOp::Add, Val::Const(0.0), v) => v,
+            (BinOp::Mul | BinOp::Div, v, Val::Const(1.0)) => v,
+            (BinOp::Mul, Val::Const(1.0), v) => v,
             (BinOp::Add, v, Val::Const(c)) | (BinOp::Add, Val::Const(c), v) => {
                 self.unary(Unary::AddC(c), v)
             }
