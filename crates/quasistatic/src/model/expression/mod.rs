@@ -32,7 +32,7 @@ use crate::engine::lanes::Lanes;
 use crate::engine::LANES;
 use crate::error::{Error, Result};
 
-use super::{Batch, LaneBatch, LaneKernel, Model, Scalar};
+use super::{Batch, LaneBatch, LaneKernel, Model, ModelVisitor, Scalar, SmallLaneKernel};
 pub use compile::{ParamSpec, Scope, FUNCTIONS};
 use eval::{backward, clear, forward, gather_gradient, LaneRows, Program, Row};
 
@@ -448,6 +448,15 @@ impl Model for ExpressionModel {
         Some(self)
     }
 
+    /// Offers the register step (see [`SmallLaneKernel`]) when it applies.
+    fn visit<V: ModelVisitor>(&self, visitor: V) -> V::Output {
+        if self.offers_small_lanes() {
+            visitor.small(self)
+        } else {
+            visitor.general(self)
+        }
+    }
+
     fn default_start(&self) -> Vec<f64> {
         self.start.clone()
     }
@@ -481,6 +490,60 @@ impl LaneKernel for ExpressionModel {
         loss: &mut [f64; LANES],
     ) {
         self.lane_kernel_widest(theta, batch, grad, scratch, loss)
+    }
+}
+
+/// Register files of at most this many slots run the register step (values and adjoints on
+/// the stack).
+const SMALL_SLOTS: usize = 24;
+
+impl SmallLaneKernel for ExpressionModel {
+    /// One sample, no data, a small program.
+    fn offers_small_lanes(&self) -> bool {
+        self.n == 1 && self.train.is_none() && self.program.slots <= SMALL_SLOTS
+    }
+
+    /// The sweeps of [`Model::batch_gradient`] for the one sample over [`Lanes`] held in a
+    /// stack register file: bit-identical to it lane by lane.
+    #[inline(always)]
+    fn small_lane_gradient<const D: usize>(
+        &self,
+        theta: &[Lanes; D],
+        shift: Lanes,
+        grad: &mut [Lanes; D],
+    ) -> Lanes {
+        let p = &self.program;
+        let slots = p.slots.min(SMALL_SLOTS);
+        let mut buf = [std::mem::MaybeUninit::<Lanes>::uninit(); 2 * SMALL_SLOTS];
+        for b in &mut buf[..2 * slots] {
+            b.write(Lanes::ZERO);
+        }
+        // SAFETY: the first `2 * slots` entries were just initialised.
+        let file =
+            unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<Lanes>(), 2 * slots) };
+        let (v, w) = file.split_at_mut(slots);
+        let none = LaneRows::Shared(&[]);
+        forward(&p.param_ins, v, |k| theta[k], &none);
+        forward(&p.sample_ins, v, |k| theta[k], &none);
+        let out = self.output(0);
+        let f = v[out];
+        let (loss, seed) = if self.regression {
+            let r = f - Lanes::splat(self.targets[0]);
+            (Lanes::ZERO + r * r * 0.5, r - shift)
+        } else {
+            (Lanes::ZERO + f, Lanes::splat(1.0))
+        };
+        w[out] += seed;
+        backward(&p.sample_ins, v, w, &none);
+        for g in grad.iter_mut() {
+            *g = Lanes::ZERO;
+        }
+        backward(&p.param_ins, v, w, &none);
+        gather_gradient(&p.param_ins, w, |k, g| grad[k] = grad[k] + g);
+        for g in grad.iter_mut() {
+            *g = *g * 1.0;
+        }
+        loss * 1.0
     }
 }
 
@@ -519,9 +582,12 @@ impl ExpressionModel {
             None => k,
         };
         for k in 0..batch.size {
-            let rows = match batch.indices {
-                None => LaneRows::Shared(self.row(k)),
-                Some(_) => LaneRows::PerLane(std::array::from_fn(|l| self.row(sample(k, l)))),
+            // Lanes on one row (full batches, or mini-batches that agree) read it once.
+            let first = sample(k, 0);
+            let rows = if (1..used).all(|l| sample(k, l) == first) {
+                LaneRows::Shared(self.row(first))
+            } else {
+                LaneRows::PerLane(std::array::from_fn(|l| self.row(sample(k, l))))
             };
             forward(&p.sample_ins, v, theta_at, &rows);
             clear(&p.sample_ins, w);

@@ -253,3 +253,51 @@ fn compiled_program_hoists_the_parameter_stage_and_fuses_the_data_product() {
         "{ops:?}"
     );
 }
+
+/// The register step's kernel equals the scalar batch gradient lane by lane, bit for bit,
+/// with and without label shifts, for an output and for a loss formula.
+#[test]
+fn register_kernel_is_bit_identical_to_the_scalar_sweep() {
+    use crate::engine::lanes::Lanes;
+    let models = [valley(), ring()];
+    for m in &models {
+        assert!(m.offers_small_lanes());
+        for case in 0..3 {
+            let theta: [Lanes; 2] = std::array::from_fn(|k| {
+                Lanes(std::array::from_fn(|l| {
+                    0.3 + 0.7 * k as f64 - 0.11 * (l + case) as f64
+                }))
+            });
+            let shift = Lanes(std::array::from_fn(|l| {
+                if case == 0 {
+                    0.0
+                } else {
+                    0.05 * l as f64 - 0.2
+                }
+            }));
+            let mut grad = [Lanes::ZERO; 2];
+            let loss = m.small_lane_gradient::<2>(&theta, shift, &mut grad);
+            for l in 0..LANES {
+                let th = [theta[0].0[l], theta[1].0[l]];
+                let s = [shift.0[l]];
+                let batch = Batch {
+                    indices: None,
+                    shift: Some(&s),
+                };
+                let mut g = [0.0; 2];
+                let mut scratch = vec![0.0; m.scratch_len()];
+                let want = m.batch_gradient(&th, batch, &mut g, &mut scratch);
+                assert_eq!(loss.0[l].to_bits(), want.to_bits(), "case {case} lane {l}");
+                for k in 0..2 {
+                    assert_eq!(
+                        grad[k].0[l].to_bits(),
+                        g[k].to_bits(),
+                        "case {case} lane {l} coordinate {k}"
+                    );
+                }
+            }
+        }
+    }
+    // Data or several samples: no register step.
+    assert!(!diagonal(4, 3).offers_small_lanes());
+}
