@@ -41,6 +41,11 @@ pub trait GroupRecorder {
     /// Record checkpoint `c` (at `step`) of every running lane; `theta_of(l, out)` writes lane
     /// `l`'s parameters. Returns a bit set of the lanes that ended there (to be parked).
     fn record(&mut self, c: usize, step: u64, theta_of: impl Fn(usize, &mut [f64])) -> u32;
+    /// Whether the run was asked to stop: checked after every checkpoint, where the task then
+    /// ends (its outputs are incomplete). Never, unless a recorder says so.
+    fn stopped(&self) -> bool {
+        false
+    }
 }
 
 /// Whether every lane's loss is finite and at most `max_loss` and every gradient entry is
@@ -311,7 +316,7 @@ fn run_groups<
                 park(th, &start, &mask);
             }
         }
-        if books.iter().all(|b| b.alive() == 0) {
+        if books.iter().all(|b| b.alive() == 0) || books.iter().any(|b| b.stopped()) {
             break;
         }
     }
