@@ -252,7 +252,7 @@ class SimulationResult:
 
     def to_pandas(self) -> Any:
         """:meth:`tidy` as a ``pandas.DataFrame`` (needs pandas)."""
-        import pandas as pd
+        import pandas as pd  # type: ignore[import-untyped,unused-ignore]
 
         return pd.DataFrame(self.tidy())
 
@@ -271,7 +271,7 @@ def _progress_callback(
         return None, lambda: None
     if progress is True:
         try:
-            from tqdm.auto import tqdm
+            from tqdm.auto import tqdm  # type: ignore[import-untyped,unused-ignore]
         except ImportError:
             return None, lambda: None
         bar = None
@@ -418,7 +418,7 @@ class SweepResult:
 
     def to_pandas(self) -> Any:
         """``table`` as a ``pandas.DataFrame`` (needs pandas)."""
-        import pandas as pd
+        import pandas as pd  # type: ignore[import-untyped,unused-ignore]
 
         return pd.DataFrame(self.table)
 
