@@ -397,12 +397,19 @@ def _sweep_task(
     seed: int,
     steps: int | None,
     trajectories: int | None,
+    record_every: int | None,
     threads: int | None,
     keep_trajectories: bool,
 ) -> SimulationResult:
     """One run of a sweep (a module-level function, so that executors can ship it)."""
     raw = _quasistatic.simulate(
-        text, path, seed=seed, steps=steps, trajectories=trajectories, threads=threads
+        text,
+        path,
+        seed=seed,
+        steps=steps,
+        trajectories=trajectories,
+        record_every=record_every,
+        threads=threads,
     )
     return SimulationResult(raw, keep_trajectories)
 
@@ -430,6 +437,7 @@ def sweep(
     *,
     steps: int | None = None,
     trajectories: int | None = None,
+    record_every: int | None = None,
     threads: int | None = None,
     keep_trajectories: bool = False,
 ) -> SweepResult:
@@ -441,17 +449,21 @@ def sweep(
     ``distributed.Client(address).get_executor()``; then every run is one task, and configs
     travel as TOML text (a file's relative data paths must resolve on the workers). The
     results are bitwise identical whatever the executor (each run depends only on its config
-    and seed). ``threads`` sets each run's worker threads (default: all cores of the machine
+    and seed). ``steps``, ``trajectories`` and ``record_every`` override every config's;
+    ``threads`` sets each run's worker threads (default: all cores of the machine
     it runs on).
     """
     items = list(configs.items()) if isinstance(configs, Mapping) else list(enumerate(configs))
     seed_list = [int(s) for s in seeds]
-    # Validate every config here, before anything runs (ConfigError names the field).
+    # Validate every run here, before anything runs (ConfigError names the field).
     sources = [(cid, _portable(cfg)) for cid, cfg in items]
     for _, (text, path) in sources:
-        _quasistatic.check(text, path)
+        for seed in seed_list:
+            _quasistatic.check(
+                text, path, seed=seed, steps=steps, trajectories=trajectories, record_every=record_every
+            )
     jobs = [
-        (cid, seed, (text, path, seed, steps, trajectories, threads, keep_trajectories))
+        (cid, seed, (text, path, seed, steps, trajectories, record_every, threads, keep_trajectories))
         for cid, (text, path) in sources
         for seed in seed_list
     ]

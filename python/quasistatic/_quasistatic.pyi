@@ -71,7 +71,15 @@ class Ensemble:
     def to_state(self) -> _State: ...
 
 def toml_from_dict(config: dict[str, Any]) -> str: ...
-def check(text: str | None = None, path: str | PathLike[str] | None = None) -> str: ...
+def check(
+    text: str | None = None,
+    path: str | PathLike[str] | None = None,
+    *,
+    seed: int | None = None,
+    steps: int | None = None,
+    trajectories: int | None = None,
+    record_every: int | None = None,
+) -> str: ...
 def simulate(
     text: str | None = None,
     path: str | PathLike[str] | None = None,

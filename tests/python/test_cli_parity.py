@@ -101,8 +101,8 @@ def test_dict_and_toml_string_give_the_same_run() -> None:
 
 def test_threads_do_not_change_results() -> None:
     config = EXAMPLES / "product_minibatch.toml"
-    one = qs.simulate(config, steps=300, trajectories=24, threads=1, keep_trajectories=True)
-    two = qs.simulate(config, steps=300, trajectories=24, threads=2, keep_trajectories=True)
+    one = qs.simulate(config, steps=300, trajectories=24, record_every=100, threads=1, keep_trajectories=True)
+    two = qs.simulate(config, steps=300, trajectories=24, record_every=100, threads=2, keep_trajectories=True)
     assert one.trajectories is not None and two.trajectories is not None
     assert np.array_equal(bits(one.trajectories), bits(two.trajectories))
 

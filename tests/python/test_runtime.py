@@ -18,27 +18,36 @@ from conftest import EXAMPLES
 
 
 def heavy_run() -> dict[str, Any]:
-    # Mini-batch noise on data: the general path, about 0.5-1 s of one core.
-    return dict(steps=3000, trajectories=64, record_every=500, threads=1)
+    # Mini-batch noise on data, the general path: about 1.3 s of one core (25.6 million
+    # trajectory-steps), so that thread start-up and the 50 ms polls are negligible.
+    return dict(steps=400_000, trajectories=64, record_every=40_000, threads=1)
 
 
 def test_gil_is_released_two_threads_beat_serial() -> None:
     """Two Python threads, each running a one-thread simulation, against the same two runs
-    one after the other. On two cores the threads take about the time of one run if the GIL
-    is released, and of both if not. Required: threads <= 0.8 x serial, in the best of three
-    attempts (the machine is shared; one attempt can be unlucky)."""
+    one after the other (serial) and against the same work in one run on two engine threads
+    (the control: what parallelism the machine gives this process right now; on a shared
+    machine it can be none). On two free cores the threads take about half the serial time
+    if the GIL is released, and all of it if not. Required, in the best of three attempts:
+    threads / serial <= control / serial + 0.15 (with a free machine: about 0.5 + 0.15); the
+    test below checks the GIL release independently of the cores."""
     config = EXAMPLES / "product_minibatch.toml"
-    qs.simulate(config, **heavy_run())  # warm up
-    ratios = []
+    run = heavy_run()
+    qs.simulate(config, **run)  # warm up
+    attempts = []
     for _ in range(3):
         t0 = time.perf_counter()
-        qs.simulate(config, **heavy_run())
-        qs.simulate(config, **heavy_run())
+        qs.simulate(config, **run)
+        qs.simulate(config, **run)
         serial = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        qs.simulate(config, **{**run, "trajectories": 2 * run["trajectories"], "threads": 2})
+        control = time.perf_counter() - t0
 
         results: list[qs.SimulationResult] = []
         threads = [
-            threading.Thread(target=lambda: results.append(qs.simulate(config, **heavy_run())))
+            threading.Thread(target=lambda: results.append(qs.simulate(config, **run)))
             for _ in range(2)
         ]
         t0 = time.perf_counter()
@@ -49,10 +58,10 @@ def test_gil_is_released_two_threads_beat_serial() -> None:
         parallel = time.perf_counter() - t0
         assert len(results) == 2
         assert np.array_equal(results[0].mean, results[1].mean)
-        ratios.append(parallel / serial)
-        if ratios[-1] <= 0.8:
+        attempts.append((parallel / serial, control / serial))
+        if parallel / serial <= control / serial + 0.15:
             break
-    assert min(ratios) <= 0.8, f"threads / serial = {ratios}"
+    assert any(p <= c + 0.15 for p, c in attempts), f"(threads, control) / serial = {attempts}"
 
 
 def test_python_runs_while_simulating() -> None:
@@ -74,7 +83,8 @@ def test_python_runs_while_simulating() -> None:
     elapsed = time.perf_counter() - t0
     done.set()
     t.join()
-    # At most one tick per millisecond; a held GIL would give a handful (one per 50 ms poll).
+    # At most one tick per millisecond (sleep); a held GIL would allow a handful (one per
+    # 50 ms poll). Required: a fifth of the possible ticks.
     assert ticks > 0.2 * elapsed * 1000, (ticks, elapsed)
 
 

@@ -46,7 +46,7 @@ def assert_same(a: qs.SweepResult, b: qs.SweepResult) -> None:
 
 @pytest.fixture(scope="module")
 def serial() -> qs.SweepResult:
-    return qs.sweep(configs(), SEEDS, steps=400, trajectories=12)
+    return qs.sweep(configs(), SEEDS, steps=400, trajectories=12, record_every=100)
 
 
 def test_serial_sweep_table(serial: qs.SweepResult) -> None:
@@ -81,7 +81,7 @@ def test_results_pickle(serial: qs.SweepResult) -> None:
 
 def test_thread_pool_executor_equals_serial(serial: qs.SweepResult) -> None:
     with ThreadPoolExecutor(max_workers=2) as ex:
-        assert_same(serial, qs.sweep(configs(), SEEDS, executor=ex, steps=400, trajectories=12))
+        assert_same(serial, qs.sweep(configs(), SEEDS, executor=ex, steps=400, trajectories=12, record_every=100))
 
 
 def test_dask_local_cluster_equals_serial(serial: qs.SweepResult) -> None:
@@ -91,6 +91,6 @@ def test_dask_local_cluster_equals_serial(serial: qs.SweepResult) -> None:
         n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
     ) as cluster, Client(cluster) as client:
         on_dask = qs.sweep(
-            configs(), SEEDS, executor=client.get_executor(), steps=400, trajectories=12, threads=1
+            configs(), SEEDS, executor=client.get_executor(), steps=400, trajectories=12, record_every=100, threads=1
         )
     assert_same(serial, on_dask)

@@ -217,14 +217,49 @@ fn load(py: Python<'_>, text: Option<&str>, path: Option<PathBuf>) -> PyResult<C
     }
 }
 
-/// Validate a configuration (as the CLI's `check`); returns its resolved TOML.
+/// Validate a configuration with the given overrides (as the CLI's `check`); returns its
+/// resolved TOML.
 #[pyfunction]
-#[pyo3(signature = (text=None, path=None))]
-fn check(py: Python<'_>, text: Option<&str>, path: Option<PathBuf>) -> PyResult<String> {
-    let cfg = load(py, text, path)?;
+#[pyo3(signature = (text=None, path=None, *, seed=None, steps=None, trajectories=None, record_every=None))]
+fn check(
+    py: Python<'_>,
+    text: Option<&str>,
+    path: Option<PathBuf>,
+    seed: Option<u64>,
+    steps: Option<u64>,
+    trajectories: Option<usize>,
+    record_every: Option<u64>,
+) -> PyResult<String> {
+    let cfg = load_with(py, text, path, seed, steps, trajectories, record_every)?;
     py.detach(|| cfg.build().map(|_| ()))
         .map_err(|e| to_py(py, e))?;
     Ok(cfg.to_toml())
+}
+
+/// [`load`], then the overrides.
+fn load_with(
+    py: Python<'_>,
+    text: Option<&str>,
+    path: Option<PathBuf>,
+    seed: Option<u64>,
+    steps: Option<u64>,
+    trajectories: Option<usize>,
+    record_every: Option<u64>,
+) -> PyResult<Config> {
+    let mut cfg = load(py, text, path)?;
+    if let Some(s) = seed {
+        cfg.seed = s;
+    }
+    if let Some(s) = steps {
+        cfg.steps = s;
+    }
+    if let Some(n) = trajectories {
+        cfg.trajectories = n;
+    }
+    if let Some(k) = record_every {
+        cfg.record_every = k;
+    }
+    Ok(cfg)
 }
 
 /// A rayon pool of `threads` workers, if given.
@@ -510,19 +545,7 @@ fn simulate(
     threads: Option<usize>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Ensemble> {
-    let mut cfg = load(py, text, path)?;
-    if let Some(s) = seed {
-        cfg.seed = s;
-    }
-    if let Some(s) = steps {
-        cfg.steps = s;
-    }
-    if let Some(n) = trajectories {
-        cfg.trajectories = n;
-    }
-    if let Some(k) = record_every {
-        cfg.record_every = k;
-    }
+    let cfg = load_with(py, text, path, seed, steps, trajectories, record_every)?;
     let pool = pool(threads)?;
     let mut built = py.detach(|| cfg.build()).map_err(|e| to_py(py, e))?;
     let total = built.spec.trajectories as u64 * built.spec.steps;
@@ -689,16 +712,7 @@ fn compare<'py>(
     if h == Some(0) {
         return Err(to_py(py, Error::invalid("h", 0, "an integer >= 1")));
     }
-    let mut cfg = load(py, text, path)?;
-    if let Some(n) = trajectories {
-        cfg.trajectories = n;
-    }
-    if let Some(s) = steps {
-        cfg.steps = s;
-    }
-    if let Some(k) = record_every {
-        cfg.record_every = k;
-    }
+    let cfg = load_with(py, text, path, None, steps, trajectories, record_every)?;
     let (value, report) = py
         .detach(|| -> quasistatic::Result<(serde_json::Value, PathBuf)> {
             let json = |v: serde_json::Result<serde_json::Value>| {
