@@ -102,3 +102,14 @@ def test_sweep_validates_every_config_before_running() -> None:
         qs.sweep([valley(), valley(lr=-1.0)], seeds=[0], executor=Recording())  # type: ignore[arg-type]
     assert info.value.field == "optimizer.lr"
     assert calls == []
+
+
+def test_config_error_pickles() -> None:
+    import pickle
+
+    with pytest.raises(qs.ConfigError) as info:
+        qs.simulate(valley(lr=-0.5))
+    back = pickle.loads(pickle.dumps(info.value))
+    assert type(back) is qs.ConfigError
+    assert (back.field, back.value, back.allowed) == ("optimizer.lr", "-0.5", "a finite number > 0")
+    assert str(back) == str(info.value)

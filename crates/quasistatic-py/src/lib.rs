@@ -24,8 +24,9 @@ use quasistatic::Error;
 use quasistatic_studies::output::{self, RunMeta};
 use quasistatic_studies::{run, studies, validate};
 
+// Named `quasistatic.ConfigError` (where the package exports it), so that it pickles.
 pyo3::create_exception!(
-    _quasistatic,
+    quasistatic,
     ConfigError,
     PyValueError,
     "Invalid configuration or input: `.field` (dotted name), `.value` (as given) and `.allowed` (what is allowed)."
