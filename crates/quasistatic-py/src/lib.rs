@@ -5,8 +5,8 @@
 //! Long computations run with the interpreter released (other Python threads run meanwhile);
 //! `simulate` runs its ensemble on a worker thread while the calling thread waits in short
 //! slices, each time checking for signals (Ctrl-C) and reporting progress: on a signal the
-//! ensemble's stop flag is set and the signal's exception raised once the run has ended at its
-//! next checkpoint.
+//! ensemble's stop flag is set and the signal's exception raised once the run has ended (every
+//! group of trajectories checks the flag every 1024 steps).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

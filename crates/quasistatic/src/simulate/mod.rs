@@ -19,7 +19,7 @@ use rand::Rng;
 use rand_distr::StandardNormal;
 use rayon::prelude::*;
 
-use crate::engine::registers::{self, group_is_fine, GroupRecorder, RegisterTask};
+use crate::engine::registers::{self, group_is_fine, GroupRecorder, RegisterTask, STOP_EVERY};
 use crate::engine::rng;
 use crate::engine::{gather_lane, scatter_lane, Lanes, SmallLaneKernel, LANES};
 use crate::error::{Error, Result};
@@ -128,8 +128,8 @@ pub fn run_ensemble<M: Model, O: Optimizer>(
 }
 
 /// [`run_ensemble`] that ends early when `stop` is set (from any thread, e.g. by an interrupt
-/// handler): every group checks it at each of its checkpoints (where progress is reported) and
-/// ends there, and the run returns [`Error::Interrupted`] instead of a partial result. A run
+/// handler): every group checks it every [`STOP_EVERY`] steps and at each of its checkpoints
+/// and ends there, and the run returns [`Error::Interrupted`] instead of a partial result. A run
 /// that finishes before `stop` is set returns its result, the same bits as [`run_ensemble`].
 pub fn run_ensemble_until<M: Model, O: Optimizer>(
     model: &M,
@@ -655,8 +655,11 @@ fn run_group<M: Model>(
     let mut loss = [0.0; LANES];
     let mut book = GroupBook::new(run, model, first, count);
     let mut step = 0u64;
-    for (c, &target) in cps.iter().enumerate() {
+    'checkpoints: for (c, &target) in cps.iter().enumerate() {
         while step < target {
+            if step % STOP_EVERY == 0 && run.stopped() {
+                break 'checkpoints;
+            }
             noise.lane_stochastic_gradients(
                 model,
                 &theta,

@@ -571,8 +571,9 @@ fn user_optimizer_and_plain_model_run_as_the_reference_loop() {
 }
 
 /// `run_ensemble_until`: with the flag never set, the bits of `run_ensemble`; set from the
-/// first progress report, the run ends at the groups' next checkpoint with `Interrupted`,
-/// on the register path (label noise) and on the general path (isotropic noise).
+/// first progress report, the run ends early with `Interrupted`, on the register path (label
+/// noise) and on the general path (isotropic noise); set before the run, within
+/// `STOP_EVERY` steps although the only checkpoints are the first and the last.
 #[test]
 fn stop_flag_ends_the_run_early() {
     use std::sync::atomic::AtomicU64;
@@ -614,5 +615,16 @@ fn stop_flag_ends_the_run_early() {
         let total = 37 * 20_000;
         let reported = done.load(Ordering::Relaxed);
         assert!(reported < total / 4, "{reported} of {total} steps ran");
+
+        let set = AtomicBool::new(true);
+        let long = EnsembleSpec {
+            steps: 1 << 40,
+            record_every: 1 << 40,
+            ..self::spec(&m, 1, 37)
+        };
+        let t0 = Instant::now();
+        let err = run_ensemble_until(&m, &noise, &opt, &long, &set).unwrap_err();
+        assert!(matches!(err, Error::Interrupted), "{err}");
+        assert!(t0.elapsed().as_secs_f64() < 10.0);
     }
 }
