@@ -230,7 +230,7 @@ fn run_groups<
     let mut step = 0u64;
     'checkpoints: for (c, &target) in cps.iter().enumerate() {
         while step < target {
-            if step % STOP_EVERY == 0 && books.iter().any(|b| b.stopped()) {
+            if step.is_multiple_of(STOP_EVERY) && books.iter().any(|b| b.stopped()) {
                 break 'checkpoints;
             }
             let mut fine = [true; G];

@@ -657,7 +657,7 @@ fn run_group<M: Model>(
     let mut step = 0u64;
     'checkpoints: for (c, &target) in cps.iter().enumerate() {
         while step < target {
-            if step % STOP_EVERY == 0 && run.stopped() {
+            if step.is_multiple_of(STOP_EVERY) && run.stopped() {
                 break 'checkpoints;
             }
             noise.lane_stochastic_gradients(
