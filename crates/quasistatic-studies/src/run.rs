@@ -61,7 +61,15 @@ pub fn simulate(config: &Config, out: &Path, progress: bool) -> Result<Simulatio
         built.spec.progress = bar;
         quasistatic::with_model!(&built.model, m => run_ensemble(m, &built.noise, &built.optimizer, &built.spec))
     });
-    let meta = RunMeta {
+    let files = output::write_ensemble(out, &result, &run_meta(config, &built))?;
+    Ok(SimulationOutcome { result, files })
+}
+
+/// What the files of a configuration's run say about it (title, resolved config,
+/// description): with [`output::write_ensemble`], the output folder of an ensemble of
+/// `config` run elsewhere (e.g. from the Python package), the same files as [`simulate`].
+pub fn run_meta(config: &Config, built: &Built) -> RunMeta {
+    RunMeta {
         title: config.title.clone().unwrap_or_else(|| {
             format!(
                 "{} / {} / {}",
@@ -71,9 +79,7 @@ pub fn simulate(config: &Config, out: &Path, progress: bool) -> Result<Simulatio
             )
         }),
         config_toml: config.to_toml(),
-        description: describe(config, &built),
+        description: describe(config, built),
         save_trajectories: config.save_trajectories,
-    };
-    let files = output::write_ensemble(out, &result, &meta)?;
-    Ok(SimulationOutcome { result, files })
+    }
 }

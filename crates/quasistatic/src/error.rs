@@ -42,6 +42,10 @@ pub enum Error {
     /// A numerical procedure that did not succeed (e.g. no stable equilibrium).
     #[error("{0}")]
     Numerical(String),
+    /// A run stopped on request (a stop flag set while it ran) before it finished; it
+    /// produced no result.
+    #[error("interrupted before the run finished")]
+    Interrupted,
 }
 
 impl Error {

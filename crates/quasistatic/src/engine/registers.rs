@@ -41,7 +41,18 @@ pub trait GroupRecorder {
     /// Record checkpoint `c` (at `step`) of every running lane; `theta_of(l, out)` writes lane
     /// `l`'s parameters. Returns a bit set of the lanes that ended there (to be parked).
     fn record(&mut self, c: usize, step: u64, theta_of: impl Fn(usize, &mut [f64])) -> u32;
+    /// Whether the run was asked to stop: checked every [`STOP_EVERY`] steps and after every
+    /// checkpoint, where the task then ends (its outputs are incomplete). Never, unless a
+    /// recorder says so.
+    fn stopped(&self) -> bool {
+        false
+    }
 }
+
+/// Steps between two checks of a run's stop flag inside a checkpoint interval (one relaxed
+/// atomic load; a stopped run ends within this many steps of every group, however far apart
+/// its checkpoints are).
+pub const STOP_EVERY: u64 = 1024;
 
 /// Whether every lane's loss is finite and at most `max_loss` and every gradient entry is
 /// finite, for a group's losses and its gradient coordinates (each the values of all lanes).
@@ -217,8 +228,11 @@ fn run_groups<
     }
     let mut ahead = 0;
     let mut step = 0u64;
-    for (c, &target) in cps.iter().enumerate() {
+    'checkpoints: for (c, &target) in cps.iter().enumerate() {
         while step < target {
+            if step.is_multiple_of(STOP_EVERY) && books.iter().any(|b| b.stopped()) {
+                break 'checkpoints;
+            }
             let mut fine = [true; G];
             // Lanes that failed the fast test, per group and all together (the union in a
             // register: one wide load of the byte array would wait for its eight stores).
@@ -311,7 +325,7 @@ fn run_groups<
                 park(th, &start, &mask);
             }
         }
-        if books.iter().all(|b| b.alive() == 0) {
+        if books.iter().all(|b| b.alive() == 0) || books.iter().any(|b| b.stopped()) {
             break;
         }
     }

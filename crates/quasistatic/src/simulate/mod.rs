@@ -11,6 +11,7 @@
 //! (the valley, the scalar product model) under full-batch label noise take a faster step that
 //! keeps several groups in registers (`engine::registers`); the results are the same, bit for bit.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,9 +19,10 @@ use rand::Rng;
 use rand_distr::StandardNormal;
 use rayon::prelude::*;
 
-use crate::engine::registers::{self, group_is_fine, GroupRecorder, RegisterTask};
+use crate::engine::registers::{self, group_is_fine, GroupRecorder, RegisterTask, STOP_EVERY};
 use crate::engine::rng;
 use crate::engine::{gather_lane, scatter_lane, Lanes, SmallLaneKernel, LANES};
+use crate::error::{Error, Result};
 use crate::model::{lane_scratch_len, Model, ModelVisitor};
 use crate::noise::NoiseModel;
 use crate::observe::{Observable, Observer};
@@ -122,12 +124,41 @@ pub fn run_ensemble<M: Model, O: Optimizer>(
     optimizer: &O,
     spec: &EnsembleSpec,
 ) -> EnsembleResult {
+    run_with(model, noise, optimizer, spec, None)
+}
+
+/// [`run_ensemble`] that ends early when `stop` is set (from any thread, e.g. by an interrupt
+/// handler): every group checks it every [`STOP_EVERY`] steps and at each of its checkpoints
+/// and ends there, and the run returns [`Error::Interrupted`] instead of a partial result. A run
+/// that finishes before `stop` is set returns its result, the same bits as [`run_ensemble`].
+pub fn run_ensemble_until<M: Model, O: Optimizer>(
+    model: &M,
+    noise: &NoiseModel,
+    optimizer: &O,
+    spec: &EnsembleSpec,
+    stop: &AtomicBool,
+) -> Result<EnsembleResult> {
+    let result = run_with(model, noise, optimizer, spec, Some(stop));
+    if stop.load(Ordering::Relaxed) {
+        return Err(Error::Interrupted);
+    }
+    Ok(result)
+}
+
+fn run_with<M: Model, O: Optimizer>(
+    model: &M,
+    noise: &NoiseModel,
+    optimizer: &O,
+    spec: &EnsembleSpec,
+    stop: Option<&AtomicBool>,
+) -> EnsembleResult {
     let t0 = Instant::now();
     let cps = checkpoints(spec.steps, spec.record_every);
     let run = Run {
         noise,
         spec,
         cps: &cps,
+        stop,
     };
     let outputs = model.visit(ByModel { run, optimizer });
     EnsembleResult::assemble(&spec.observables, cps, outputs, t0.elapsed().as_secs_f64())
@@ -139,9 +170,16 @@ struct Run<'a> {
     noise: &'a NoiseModel,
     spec: &'a EnsembleSpec,
     cps: &'a [u64],
+    /// Set when the run should end early (see [`run_ensemble_until`]).
+    stop: Option<&'a AtomicBool>,
 }
 
 impl Run<'_> {
+    /// Whether the run was asked to stop.
+    fn stopped(&self) -> bool {
+        self.stop.is_some_and(|s| s.load(Ordering::Relaxed))
+    }
+
     /// Group `g`: its first trajectory and the lanes in use (0: padding).
     fn group(&self, g: usize) -> (usize, usize) {
         let first = g * LANES;
@@ -283,8 +321,7 @@ fn in_registers<M: Model + SmallLaneKernel, R: CoordinateRule, const D: usize>(
         groups,
         progress: &|steps, running| run.advanced(steps, running),
     };
-    let mut books =
-        std::array::from_fn(|g| GroupBook::new(model, spec, cps, groups[g].0, groups[g].1));
+    let mut books = std::array::from_fn(|g| GroupBook::new(run, model, groups[g].0, groups[g].1));
     let steps = step(&task, &mut books);
     books.into_iter().flat_map(|b| b.finish(steps)).collect()
 }
@@ -407,11 +444,14 @@ struct GroupBook<'a, M: Model> {
     lane_theta: Vec<f64>,
     /// One lane's gradient, for the slow checks.
     lane_grad: Vec<f64>,
+    /// The run's stop flag (see [`run_ensemble_until`]).
+    stop: Option<&'a AtomicBool>,
 }
 
 impl<'a, M: Model> GroupBook<'a, M> {
     /// Lanes `0..count` run trajectories `first..first + count`; the others are parked.
-    fn new(model: &'a M, spec: &'a EnsembleSpec, cps: &[u64], first: usize, count: usize) -> Self {
+    fn new(run: &Run<'a>, model: &'a M, first: usize, count: usize) -> Self {
+        let (spec, cps) = (run.spec, run.cps);
         let n_obs = spec.observables.len();
         let mut parked = [true; LANES];
         parked[..count].fill(false);
@@ -434,6 +474,7 @@ impl<'a, M: Model> GroupBook<'a, M> {
             observer: Observer::new(model, spec.observables.clone()),
             lane_theta: vec![0.0; model.dim()],
             lane_grad: vec![0.0; model.dim()],
+            stop: run.stop,
         }
     }
 
@@ -546,6 +587,9 @@ impl<M: Model> GroupRecorder for GroupBook<'_, M> {
     fn record(&mut self, c: usize, step: u64, theta_of: impl Fn(usize, &mut [f64])) -> u32 {
         GroupBook::record(self, c, step, theta_of)
     }
+    fn stopped(&self) -> bool {
+        self.stop.is_some_and(|s| s.load(Ordering::Relaxed))
+    }
 }
 
 /// `optimizer.step` on a whole group, compiled for the widest vector unit the CPU has
@@ -592,7 +636,9 @@ fn run_group<M: Model>(
     first: usize,
     count: usize,
 ) -> Vec<TrajectoryOutput> {
-    let Run { noise, spec, cps } = *run;
+    let Run {
+        noise, spec, cps, ..
+    } = *run;
     let d = model.dim();
     // Every lane starts parked at the common start; the lanes in use get their own starts.
     let mut theta: Vec<f64> = spec.start.iter().flat_map(|&x| [x; LANES]).collect();
@@ -607,10 +653,13 @@ fn run_group<M: Model>(
     let mut grad = vec![0.0; d * LANES];
     let mut scratch = vec![0.0; lane_scratch_len(model)];
     let mut loss = [0.0; LANES];
-    let mut book = GroupBook::new(model, spec, cps, first, count);
+    let mut book = GroupBook::new(run, model, first, count);
     let mut step = 0u64;
-    for (c, &target) in cps.iter().enumerate() {
+    'checkpoints: for (c, &target) in cps.iter().enumerate() {
         while step < target {
+            if step.is_multiple_of(STOP_EVERY) && run.stopped() {
+                break 'checkpoints;
+            }
             noise.lane_stochastic_gradients(
                 model,
                 &theta,
@@ -648,7 +697,7 @@ fn run_group<M: Model>(
         for l in (0..LANES).filter(|&l| ended & (1 << l) != 0) {
             scatter_lane(&spec.start, l, &mut theta);
         }
-        if book.alive == 0 {
+        if book.alive == 0 || run.stopped() {
             break;
         }
     }

@@ -433,7 +433,7 @@ fn register_step_versions_are_bit_identical() {
                     };
                     let cps = checkpoints(spec.steps, spec.record_every);
                     let noise = NoiseModel::None;
-                    let run = Run { noise: &noise, spec: &spec, cps: &cps };
+                    let run = Run { noise: &noise, spec: &spec, cps: &cps, stop: None };
                     let runs = m.visit(Versions { run, sigma, opt, isas: &isas });
                     for (isa, run) in isas.iter().zip(&runs).skip(1) {
                         for (j, (a, b)) in runs[0].iter().zip(run).enumerate() {
@@ -592,4 +592,63 @@ fn user_optimizer_and_plain_model_run_as_the_reference_loop() {
         scatter_lane(&th, l, &mut lanes);
     }
     assert_ne!(bits(&group), bits(&lanes));
+}
+
+/// `run_ensemble_until`: with the flag never set, the bits of `run_ensemble`; set from the
+/// first progress report, the run ends early with `Interrupted`, on the register path (label
+/// noise) and on the general path (isotropic noise); set before the run, within
+/// `STOP_EVERY` steps although the only checkpoints are the first and the last.
+#[test]
+fn stop_flag_ends_the_run_early() {
+    use std::sync::atomic::AtomicU64;
+    let m = Valley::planar(Profile::Quadratic, 1.0);
+    let opt = AnyOptimizer::Sgd(Sgd {
+        lr: Schedule::Constant(0.05),
+    });
+    for noise in [
+        NoiseModel::Label {
+            sigma: 1.0,
+            batch: None,
+        },
+        NoiseModel::Isotropic {
+            sigma: 1.0,
+            batch: 1,
+        },
+    ] {
+        let base = spec(&m, 20_000, 37);
+        let never = AtomicBool::new(false);
+        let full = run_ensemble(&m, &noise, &opt, &base);
+        let until = run_ensemble_until(&m, &noise, &opt, &base, &never).unwrap();
+        assert_eq!(
+            full.values.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            until.values.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicU64::new(0));
+        let (s, d) = (stop.clone(), done.clone());
+        let spec = EnsembleSpec {
+            progress: Some(Progress(Arc::new(move |n| {
+                d.fetch_add(n, Ordering::Relaxed);
+                s.store(true, Ordering::Relaxed);
+            }))),
+            ..base
+        };
+        let err = run_ensemble_until(&m, &noise, &opt, &spec, &stop).unwrap_err();
+        assert!(matches!(err, Error::Interrupted), "{err}");
+        let total = 37 * 20_000;
+        let reported = done.load(Ordering::Relaxed);
+        assert!(reported < total / 4, "{reported} of {total} steps ran");
+
+        let set = AtomicBool::new(true);
+        let long = EnsembleSpec {
+            steps: 1 << 40,
+            record_every: 1 << 40,
+            ..self::spec(&m, 1, 37)
+        };
+        let t0 = Instant::now();
+        let err = run_ensemble_until(&m, &noise, &opt, &long, &set).unwrap_err();
+        assert!(matches!(err, Error::Interrupted), "{err}");
+        assert!(t0.elapsed().as_secs_f64() < 10.0);
+    }
 }
