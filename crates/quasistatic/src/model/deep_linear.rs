@@ -220,30 +220,7 @@ impl DeepLinear {
     /// `f_i = w . x_i` over the batch: writes `c = (1/|B|) sum_k (f_i - y_i - shift_k) x_i`
     /// and returns the batch loss `(1/|B|) sum_k 1/2 (f_i - y_i)^2`.
     fn accumulate_c<D: Scalar>(&self, w: &[D], batch: Batch<'_>, c: &mut [D]) -> D {
-        for cj in c.iter_mut() {
-            *cj = D::zero();
-        }
-        let b = batch.len(self.train.n);
-        let mut loss = D::zero();
-        for k in 0..b {
-            let i = batch.sample(k);
-            let x = self.train.row(i);
-            let mut f = D::zero();
-            for (&wj, &xj) in w.iter().zip(x) {
-                f += wj * xj;
-            }
-            let r = f - self.train.y[i];
-            loss += r * r * 0.5;
-            let weight = r - batch.shift_at(k);
-            for (cj, &xj) in c.iter_mut().zip(x) {
-                *cj += weight * xj;
-            }
-        }
-        let inv = 1.0 / b as f64;
-        for cj in c.iter_mut() {
-            *cj *= inv;
-        }
-        loss * inv
+        super::linear_readout(&self.train, w, batch, c)
     }
 
     /// The diagonal network's leave-one-out products for coordinate `j`:

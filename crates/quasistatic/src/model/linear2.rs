@@ -133,29 +133,7 @@ impl Model for LinearTwoLayer {
         let (h, p) = (self.width, self.train.p);
         let (w, c) = scratch[..2 * p].split_at_mut(p);
         self.end_to_end(theta, w);
-        for cj in c.iter_mut() {
-            *cj = D::zero();
-        }
-        let b = batch.len(self.train.n);
-        let mut loss = D::zero();
-        for k in 0..b {
-            let i = batch.sample(k);
-            let x = self.train.row(i);
-            let mut f = D::zero();
-            for (&wj, &xj) in w.iter().zip(x) {
-                f += wj * xj;
-            }
-            let r = f - self.train.y[i];
-            loss += r * r * 0.5;
-            let weight = r - batch.shift_at(k);
-            for (cj, &xj) in c.iter_mut().zip(x) {
-                *cj += weight * xj;
-            }
-        }
-        let inv = 1.0 / b as f64;
-        for cj in c.iter_mut() {
-            *cj *= inv;
-        }
+        let loss = super::linear_readout(&self.train, w, batch, c);
         let (u, v) = theta.split_at(h * p);
         let (gu, gv) = grad[..h * (p + 1)].split_at_mut(h * p);
         for (j, (uj, guj)) in u.chunks_exact(p).zip(gu.chunks_exact_mut(p)).enumerate() {
@@ -166,7 +144,7 @@ impl Model for LinearTwoLayer {
             }
             gv[j] = uc;
         }
-        loss * inv
+        loss
     }
 
     /// Random start from `init_seed` (fan-in scaling): `U_jk ~ N(0, init_scale^2 / p)` row by

@@ -263,29 +263,7 @@ impl Model for MatrixSensing {
         let (prod, rest) = scratch.split_at_mut(m * n);
         let g = &mut rest[..m * n];
         self.product(theta, prod);
-        for x in g.iter_mut() {
-            *x = D::zero();
-        }
-        let b = batch.len(self.data.n);
-        let mut loss = D::zero();
-        for k in 0..b {
-            let i = batch.sample(k);
-            let a = self.data.row(i);
-            let mut f = D::zero();
-            for (&p, &x) in prod.iter().zip(a) {
-                f += p * x;
-            }
-            let res = f - self.data.y[i];
-            loss += res * res * 0.5;
-            let weight = res - batch.shift_at(k);
-            for (gx, &x) in g.iter_mut().zip(a) {
-                *gx += weight * x;
-            }
-        }
-        let inv = 1.0 / b as f64;
-        for x in g.iter_mut() {
-            *x *= inv;
-        }
+        let loss = super::linear_readout(&self.data, prod, batch, g);
         let (u, right) = self.factors(theta);
         let (gu, gv) = grad[..self.dim()].split_at_mut(m * r);
         // grad_U = G R.
@@ -313,7 +291,7 @@ impl Model for MatrixSensing {
                 }
             }
         }
-        loss * inv
+        loss
     }
 
     /// Small random start from `init_seed`: every entry of `U` (then `V`) `~ N(0,

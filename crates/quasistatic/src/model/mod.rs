@@ -232,6 +232,42 @@ pub fn lane_gradients_by_lane<M: Model + ?Sized>(
     }
 }
 
+/// The batch of a model whose output is linear in its data, `f_i = w . x_i` for end-to-end
+/// weights `w` (the linear networks, matrix sensing with `x_i` the measurement `A_i`): writes
+/// `c = (1/|B|) sum_k (f_i - y_i - shift_k) x_i` (so that `grad L = (dw/dtheta)^T c`) and returns
+/// the clean batch loss `(1/|B|) sum_k 1/2 (f_i - y_i)^2`.
+pub(crate) fn linear_readout<D: Scalar>(
+    train: &crate::data::Dataset,
+    w: &[D],
+    batch: Batch<'_>,
+    c: &mut [D],
+) -> D {
+    for cj in c.iter_mut() {
+        *cj = D::zero();
+    }
+    let b = batch.len(train.n);
+    let mut loss = D::zero();
+    for k in 0..b {
+        let i = batch.sample(k);
+        let x = train.row(i);
+        let mut f = D::zero();
+        for (&wj, &xj) in w.iter().zip(x) {
+            f += wj * xj;
+        }
+        let r = f - train.y[i];
+        loss += r * r * 0.5;
+        let weight = r - batch.shift_at(k);
+        for (cj, &xj) in c.iter_mut().zip(x) {
+            *cj += weight * xj;
+        }
+    }
+    let inv = 1.0 / b as f64;
+    for cj in c.iter_mut() {
+        *cj *= inv;
+    }
+    loss * inv
+}
+
 /// Any built-in model: the registry used by configuration-driven runs. Add a model by adding
 /// a variant here and a line in [`with_model!`](crate::with_model).
 #[derive(Clone, Debug)]

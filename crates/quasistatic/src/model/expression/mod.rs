@@ -539,7 +539,7 @@ impl SmallLaneKernel for ExpressionModel {
             *g = Lanes::ZERO;
         }
         backward(&p.param_ins, v, w, &none);
-        gather_gradient(&p.param_ins, w, |k, g| grad[k] = grad[k] + g);
+        gather_gradient(&p.param_ins, w, |k, g| grad[k] += g);
         for g in grad.iter_mut() {
             *g = *g * 1.0;
         }
