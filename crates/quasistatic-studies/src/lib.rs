@@ -6,6 +6,7 @@
 //! - [`output`], [`plot`]: atomically written CSV / JSON / SVG / Markdown files of a run;
 //! - [`progress`]: the terminal progress bar a run reports to;
 //! - [`run`]: `simulate` from a configuration into a folder;
+//! - [`staging`]: transactional output folders (written beside `--out`, renamed into place);
 //! - [`compare`], [`validate`]: gaps between true and derived ensembles, side-by-side runs,
 //!   eta sweeps;
 //! - [`studies`]: the reproducible studies behind `quasistatic reproduce`.
@@ -17,6 +18,7 @@ pub mod output;
 pub mod plot;
 pub mod progress;
 pub mod run;
+pub mod staging;
 pub mod studies;
 pub mod validate;
 
