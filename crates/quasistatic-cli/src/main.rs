@@ -1,14 +1,43 @@
 //! `quasistatic`: the command-line interface. It parses and validates arguments, then calls
 //! the library; all logic lives in the library crates (`quasistatic`, `quasistatic-studies`, `quasistatic-bench`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use quasistatic::config::Config;
 use quasistatic::Error;
 use quasistatic_bench as bench;
-use quasistatic_studies::{run, studies, validate};
+use quasistatic_studies::{run, staging, studies, validate};
+
+/// Set by the first Ctrl-C while a command that stops cleanly runs (`simulate`).
+static STOP: AtomicBool = AtomicBool::new(false);
+/// Whether the running command checks [`STOP`] (otherwise Ctrl-C removes the staging
+/// folders and exits at once).
+static STOPS_CLEANLY: AtomicBool = AtomicBool::new(false);
+/// Ctrl-C presses so far.
+static SIGNALS: AtomicUsize = AtomicUsize::new(0);
+
+/// Exit status of an interrupted run (128 + SIGINT, as shells report it).
+const EXIT_INTERRUPTED: u8 = 130;
+
+/// Ctrl-C: the first press asks a cleanly stopping command to stop (it removes its staging
+/// folder, or keeps its checkpoint, and exits 130); a second press, or any press during
+/// another command, removes every staging folder and exits 130 at once.
+fn install_interrupt_handler() {
+    let _ = ctrlc::set_handler(|| {
+        let n = SIGNALS.fetch_add(1, Ordering::SeqCst);
+        if n == 0 && STOPS_CLEANLY.load(Ordering::SeqCst) {
+            eprintln!("\ninterrupt: stopping (press Ctrl-C again to quit at once)");
+            STOP.store(true, Ordering::SeqCst);
+        } else {
+            staging::remove_all();
+            eprintln!("\ninterrupted: nothing written");
+            std::process::exit(EXIT_INTERRUPTED.into());
+        }
+    });
+}
 
 /// Stochastic optimizers on manifolds of minima: simulate them, derive their effective
 /// manifold dynamics, and compare the two.
@@ -28,10 +57,21 @@ enum Command {
     /// the resolved config, tidy CSVs, a JSON summary, SVG plots and a report into --out.
     Simulate {
         /// The TOML configuration (see README "Configuration reference" and examples/).
-        config: PathBuf,
-        /// Output folder (created if missing; files in it are replaced atomically).
-        #[arg(long, short)]
-        out: PathBuf,
+        #[arg(required_unless_present = "resume")]
+        config: Option<PathBuf>,
+        /// Output folder. It is checked before the run; the run is written beside it and
+        /// renamed into place when complete, replacing an earlier quasistatic output folder
+        /// whole (a folder holding other files is refused).
+        #[arg(long, short, required_unless_present = "resume")]
+        out: Option<PathBuf>,
+        /// Save a checkpoint after every N trajectories (rounded up to a multiple of 8) in
+        /// `<out>.partial`; an interrupted run (Ctrl-C) keeps it for --resume.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        checkpoint_every: Option<u64>,
+        /// Continue the interrupted run whose checkpoint folder (`<out>.partial`) is DIR; the
+        /// result is the same, byte for byte, as an uninterrupted run's.
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["config", "seed", "steps", "trajectories", "record_every"])]
+        resume: Option<PathBuf>,
         /// Override `seed`.
         #[arg(long)]
         seed: Option<u64>,
@@ -75,9 +115,9 @@ enum Command {
         /// scaled with eta^2) and fit the slope of log gap against log eta.
         #[arg(long)]
         eta_sweep: bool,
-        /// Optimizer steps per step of the derived SDE (default: automatic from the
-        /// diagnostics, a divisor of record_every).
-        #[arg(long)]
+        /// Optimizer steps per step of the derived SDE, 1..=record_every (default: automatic
+        /// from the diagnostics, a divisor of record_every).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         h: Option<u64>,
         /// Largest relative gap (gap / range of the true mean) that still "agrees".
         #[arg(long, default_value_t = 0.1)]
@@ -152,6 +192,7 @@ enum Scale {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    install_interrupt_handler();
     if let Some(t) = cli.threads {
         if let Err(e) = rayon::ThreadPoolBuilder::new()
             .num_threads(t as usize)
@@ -165,13 +206,69 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
-            match e {
-                Error::InvalidConfig { .. } | Error::ConfigParse { .. } | Error::Data { .. } => {
-                    ExitCode::from(2)
-                }
-                _ => ExitCode::from(1),
-            }
+            ExitCode::from(exit_code(&e))
         }
+    }
+}
+
+/// The exit status of an error (README "Limits and failure behaviour"): 2 invalid input or a
+/// run the machine cannot hold, 3 every trajectory diverged, 130 interrupted, 1 otherwise.
+fn exit_code(e: &Error) -> u8 {
+    match e {
+        Error::InvalidConfig { .. }
+        | Error::ConfigParse { .. }
+        | Error::Data { .. }
+        | Error::Resources { .. } => 2,
+        Error::AllDiverged { .. } => 3,
+        Error::Interrupted => EXIT_INTERRUPTED,
+        Error::Io { .. } | Error::Numerical(_) => 1,
+    }
+}
+
+/// Warn on stderr when `lr * lambda_max` at `theta` exceeds the optimizer's stability bound.
+fn warn_stability(built: &quasistatic::config::Built, theta: &[f64], at: &str) {
+    let s = quasistatic::with_model!(&built.model, m => quasistatic::derive::stability::stability_at(m, &built.optimizer, theta));
+    if let Some(s) = s {
+        if !s.holds() {
+            eprintln!(
+                "warning: lr * lambda_max = {} * {:.4e} = {:.4e} at {at} exceeds the stability bound {:.4} of {}: \
+                 the normal oscillation grows, so trajectories will likely diverge (lower lr below {:.4e})",
+                s.lr,
+                s.lambda_max,
+                s.product(),
+                s.bound,
+                built.optimizer.name(),
+                s.bound / s.lambda_max
+            );
+        }
+    }
+}
+
+/// Apply the command-line overrides of the run settings.
+fn override_run(
+    cfg: &mut Config,
+    seed: Option<u64>,
+    steps: Option<u64>,
+    trajectories: Option<usize>,
+    record_every: Option<u64>,
+) {
+    if let Some(s) = seed {
+        cfg.seed = s;
+    }
+    if let Some(s) = steps {
+        cfg.steps = s;
+    }
+    if let Some(n) = trajectories {
+        cfg.trajectories = n;
+    }
+    if let Some(k) = record_every {
+        cfg.record_every = k;
+    }
+}
+
+fn print_estimate(est: &run::Estimate) {
+    for (k, v) in run::describe_estimate(est) {
+        eprintln!("estimate: {k:<7} {v}");
     }
 }
 
@@ -185,30 +282,53 @@ fn execute(command: Command) -> quasistatic::Result<()> {
             trajectories,
             record_every,
             no_progress,
+            checkpoint_every,
+            resume,
         } => {
-            let mut cfg = Config::load(&config)?;
-            if let Some(s) = seed {
-                cfg.seed = s;
-            }
-            if let Some(s) = steps {
-                cfg.steps = s;
-            }
-            if let Some(n) = trajectories {
-                cfg.trajectories = n;
-            }
-            if let Some(k) = record_every {
-                cfg.record_every = k;
-            }
-            let outcome = run::simulate(&cfg, &out, !no_progress)?;
-            let r = &outcome.result;
+            STOPS_CLEANLY.store(true, Ordering::SeqCst);
+            let checkpoint_every =
+                checkpoint_every.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+            let options = run::SimulateOptions {
+                progress: !no_progress,
+                checkpoint_every,
+                stop: Some(&STOP),
+                on_estimate: Some(&print_estimate),
+            };
+            let result = match (&resume, config) {
+                (Some(dir), _) => run::resume(dir, out.as_deref(), options),
+                (None, Some(config)) => {
+                    let mut cfg = Config::load(&config)?;
+                    override_run(&mut cfg, seed, steps, trajectories, record_every);
+                    let out = out
+                        .as_deref()
+                        .expect("clap requires --out without --resume");
+                    run::simulate(&cfg, out, options)
+                }
+                (None, None) => unreachable!("clap requires a config without --resume"),
+            };
+            let outcome = match result {
+                Ok(o) => o,
+                Err(Error::Interrupted) if checkpoint_every.is_some() || resume.is_some() => {
+                    let kept = resume
+                        .clone()
+                        .unwrap_or_else(|| partial_of(out.as_deref().unwrap_or(Path::new("."))));
+                    eprintln!(
+                        "interrupted: the checkpoint is in {}; continue with\n  quasistatic simulate --resume {}",
+                        kept.display(),
+                        kept.display()
+                    );
+                    return Err(Error::Interrupted);
+                }
+                Err(e) => return Err(e),
+            };
             println!(
                 "simulated {} trajectories x {} steps in {:.2} s ({:.3e} trajectory-steps/s)",
-                r.trajectories,
-                cfg.steps,
-                r.seconds,
-                r.gradient_evaluations as f64 / r.seconds.max(1e-9)
+                outcome.trajectories,
+                outcome.gradient_evaluations / outcome.trajectories.max(1) as u64,
+                outcome.seconds,
+                outcome.gradient_evaluations as f64 / outcome.seconds.max(1e-9)
             );
-            report_divergences(r);
+            report_divergences(&outcome.divergences, outcome.diverged, outcome.trajectories);
             for f in &outcome.files {
                 println!("wrote {}", f.display());
             }
@@ -234,19 +354,22 @@ fn execute(command: Command) -> quasistatic::Result<()> {
                 }
                 None => built.spec.start.clone(),
             };
+            let staging = out.as_deref().map(staging::Staging::new).transpose()?;
+            warn_stability(&built, &point, "the point");
             let options = quasistatic::derive::DeriveOptions::default();
             let derivation = quasistatic::with_model!(&built.model, m => quasistatic::derive::derive(
                 m, &built.noise, &built.optimizer, &point, &options))?;
             print!("{}", derivation.table());
-            if let Some(dir) = out {
-                std::fs::create_dir_all(&dir)
-                    .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
-                let path = dir.join("derivation.json");
+            if let Some(staging) = staging {
                 let json = serde_json::to_string_pretty(&derivation).map_err(|e| {
                     Error::Numerical(format!("cannot serialise the derivation: {e}"))
                 })?;
-                quasistatic_studies::output::write_atomic(&path, json.as_bytes())?;
-                println!("wrote {}", path.display());
+                quasistatic_studies::output::write_atomic(
+                    &staging.path().join("derivation.json"),
+                    json.as_bytes(),
+                )?;
+                let dir = staging.commit()?;
+                println!("wrote {}", dir.join("derivation.json").display());
             }
             Ok(())
         }
@@ -263,21 +386,34 @@ fn execute(command: Command) -> quasistatic::Result<()> {
             if !(tolerance.is_finite() && tolerance > 0.0) {
                 return Err(Error::invalid("--tolerance", tolerance, "a number > 0"));
             }
-            if h == Some(0) {
-                return Err(Error::invalid("--h", 0, "an integer >= 1"));
-            }
             let mut cfg = Config::load(&config)?;
-            if let Some(n) = trajectories {
-                cfg.trajectories = n;
+            override_run(&mut cfg, None, steps, trajectories, record_every);
+            if let Some(h) = h {
+                let every = cfg.record_every;
+                if every == 0 || !every.is_multiple_of(h) {
+                    let divisors: Vec<String> = (1..=every.min(1_000_000))
+                        .filter(|k| every.is_multiple_of(*k))
+                        .take(12)
+                        .map(|k| k.to_string())
+                        .collect();
+                    return Err(Error::invalid(
+                        "--h",
+                        h,
+                        format!(
+                            "a divisor of record_every = {every} (the SDE must land on every record): {}{}",
+                            divisors.join(", "),
+                            if divisors.len() == 12 { ", ..." } else { "" }
+                        ),
+                    ));
+                }
             }
-            if let Some(s) = steps {
-                cfg.steps = s;
-            }
-            if let Some(k) = record_every {
-                cfg.record_every = k;
-            }
+            let built = cfg.build()?;
+            warn_stability(&built, &built.spec.start, "the start");
+            let staging = staging::Staging::new(&out)?;
+            let dir = staging.path().to_path_buf();
             if eta_sweep {
-                let sweep = validate::eta_sweep(&cfg, &out, &[1.0, 0.5, 0.25], tolerance, true)?;
+                let sweep = validate::eta_sweep(&cfg, &dir, &[1.0, 0.5, 0.25], tolerance, true)?;
+                let out = staging.commit()?;
                 for c in &sweep.comparisons {
                     println!("eta {:.3e}: {}", c.eta, validate::verdict(c));
                 }
@@ -287,7 +423,9 @@ fn execute(command: Command) -> quasistatic::Result<()> {
                 );
                 println!("wrote {}", out.join("sweep.md").display());
             } else {
-                let (c, report) = validate::compare(&cfg, &out, h, tolerance, true)?;
+                let (c, report) = validate::compare(&cfg, &dir, h, tolerance, true)?;
+                let out = staging.commit()?;
+                let report = out.join(report.strip_prefix(&dir).unwrap_or(&report));
                 println!("{}", validate::verdict(&c));
                 println!(
                     "cost: true {} gradients in {:.2} s, derived {} gradient-equivalents in {:.2} s",
@@ -315,6 +453,12 @@ fn execute(command: Command) -> quasistatic::Result<()> {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
+            let est = run::estimate(&cfg, &built)?;
+            for (k, v) in run::describe_estimate(&est) {
+                println!("  {k:<13} {v}");
+            }
+            warn_stability(&built, &built.spec.start, "the start");
+            run::check_resources(&cfg, &est, None)?;
             Ok(())
         }
         Command::Reproduce { scale, out, only } => {
@@ -370,15 +514,31 @@ fn execute(command: Command) -> quasistatic::Result<()> {
     }
 }
 
-fn report_divergences(r: &quasistatic::simulate::EnsembleResult) {
+/// The `<out>.partial` folder of a checkpointed run into `out`.
+fn partial_of(out: &Path) -> PathBuf {
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    out.with_file_name(format!("{name}.partial"))
+}
+
+fn report_divergences(
+    divergences: &[quasistatic::simulate::Divergence],
+    diverged: usize,
+    trajectories: usize,
+) {
     const SHOWN: usize = 10;
-    for d in r.divergences.iter().take(SHOWN) {
+    for d in divergences.iter().take(SHOWN) {
         eprintln!("warning: {d}");
     }
-    if r.divergences.len() > SHOWN {
+    if diverged > SHOWN {
         eprintln!(
             "warning: ... and {} more diverged trajectories (see summary.json)",
-            r.divergences.len() - SHOWN
+            diverged - SHOWN
         );
+    }
+    if diverged > 0 {
+        eprintln!("warning: {diverged} of {trajectories} trajectories diverged; the statistics are over the others");
     }
 }

@@ -49,7 +49,10 @@ fn to_py(py: Python<'_>, e: Error) -> PyErr {
         Error::ConfigParse { message: m, .. } => parse_error_parts(&m),
         Error::Data { path, message: m } => ("data.path".into(), path.display().to_string(), m),
         Error::Io { .. } => return PyOSError::new_err(message),
-        Error::Interrupted | Error::Numerical(_) => return PyRuntimeError::new_err(message),
+        Error::Interrupted | Error::Numerical(_) | Error::AllDiverged { .. } => {
+            return PyRuntimeError::new_err(message)
+        }
+        Error::Resources { .. } => return pyo3::exceptions::PyMemoryError::new_err(message),
     };
     config_error(py, message, field, value, allowed)
 }

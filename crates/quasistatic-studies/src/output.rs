@@ -18,7 +18,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use crate::plot::{band_plot, ensemble_series};
 use quasistatic::simulate::{Divergence, EnsembleResult};
-use quasistatic::stats::{summarize_ensemble, Summary};
+use quasistatic::stats::{Summary, SummaryAccumulator};
 use quasistatic::Error;
 
 /// Distinguishes concurrent atomic writes of the same file within one process.
@@ -111,65 +111,378 @@ pub fn write_ensemble(
     result: &EnsembleResult,
     meta: &RunMeta,
 ) -> quasistatic::Result<Vec<PathBuf>> {
-    fs::create_dir_all(dir).map_err(|e| {
-        Error::io(
-            format!("cannot create output directory {}", dir.display()),
-            e,
-        )
-    })?;
-    let summaries = summarize_ensemble(result);
-    let mut written = Vec::new();
-    let mut put = |name: &str, bytes: &[u8]| -> quasistatic::Result<()> {
-        let path = dir.join(name);
-        write_atomic(&path, bytes)?;
-        written.push(path);
-        Ok(())
-    };
-
-    put("config.toml", meta.config_toml.as_bytes())?;
-    if meta.save_trajectories {
-        put("trajectories.csv", trajectories_csv(result).as_bytes())?;
-    }
-    put("summary.csv", summary_csv(result, &summaries).as_bytes())?;
-    put(
-        "summary.json",
-        summary_json(result, &summaries, meta)?.as_bytes(),
+    let mut writer = EnsembleWriter::new(
+        dir,
+        &result.observables,
+        &result.steps,
+        result.trajectories,
+        meta.save_trajectories,
     )?;
-
-    let plot_names = plot_file_names(&result.observables);
-    for (o, (name, file)) in result.observables.iter().zip(&plot_names).enumerate() {
-        let series = ensemble_series(result, &summaries, o, name);
-        let title = if meta.title.is_empty() {
-            name.clone()
-        } else {
-            format!("{}: {name}", meta.title)
-        };
-        let path = dir.join(file);
-        band_plot(&path, &title, "optimizer step", name, &[series])?;
-        written.push(path);
-    }
-
-    let report = report_md(result, &summaries, meta, &plot_names);
-    let path = dir.join("report.md");
-    write_atomic(&path, report.as_bytes())?;
-    written.push(path);
-    Ok(written)
+    writer.push(result)?;
+    writer.finish(meta, result.seconds)
 }
 
-/// `trajectories.csv`: trajectory-major, then checkpoint, then observable.
-fn trajectories_csv(result: &EnsembleResult) -> String {
-    let mut out = String::from("step,trajectory,observable,value\n");
-    let names: Vec<String> = result.observables.iter().map(|n| csv_field(n)).collect();
-    for j in 0..result.trajectories {
-        for (c, step) in result.steps.iter().enumerate() {
-            for (o, name) in names.iter().enumerate() {
-                if let Some(v) = result.get(j, c, o) {
-                    let _ = writeln!(out, "{step},{j},{name},{v}");
+/// The name `trajectories.csv` has while it is being written (a run in progress or stopped
+/// at a checkpoint).
+const PARTIAL_CSV: &str = ".trajectories.csv.partial";
+/// The checkpoint of a run in progress (see [`EnsembleWriter::checkpoint`]).
+pub const CHECKPOINT: &str = "checkpoint.json";
+
+/// Writes the files of an ensemble (as [`write_ensemble`] describes them) from blocks of
+/// consecutive trajectories, so that a run never holds all its records or its CSV text:
+/// `trajectories.csv` is streamed to disk block by block and the statistics are accumulated
+/// ([`SummaryAccumulator`]). Blocks of any size give the same files, byte for byte.
+///
+/// A writer can save its state between blocks ([`EnsembleWriter::checkpoint`]) and be
+/// recreated from it ([`EnsembleWriter::resume`]): the files are then those of an
+/// uninterrupted run.
+pub struct EnsembleWriter {
+    dir: PathBuf,
+    observables: Vec<String>,
+    steps: Vec<u64>,
+    trajectories: usize,
+    csv: Option<std::io::BufWriter<fs::File>>,
+    csv_names: Vec<String>,
+    acc: SummaryAccumulator,
+    divergences: Vec<Divergence>,
+    diverged: usize,
+    gradient_evaluations: u64,
+    seconds: f64,
+}
+
+/// Diverged trajectories listed one by one in `summary.json` and the report (the first ones;
+/// the count is always complete).
+pub const LISTED_DIVERGENCES: usize = 10_000;
+
+/// What a checkpoint file holds besides the accumulator (`checkpoint.json`).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CheckpointJson {
+    /// Trajectories done (the next block starts here).
+    next_trajectory: usize,
+    /// Trajectories in all.
+    trajectories: usize,
+    /// Observable names.
+    observables: Vec<String>,
+    /// Checkpoint steps.
+    steps: Vec<u64>,
+    /// Bytes of the partial trajectory CSV written so far (`None`: not saved).
+    csv_bytes: Option<u64>,
+    /// The accumulator's state file, beside this one.
+    state_file: String,
+    divergences: Vec<Divergence>,
+    diverged: usize,
+    gradient_evaluations: u64,
+    /// Wall time so far, bits of the `f64` (exact on resume).
+    seconds_bits: u64,
+}
+
+fn io_err(what: String) -> impl FnOnce(std::io::Error) -> Error {
+    move |e| Error::io(what, e)
+}
+
+impl EnsembleWriter {
+    /// A writer into `dir` (created if needed) for `trajectories` trajectories recorded at
+    /// `steps` with `observables`.
+    pub fn new(
+        dir: &Path,
+        observables: &[String],
+        steps: &[u64],
+        trajectories: usize,
+        save_trajectories: bool,
+    ) -> quasistatic::Result<Self> {
+        fs::create_dir_all(dir).map_err(io_err(format!(
+            "cannot create output directory {}",
+            dir.display()
+        )))?;
+        let csv = if save_trajectories {
+            let path = dir.join(PARTIAL_CSV);
+            let mut f = std::io::BufWriter::with_capacity(
+                1 << 20,
+                fs::File::create(&path)
+                    .map_err(io_err(format!("cannot create {}", path.display())))?,
+            );
+            f.write_all(b"step,trajectory,observable,value\n")
+                .map_err(io_err(format!("cannot write {}", path.display())))?;
+            Some(f)
+        } else {
+            None
+        };
+        Ok(EnsembleWriter {
+            dir: dir.to_path_buf(),
+            observables: observables.to_vec(),
+            steps: steps.to_vec(),
+            trajectories,
+            csv,
+            csv_names: observables.iter().map(|n| csv_field(n)).collect(),
+            acc: SummaryAccumulator::new(trajectories, steps.len(), observables.len()),
+            divergences: Vec::new(),
+            diverged: 0,
+            gradient_evaluations: 0,
+            seconds: 0.0,
+        })
+    }
+
+    /// Trajectories written so far (the first trajectory of the next block).
+    pub fn done(&self) -> usize {
+        self.acc.seen()
+    }
+
+    /// Add the next block of trajectories (numbers `done() .. done() + block.trajectories`),
+    /// recorded at the writer's steps with its observables, and its wall time.
+    pub fn push(&mut self, block: &EnsembleResult) -> quasistatic::Result<()> {
+        if block.steps != self.steps || block.observables != self.observables {
+            return Err(Error::Numerical(
+                "an ensemble block with other checkpoints or observables than its run".into(),
+            ));
+        }
+        let first = self.done();
+        if let Some(csv) = &mut self.csv {
+            let mut line = String::with_capacity(64);
+            for j in 0..block.trajectories {
+                for (c, step) in block.steps.iter().enumerate() {
+                    for (o, name) in self.csv_names.iter().enumerate() {
+                        if let Some(v) = block.get(j, c, o) {
+                            line.clear();
+                            let _ = writeln!(line, "{step},{},{name},{v}", first + j);
+                            csv.write_all(line.as_bytes()).map_err(io_err(format!(
+                                "cannot write {}",
+                                self.dir.join(PARTIAL_CSV).display()
+                            )))?;
+                        }
+                    }
                 }
             }
         }
+        self.acc.push_ensemble(block);
+        let room = LISTED_DIVERGENCES.saturating_sub(self.divergences.len());
+        self.divergences
+            .extend(block.divergences.iter().take(room).cloned());
+        self.diverged += block.divergences.len();
+        self.gradient_evaluations += block.gradient_evaluations;
+        self.seconds += block.seconds;
+        Ok(())
     }
-    out
+
+    /// Save the writer's state into its folder (atomically: `checkpoint.json` names the state
+    /// file written before it), so that [`EnsembleWriter::resume`] can continue after the
+    /// trajectories pushed so far.
+    pub fn checkpoint(&mut self) -> quasistatic::Result<()> {
+        let csv_bytes = match &mut self.csv {
+            Some(csv) => {
+                let path = self.dir.join(PARTIAL_CSV);
+                csv.flush()
+                    .map_err(io_err(format!("cannot write {}", path.display())))?;
+                let f = csv.get_ref();
+                f.sync_data()
+                    .map_err(io_err(format!("cannot sync {}", path.display())))?;
+                Some(
+                    f.metadata()
+                        .map_err(io_err(format!("cannot inspect {}", path.display())))?
+                        .len(),
+                )
+            }
+            None => None,
+        };
+        let state_file = format!(".checkpoint-{}.bin", self.done());
+        write_atomic(&self.dir.join(&state_file), &self.acc.to_bytes())?;
+        let json = CheckpointJson {
+            next_trajectory: self.done(),
+            trajectories: self.trajectories,
+            observables: self.observables.clone(),
+            steps: self.steps.clone(),
+            csv_bytes,
+            state_file: state_file.clone(),
+            divergences: self.divergences.clone(),
+            diverged: self.diverged,
+            gradient_evaluations: self.gradient_evaluations,
+            seconds_bits: self.seconds.to_bits(),
+        };
+        let text = serde_json::to_string_pretty(&json)
+            .map_err(|e| Error::io("cannot serialize the checkpoint", std::io::Error::other(e)))?;
+        write_atomic(&self.dir.join(CHECKPOINT), text.as_bytes())?;
+        // Older state files are no longer referenced.
+        if let Ok(entries) = fs::read_dir(&self.dir) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with(".checkpoint-") && name.ends_with(".bin") && name != state_file
+                {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Recreate the writer saved by [`EnsembleWriter::checkpoint`] in `dir`: the partial
+    /// trajectory CSV is cut back to its length at the checkpoint (rows of a block that was
+    /// running when the run stopped are dropped). Errors name the file that is missing or
+    /// does not match.
+    pub fn resume(dir: &Path) -> quasistatic::Result<Self> {
+        let path = dir.join(CHECKPOINT);
+        let bad = |why: &str| {
+            Error::invalid(
+                "--resume",
+                dir.display(),
+                format!("a folder with a valid checkpoint ({why})"),
+            )
+        };
+        let text = fs::read_to_string(&path)
+            .map_err(|_| bad(&format!("cannot read {}", path.display())))?;
+        let json: CheckpointJson = serde_json::from_str(&text)
+            .map_err(|e| bad(&format!("{} is not a checkpoint: {e}", path.display())))?;
+        let state = fs::read(dir.join(&json.state_file))
+            .map_err(|_| bad(&format!("cannot read {}", json.state_file)))?;
+        let acc = SummaryAccumulator::from_bytes(&state)
+            .filter(|a| a.seen() == json.next_trajectory)
+            .ok_or_else(|| bad(&format!("{} does not match {CHECKPOINT}", json.state_file)))?;
+        let csv = match json.csv_bytes {
+            Some(len) => {
+                let p = dir.join(PARTIAL_CSV);
+                let f = fs::OpenOptions::new()
+                    .write(true)
+                    .open(&p)
+                    .map_err(|_| bad(&format!("cannot open {}", p.display())))?;
+                let have = f.metadata().map(|m| m.len()).unwrap_or(0);
+                if have < len {
+                    return Err(bad(&format!(
+                        "{} is shorter than at the checkpoint",
+                        p.display()
+                    )));
+                }
+                f.set_len(len)
+                    .map_err(io_err(format!("cannot truncate {}", p.display())))?;
+                let mut f = std::io::BufWriter::with_capacity(1 << 20, f);
+                use std::io::Seek as _;
+                f.seek(std::io::SeekFrom::End(0))
+                    .map_err(io_err(format!("cannot seek {}", p.display())))?;
+                Some(f)
+            }
+            None => None,
+        };
+        Ok(EnsembleWriter {
+            dir: dir.to_path_buf(),
+            csv_names: json.observables.iter().map(|n| csv_field(n)).collect(),
+            observables: json.observables,
+            steps: json.steps,
+            trajectories: json.trajectories,
+            csv,
+            acc,
+            divergences: json.divergences,
+            diverged: json.diverged,
+            gradient_evaluations: json.gradient_evaluations,
+            seconds: f64::from_bits(json.seconds_bits),
+        })
+    }
+
+    /// Divergences so far (the first [`LISTED_DIVERGENCES`]).
+    pub fn divergences(&self) -> &[Divergence] {
+        &self.divergences
+    }
+
+    /// How many trajectories diverged so far.
+    pub fn diverged(&self) -> usize {
+        self.diverged
+    }
+
+    /// Stochastic gradients evaluated so far.
+    pub fn gradient_evaluations(&self) -> u64 {
+        self.gradient_evaluations
+    }
+
+    /// Wall time of the blocks so far, seconds.
+    pub fn seconds(&self) -> f64 {
+        self.seconds
+    }
+
+    /// Write the remaining files (config, summaries, plots, report; see [`write_ensemble`]),
+    /// move `trajectories.csv` into place, remove the checkpoint, and return the paths.
+    /// `seconds` is the wall time reported (the blocks' own sum if NaN).
+    pub fn finish(mut self, meta: &RunMeta, seconds: f64) -> quasistatic::Result<Vec<PathBuf>> {
+        let dir = self.dir.clone();
+        let seconds = if seconds.is_nan() {
+            self.seconds
+        } else {
+            seconds
+        };
+        let mut written = Vec::new();
+        let mut put = |name: &str, bytes: &[u8]| -> quasistatic::Result<()> {
+            let path = dir.join(name);
+            write_atomic(&path, bytes)?;
+            written.push(path);
+            Ok(())
+        };
+        put("config.toml", meta.config_toml.as_bytes())?;
+        let mut csv_path = None;
+        if let Some(csv) = self.csv.take() {
+            let partial = dir.join(PARTIAL_CSV);
+            let f = csv.into_inner().map_err(|e| {
+                Error::io(
+                    format!("cannot write {}", partial.display()),
+                    e.into_error(),
+                )
+            })?;
+            f.sync_all()
+                .map_err(io_err(format!("cannot sync {}", partial.display())))?;
+            let path = dir.join("trajectories.csv");
+            fs::rename(&partial, &path).map_err(io_err(format!(
+                "cannot rename {} to {}",
+                partial.display(),
+                path.display()
+            )))?;
+            csv_path = Some(path);
+        }
+        let summaries = self.acc.finish();
+        // The run's totals (no records: the files below use only these).
+        let totals = EnsembleResult {
+            observables: self.observables.clone(),
+            steps: self.steps.clone(),
+            trajectories: self.done(),
+            values: Vec::new(),
+            valid: Vec::new(),
+            divergences: std::mem::take(&mut self.divergences),
+            gradient_evaluations: self.gradient_evaluations,
+            seconds,
+        };
+        put("summary.csv", summary_csv(&totals, &summaries).as_bytes())?;
+        put(
+            "summary.json",
+            summary_json(
+                &totals,
+                &summaries,
+                meta,
+                self.acc.retained(),
+                self.diverged,
+            )?
+            .as_bytes(),
+        )?;
+        written.splice(1..1, csv_path);
+        let plot_names = plot_file_names(&totals.observables);
+        for (o, (name, file)) in totals.observables.iter().zip(&plot_names).enumerate() {
+            let series = ensemble_series(&totals, &summaries, o, name);
+            let title = if meta.title.is_empty() {
+                name.clone()
+            } else {
+                format!("{}: {name}", meta.title)
+            };
+            let path = dir.join(file);
+            band_plot(&path, &title, "optimizer step", name, &[series])?;
+            written.push(path);
+        }
+        let report = report_md(&totals, &summaries, meta, &plot_names, self.diverged);
+        let path = dir.join("report.md");
+        write_atomic(&path, report.as_bytes())?;
+        written.push(path);
+        let _ = fs::remove_file(dir.join(CHECKPOINT));
+        if let Ok(entries) = fs::read_dir(&dir) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with(".checkpoint-") && name.ends_with(".bin") {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+        Ok(written)
+    }
 }
 
 /// `summary.csv`: checkpoint-major, then statistic (in [`CSV_STATISTICS`] order), then
@@ -254,7 +567,13 @@ struct SummaryJson<'a> {
     trajectories: usize,
     gradient_evaluations: u64,
     seconds: Option<f64>,
+    /// How many trajectories diverged.
+    diverged: usize,
+    /// The first [`LISTED_DIVERGENCES`] of them.
     divergences: &'a [Divergence],
+    /// Trajectories whose records give the quantiles (all of them unless the ensemble is
+    /// larger than [`SummaryAccumulator`] keeps; then the first ones).
+    quantiles_from_trajectories: usize,
     observables: OrderedMap<'a, ObservableJson>,
 }
 
@@ -267,6 +586,8 @@ fn summary_json(
     result: &EnsembleResult,
     summaries: &[Vec<Summary>],
     meta: &RunMeta,
+    quantiles_from_trajectories: usize,
+    diverged: usize,
 ) -> quasistatic::Result<String> {
     let observables: Vec<(String, ObservableJson)> = result
         .observables
@@ -302,7 +623,9 @@ fn summary_json(
         trajectories: result.trajectories,
         gradient_evaluations: result.gradient_evaluations,
         seconds: finite(result.seconds),
+        diverged,
         divergences: &result.divergences,
+        quantiles_from_trajectories,
         observables: OrderedMap(&observables),
     };
     // serde_json writes non-finite floats (e.g. a `last_finite_loss` of NaN) as `null`.
@@ -341,6 +664,7 @@ fn report_md(
     summaries: &[Vec<Summary>],
     meta: &RunMeta,
     plot_files: &[String],
+    diverged: usize,
 ) -> String {
     let mut out = String::new();
     let title = if meta.title.is_empty() {
@@ -364,17 +688,21 @@ fn report_md(
     out.push('\n');
 
     let _ = writeln!(out, "## Divergences\n");
-    if result.divergences.is_empty() {
+    if diverged == 0 {
         let _ = writeln!(out, "none\n");
     } else {
         let _ = writeln!(
             out,
-            "{} of {} trajectories diverged:\n",
-            result.divergences.len(),
-            result.trajectories
+            "{diverged} of {} trajectories diverged{}:\n",
+            result.trajectories,
+            if diverged > result.divergences.len() {
+                format!(" (the first {} listed)", result.divergences.len())
+            } else {
+                String::new()
+            }
         );
         for d in &result.divergences {
-            let _ = writeln!(out, "- {d}");
+            let _ = writeln!(out, "- {}", md_cell(&d.to_string()));
         }
         out.push('\n');
     }

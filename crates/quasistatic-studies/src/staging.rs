@@ -132,6 +132,78 @@ impl Staging {
         })
     }
 
+    /// A staging folder with a given `name` beside `out` (e.g. `<out>.partial` for a run with
+    /// checkpoints, which must be found again by a later process): checked as [`Staging::new`];
+    /// an existing folder of that name must be a quasistatic staging folder and is replaced.
+    pub fn new_named(out: &Path, name: &str) -> Result<Staging> {
+        let (parent, _) = split(out)?;
+        check_replaceable(out)?;
+        let dir = parent.join(name);
+        check_replaceable(&dir)?;
+        fs::create_dir_all(&parent).map_err(|e| {
+            Error::io(
+                format!(
+                    "cannot create the parent folder {} of --out",
+                    parent.display()
+                ),
+                e,
+            )
+        })?;
+        if dir.exists() {
+            fs::remove_dir_all(&dir)
+                .map_err(|e| Error::io(format!("cannot remove the old {}", dir.display()), e))?;
+        }
+        fs::create_dir(&dir).map_err(|e| {
+            Error::io(
+                format!(
+                    "cannot write into {} (cannot create {})",
+                    parent.display(),
+                    dir.display()
+                ),
+                e,
+            )
+        })?;
+        fs::write(
+            dir.join(MARKER),
+            b"written by quasistatic; a rerun replaces this folder\n",
+        )
+        .map_err(|e| Error::io(format!("cannot write into {}", dir.display()), e))?;
+        Ok(Self::register(out, dir))
+    }
+
+    /// Take over the existing staging folder `dir` (a run's kept `<out>.partial`) for `out`.
+    pub fn adopt(dir: &Path, out: &Path) -> Result<Staging> {
+        split(out)?;
+        check_replaceable(out)?;
+        if !dir.join(MARKER).is_file() {
+            return Err(Error::invalid(
+                "--resume",
+                dir.display(),
+                format!("a staging folder written by quasistatic (it holds {MARKER})"),
+            ));
+        }
+        Ok(Self::register(out, dir.to_path_buf()))
+    }
+
+    fn register(out: &Path, dir: PathBuf) -> Staging {
+        LIVE.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(dir.clone());
+        Staging {
+            out: out.to_path_buf(),
+            dir,
+            committed: false,
+        }
+    }
+
+    /// Leave the staging folder on disk (a checkpointed run that was interrupted) and return
+    /// its path.
+    pub fn keep(mut self) -> PathBuf {
+        self.committed = true;
+        unregister(&self.dir);
+        self.dir.clone()
+    }
+
     /// The staging folder: write the run's files here.
     pub fn path(&self) -> &Path {
         &self.dir

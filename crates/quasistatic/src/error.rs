@@ -46,6 +46,29 @@ pub enum Error {
     /// produced no result.
     #[error("interrupted before the run finished")]
     Interrupted,
+    /// A run that would need more memory or disk than the machine has: refused before it
+    /// starts.
+    #[error("{what} needs about {needed}, but {available}; {suggestion}")]
+    Resources {
+        /// What would run out (e.g. "memory of the run").
+        what: String,
+        /// The estimate, in words (e.g. "41.2 GiB").
+        needed: String,
+        /// What there is, in words.
+        available: String,
+        /// What to change (e.g. "raise record_every to 100").
+        suggestion: String,
+    },
+    /// Every trajectory of an ensemble diverged: there is no result to report.
+    #[error("all {trajectories} trajectories diverged (the first at step {first_step}: {reason})")]
+    AllDiverged {
+        /// Ensemble size.
+        trajectories: usize,
+        /// The earliest divergence step.
+        first_step: u64,
+        /// Its reason.
+        reason: String,
+    },
 }
 
 impl Error {

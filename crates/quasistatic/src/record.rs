@@ -4,7 +4,7 @@
 use crate::observe::Observable;
 
 /// A trajectory that diverged: which, when, why.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Divergence {
     /// Trajectory index.
     pub trajectory: usize,
@@ -68,6 +68,12 @@ impl EnsembleResult {
             .filter_map(|j| self.get(j, c, o))
             .collect()
     }
+}
+
+/// How many checkpoints [`checkpoints`]`(steps, every)` has, without listing them.
+pub fn checkpoint_count(steps: u64, every: u64) -> u64 {
+    let every = every.max(1);
+    steps / every + 1 + u64::from(steps % every != 0)
 }
 
 /// Checkpoint steps `0, K, 2K, ..., steps` (the last step always included).

@@ -134,6 +134,258 @@ pub fn summarize_ensemble(result: &EnsembleResult) -> Vec<Vec<Summary>> {
         .collect()
 }
 
+/// How many recorded values a [`SummaryAccumulator`] keeps for the quantiles before it keeps
+/// only the first trajectories' values (2^24 values, 128 MiB).
+pub const RETAINED_VALUES: usize = 1 << 24;
+
+/// The fewest trajectories a [`SummaryAccumulator`] keeps for the quantiles (all of them in a
+/// smaller ensemble).
+pub const MIN_RETAINED_TRAJECTORIES: usize = 1000;
+
+/// Summaries of an ensemble accumulated trajectory by trajectory, in trajectory order, so that
+/// an ensemble can be run and written in blocks without holding all its records.
+///
+/// - `count`, `mean`, `min`, `max` are exact and streaming (`mean` is the sequential sum in
+///   trajectory order over the count, the same bits as [`summarize`]);
+/// - the records of the first [`SummaryAccumulator::retained`] trajectories are kept: when
+///   that is every trajectory the summaries are exactly [`summarize_ensemble`]'s; otherwise
+///   `std` and `stderr` come from Welford's streaming sum of squared deviations and the
+///   quantiles from the kept trajectories (an i.i.d. sample of the ensemble, since trajectories
+///   are independent and identically distributed; their number is reported next to them).
+///
+/// Memory: `retained x checkpoints x observables` values plus five numbers per checkpoint and
+/// observable, whatever the ensemble size.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SummaryAccumulator {
+    checkpoints: usize,
+    observables: usize,
+    retain: usize,
+    seen: usize,
+    count: Vec<u64>,
+    sum: Vec<f64>,
+    welford_mean: Vec<f64>,
+    m2: Vec<f64>,
+    min: Vec<f64>,
+    max: Vec<f64>,
+    /// Kept records, trajectory-major (`(j * checkpoints + c) * observables + o`).
+    kept: Vec<f64>,
+    /// Valid checkpoints of each kept trajectory.
+    kept_valid: Vec<usize>,
+}
+
+impl SummaryAccumulator {
+    /// An accumulator for an ensemble of `trajectories` trajectories with `checkpoints`
+    /// checkpoints and `observables` observables. It keeps the records of
+    /// `max(MIN_RETAINED_TRAJECTORIES, RETAINED_VALUES / (checkpoints x observables))`
+    /// trajectories (at most all of them) for the quantiles.
+    pub fn new(trajectories: usize, checkpoints: usize, observables: usize) -> Self {
+        let cells = checkpoints * observables;
+        let retain =
+            trajectories.min(MIN_RETAINED_TRAJECTORIES.max(RETAINED_VALUES / cells.max(1)));
+        SummaryAccumulator {
+            checkpoints,
+            observables,
+            retain,
+            seen: 0,
+            count: vec![0; cells],
+            sum: vec![0.0; cells],
+            welford_mean: vec![0.0; cells],
+            m2: vec![0.0; cells],
+            min: vec![f64::INFINITY; cells],
+            max: vec![f64::NEG_INFINITY; cells],
+            kept: Vec::new(),
+            kept_valid: Vec::new(),
+        }
+    }
+
+    /// Trajectories whose records are kept for the quantiles (see the type's documentation).
+    pub fn retained(&self) -> usize {
+        self.retain
+    }
+
+    /// Trajectories added so far.
+    pub fn seen(&self) -> usize {
+        self.seen
+    }
+
+    /// Bytes of memory the accumulator holds once full, for `trajectories`, `checkpoints`
+    /// and `observables` (for resource estimates before a run).
+    pub fn memory_bytes(trajectories: usize, checkpoints: usize, observables: usize) -> u64 {
+        let cells = (checkpoints as u64).saturating_mul(observables as u64);
+        let retain = (trajectories as u64)
+            .min((MIN_RETAINED_TRAJECTORIES as u64).max(RETAINED_VALUES as u64 / cells.max(1)));
+        cells
+            .saturating_mul(6 + retain)
+            .saturating_add(retain)
+            .saturating_mul(8)
+    }
+
+    /// Add the next trajectory: its records (`checkpoints x observables`, checkpoint-major)
+    /// of which the first `valid` checkpoints count.
+    pub fn push(&mut self, values: &[f64], valid: usize) {
+        let cells = self.checkpoints * self.observables;
+        debug_assert_eq!(values.len(), cells);
+        let valid = valid.min(self.checkpoints);
+        for (i, &x) in values[..valid * self.observables].iter().enumerate() {
+            self.count[i] += 1;
+            let n = self.count[i] as f64;
+            self.sum[i] += x;
+            let delta = x - self.welford_mean[i];
+            self.welford_mean[i] += delta / n;
+            self.m2[i] += delta * (x - self.welford_mean[i]);
+            if x < self.min[i] {
+                self.min[i] = x;
+            }
+            if x > self.max[i] {
+                self.max[i] = x;
+            }
+        }
+        if self.seen < self.retain {
+            self.kept.extend_from_slice(values);
+            self.kept_valid.push(valid);
+        }
+        self.seen += 1;
+    }
+
+    /// Add every trajectory of `result` in order (its checkpoints and observables must match).
+    pub fn push_ensemble(&mut self, result: &EnsembleResult) {
+        let cells = self.checkpoints * self.observables;
+        for j in 0..result.trajectories {
+            self.push(&result.values[j * cells..(j + 1) * cells], result.valid[j]);
+        }
+    }
+
+    /// The summaries, indexed `[checkpoint][observable]`.
+    pub fn finish(&self) -> Vec<Vec<Summary>> {
+        let all_kept = self.kept_valid.len() == self.seen;
+        (0..self.checkpoints)
+            .map(|c| {
+                (0..self.observables)
+                    .map(|o| {
+                        let column: Vec<f64> = self
+                            .kept_valid
+                            .iter()
+                            .enumerate()
+                            .filter(|&(_, &v)| c < v)
+                            .map(|(j, _)| {
+                                self.kept[(j * self.checkpoints + c) * self.observables + o]
+                            })
+                            .collect();
+                        let sample = summarize(&column);
+                        if all_kept {
+                            return sample;
+                        }
+                        let i = c * self.observables + o;
+                        let n = self.count[i] as usize;
+                        if n == 0 {
+                            return Summary::EMPTY;
+                        }
+                        let nf = n as f64;
+                        let (std, stderr) = if n < 2 {
+                            (f64::NAN, f64::NAN)
+                        } else {
+                            let std = (self.m2[i] / (nf - 1.0)).sqrt();
+                            (std, std / nf.sqrt())
+                        };
+                        Summary {
+                            count: n,
+                            mean: self.sum[i] / nf,
+                            std,
+                            stderr,
+                            min: self.min[i],
+                            max: self.max[i],
+                            ..sample
+                        }
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The accumulator's state as little-endian words (for checkpoints of a run): sizes,
+    /// then every array. [`SummaryAccumulator::from_bytes`] reads it back bit for bit.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut word = |w: u64| out.extend_from_slice(&w.to_le_bytes());
+        for n in [
+            self.checkpoints,
+            self.observables,
+            self.retain,
+            self.seen,
+            self.kept_valid.len(),
+        ] {
+            word(n as u64);
+        }
+        for &c in &self.count {
+            word(c);
+        }
+        for a in [
+            &self.sum,
+            &self.welford_mean,
+            &self.m2,
+            &self.min,
+            &self.max,
+            &self.kept,
+        ] {
+            for x in a.iter() {
+                word(x.to_bits());
+            }
+        }
+        for &v in &self.kept_valid {
+            word(v as u64);
+        }
+        out
+    }
+
+    /// Read [`SummaryAccumulator::to_bytes`]; `None` if the bytes are not such a state.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() % 8 != 0 {
+            return None;
+        }
+        let mut words = bytes
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap()));
+        let mut size = || words.next().and_then(|w| usize::try_from(w).ok());
+        let (checkpoints, observables, retain, seen, kept_n) =
+            (size()?, size()?, size()?, size()?, size()?);
+        let cells = checkpoints.checked_mul(observables)?;
+        let expected = 5usize
+            .checked_add(cells.checked_mul(6)?)?
+            .checked_add(kept_n.checked_mul(cells)?)?
+            .checked_add(kept_n)?;
+        if bytes.len() / 8 != expected || kept_n > retain || kept_n > seen {
+            return None;
+        }
+        let mut words = bytes[40..]
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap()));
+        let mut take = |n: usize| -> Vec<u64> { (&mut words).take(n).collect() };
+        let count = take(cells);
+        let floats = |w: Vec<u64>| w.into_iter().map(f64::from_bits).collect::<Vec<f64>>();
+        let sum = floats(take(cells));
+        let welford_mean = floats(take(cells));
+        let m2 = floats(take(cells));
+        let min = floats(take(cells));
+        let max = floats(take(cells));
+        let kept = floats(take(kept_n * cells));
+        let kept_valid = take(kept_n).into_iter().map(|v| v as usize).collect();
+        Some(SummaryAccumulator {
+            checkpoints,
+            observables,
+            retain,
+            seen,
+            count,
+            sum,
+            welford_mean,
+            m2,
+            min,
+            max,
+            kept,
+            kept_valid,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,5 +488,62 @@ mod tests {
         assert_eq!(s[1][0].count, 2);
         assert_eq!(s[1][0].mean, 3.0); // 2, 4
         assert!(close(s[1][0].std, 2.0f64.sqrt()));
+    }
+
+    /// Fed trajectory by trajectory with every record kept, the accumulator gives exactly
+    /// `summarize_ensemble`'s summaries; with only some kept, count, mean, min and max are
+    /// still exact, std is within rounding of the two-pass value, and the bytes round-trip.
+    #[test]
+    fn accumulator_matches_the_two_pass_summaries() {
+        let steps = vec![0, 10, 20];
+        let n = 2500;
+        let mut values = Vec::new();
+        let mut valid = Vec::new();
+        for j in 0..n {
+            for c in 0..3 {
+                for o in 0..2 {
+                    values.push(((j * 7919 + c * 104729 + o * 13) % 1009) as f64 / 17.0 - 20.0);
+                }
+            }
+            valid.push(if j % 97 == 5 { 1 } else { 3 });
+        }
+        let result = EnsembleResult {
+            observables: vec!["a".into(), "b".into()],
+            steps,
+            trajectories: n,
+            values,
+            valid,
+            divergences: vec![],
+            gradient_evaluations: 0,
+            seconds: 0.0,
+        };
+        let exact = summarize_ensemble(&result);
+        let mut all = SummaryAccumulator::new(n, 3, 2);
+        assert_eq!(all.retained(), n);
+        all.push_ensemble(&result);
+        assert_eq!(all.finish(), exact);
+        // Keep only 1000 of 2500 (a budget below the ensemble).
+        let mut some = SummaryAccumulator::new(n, 3, 2);
+        some.retain = 1000;
+        some.push_ensemble(&result);
+        let back = SummaryAccumulator::from_bytes(&some.to_bytes()).unwrap();
+        assert_eq!(back, some);
+        assert!(SummaryAccumulator::from_bytes(&some.to_bytes()[8..]).is_none());
+        for (row_e, row_s) in exact.iter().zip(back.finish()) {
+            for (e, s) in row_e.iter().zip(row_s) {
+                assert_eq!(
+                    (s.count, s.mean, s.min, s.max),
+                    (e.count, e.mean, e.min, e.max)
+                );
+                assert!(
+                    (s.std - e.std).abs() <= 1e-12 * e.std,
+                    "{} {}",
+                    s.std,
+                    e.std
+                );
+                // Quantiles of 1000 of the values: within a few percent of the range.
+                assert!((s.q50 - e.q50).abs() < 0.05 * (e.max - e.min));
+            }
+        }
     }
 }

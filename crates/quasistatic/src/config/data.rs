@@ -310,10 +310,15 @@ fn prepare_options(
     })
 }
 
-/// Resolve `path` against the config file's folder `dir` if it is relative.
+/// Resolve `path` against the config file's folder `dir` if it is relative, and make it
+/// absolute (against the working directory), so that the resolved config saved next to a
+/// run's results reruns from any folder.
 fn resolve(path: &mut PathBuf, dir: &Path) {
     if path.is_relative() {
         *path = dir.join(&*path);
+    }
+    if let Ok(abs) = std::path::absolute(&*path) {
+        *path = abs;
     }
 }
 

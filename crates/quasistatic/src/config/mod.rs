@@ -323,6 +323,7 @@ impl Config {
             steps: self.steps,
             record_every: self.record_every,
             trajectories: self.trajectories,
+            first_trajectory: 0,
             seed: self.seed,
             max_loss: self.max_loss,
             start: start.theta,

@@ -43,6 +43,7 @@ pub mod coefficients;
 pub mod drift;
 pub mod equilibrium;
 pub mod regularisers;
+pub mod stability;
 mod table;
 pub mod third_order;
 

@@ -38,6 +38,11 @@ pub struct EnsembleSpec {
     pub record_every: u64,
     /// Number of trajectories `N`.
     pub trajectories: usize,
+    /// Number of the first trajectory: the run is trajectories `first_trajectory ..
+    /// first_trajectory + trajectories` of the ensemble keyed by `seed` (0 for a whole
+    /// ensemble). Running an ensemble in consecutive blocks of trajectories gives the same
+    /// trajectories, bit for bit, as one run.
+    pub first_trajectory: usize,
     /// Master seed.
     pub seed: u64,
     /// A trajectory whose loss exceeds this (or is not finite) has diverged.
@@ -63,7 +68,7 @@ pub struct EnsembleSpec {
 }
 
 impl Default for EnsembleSpec {
-    /// One trajectory of one step from an empty start, recorded every step, seed 0,
+    /// One trajectory (number 0) of one step from an empty start, recorded every step, seed 0,
     /// `max_loss = 1e8`, no start perturbation, no progress reports, observed as is: fill in what
     /// a run needs with struct-update syntax.
     fn default() -> Self {
@@ -71,6 +76,7 @@ impl Default for EnsembleSpec {
             steps: 1,
             record_every: 1,
             trajectories: 1,
+            first_trajectory: 0,
             seed: 0,
             max_loss: 1e8,
             start: Vec::new(),
@@ -182,10 +188,10 @@ impl Run<'_> {
 
     /// Group `g`: its first trajectory and the lanes in use (0: padding).
     fn group(&self, g: usize) -> (usize, usize) {
-        let first = g * LANES;
+        let local = g * LANES;
         (
-            first,
-            LANES.min(self.spec.trajectories.saturating_sub(first)),
+            self.spec.first_trajectory + local,
+            LANES.min(self.spec.trajectories.saturating_sub(local)),
         )
     }
 
