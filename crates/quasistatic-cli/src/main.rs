@@ -400,7 +400,7 @@ fn execute(command: Command) -> quasistatic::Result<()> {
                         "--h",
                         h,
                         format!(
-                            "a divisor of record_every = {every} (the SDE must land on every record): {}{}",
+                            "a divisor of record_every = {every}: {}{} (the SDE must land on every record)",
                             divisors.join(", "),
                             if divisors.len() == 12 { ", ..." } else { "" }
                         ),

@@ -88,14 +88,30 @@ fn every_example_runs_and_writes_its_files() {
             csv.lines().filter(|l| l.contains(",loss,")).count() == 30,
             "{name}: wrong number of loss rows"
         );
-        // The resolved config is itself a valid config.
+        // The resolved config is itself a valid config, and rerun from another folder it
+        // gives the same files, byte for byte (the wall time in summary.json aside).
         let again = run(bin().arg("check").arg(out.join("config.toml")));
         assert!(
             again.status.success(),
             "{name}: resolved config invalid: {}",
             text(&again.stderr)
         );
+        let out2 = temp_dir(&format!("{name}-rerun"));
+        let o = run(bin()
+            .current_dir(std::env::temp_dir())
+            .arg("simulate")
+            .arg(out.join("config.toml"))
+            .arg("--out")
+            .arg(&out2)
+            .arg("--no-progress"));
+        assert!(
+            o.status.success(),
+            "{name}: rerun failed: {}",
+            text(&o.stderr)
+        );
+        assert_same_files(&out, &out2, &name);
         let _ = std::fs::remove_dir_all(&out);
+        let _ = std::fs::remove_dir_all(&out2);
     }
 }
 
@@ -232,22 +248,250 @@ fn missing_config_file_names_the_path() {
     assert!(text(&o.stderr).contains("/nonexistent/q.toml"));
 }
 
+/// The files of two output folders, byte for byte, except the wall time (`"seconds"`) of
+/// `summary.json`.
+fn assert_same_files(a: &Path, b: &Path, what: &str) {
+    let names = |d: &Path| {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(a), names(b), "{what}: different files");
+    for f in names(a) {
+        let (x, y) = (
+            std::fs::read(a.join(&f)).unwrap(),
+            std::fs::read(b.join(&f)).unwrap(),
+        );
+        if f == "summary.json" {
+            let strip = |t: &[u8]| -> String {
+                text(t)
+                    .lines()
+                    .filter(|l| !l.trim_start().starts_with("\"seconds\""))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            assert_eq!(strip(&x), strip(&y), "{what}: {f} differs");
+        } else {
+            assert!(x == y, "{what}: {f} differs");
+        }
+    }
+}
+
+/// Every trajectory diverging is a failure (exit 3, nothing written); some diverging is
+/// reported with their count and the run succeeds.
 #[test]
 fn divergence_is_reported_not_hidden() {
     let cfg = write_config("diverge", &GOOD.replace("lr = 0.05", "lr = 2.5"));
     let out = cfg.parent().unwrap().join("out");
     let o = simulate_small(&cfg, &out, &[]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(err.contains("all 6 trajectories diverged"), "{err}");
+    assert!(
+        !out.exists(),
+        "a run with no result wrote {}",
+        out.display()
+    );
+    let left: Vec<_> = std::fs::read_dir(cfg.parent().unwrap()).unwrap().collect();
+    assert_eq!(left.len(), 1, "only the config remains: {left:?}");
+    // `check` warns before any run.
+    let o = run(bin().arg("check").arg(&cfg));
+    assert!(
+        text(&o.stderr).contains("lr * lambda_max"),
+        "{}",
+        text(&o.stderr)
+    );
+    // Start noise large enough that some trajectories start beyond the stable region.
+    let body = GOOD.replace("lr = 0.05", "lr = 0.4") + "[start]\ntheta = [0.0, 1.0]\nnoise = 3.0\n";
+    let cfg = write_config("diverge-some", &body);
+    let out = cfg.parent().unwrap().join("out");
+    let o = run(bin()
+        .arg("simulate")
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&out)
+        .args([
+            "--steps",
+            "200",
+            "--trajectories",
+            "64",
+            "--record-every",
+            "50",
+        ]));
     assert!(o.status.success(), "{}", text(&o.stderr));
     let err = text(&o.stderr);
     assert!(
-        err.contains("trajectory 0 diverged at step") && err.contains("last finite loss"),
+        err.contains("diverged at step") && err.contains("of 64 trajectories diverged"),
         "{err}"
     );
     let json = std::fs::read_to_string(out.join("summary.json")).unwrap();
     assert!(
-        json.contains("divergences") && json.contains("max_loss"),
+        json.contains("\"diverged\"") && json.contains("max_loss"),
         "{json}"
     );
+}
+
+/// A run stopped by Ctrl-C after a checkpoint exits 130 and keeps `<out>.partial`; resumed,
+/// it writes the same files as an uninterrupted run. Without checkpoints, Ctrl-C leaves
+/// nothing behind.
+#[cfg(unix)]
+#[test]
+fn interrupted_runs_resume_to_the_same_files_or_leave_nothing() {
+    let dir = temp_dir("resume");
+    let cfg = workspace().join("examples/valley_sgd.toml");
+    let size = [
+        "--steps",
+        "200000",
+        "--trajectories",
+        "2048",
+        "--record-every",
+        "20000",
+        "--no-progress",
+    ];
+    let whole = dir.join("whole");
+    let o = run(bin()
+        .arg("simulate")
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&whole)
+        .args(size));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+
+    let out = dir.join("out");
+    let partial = dir.join("out.partial");
+    let interrupt = |extra: &[&str], wait_for: &Path| {
+        let mut child = bin()
+            .arg("simulate")
+            .arg(&cfg)
+            .arg("--out")
+            .arg(&out)
+            .args(size)
+            .args(extra)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let t0 = std::time::Instant::now();
+        while !wait_for.exists() {
+            assert!(
+                t0.elapsed().as_secs() < 60,
+                "{} never appeared",
+                wait_for.display()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let k = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(k.success());
+        child.wait_with_output().unwrap()
+    };
+    let o = interrupt(
+        &["--checkpoint-every", "16"],
+        &partial.join("checkpoint.json"),
+    );
+    assert_eq!(o.status.code(), Some(130), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("--resume"), "{}", text(&o.stderr));
+    assert!(!out.exists() && partial.join("checkpoint.json").is_file());
+    let o = run(bin()
+        .arg("simulate")
+        .arg("--resume")
+        .arg(&partial)
+        .arg("--no-progress"));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(!partial.exists(), "the checkpoint folder was not renamed");
+    assert_same_files(&whole, &out, "resumed run");
+
+    // Without checkpoints: the staging folder goes, the earlier output stays as it was.
+    let before = std::fs::read(out.join("summary.csv")).unwrap();
+    let staging_exists = || {
+        std::fs::read_dir(&dir).unwrap().any(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains(".staging-")
+        })
+    };
+    let o = {
+        let mut child = bin()
+            .arg("simulate")
+            .arg(&cfg)
+            .arg("--out")
+            .arg(&out)
+            .args(size)
+            .args(["--seed", "3"])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let t0 = std::time::Instant::now();
+        while !staging_exists() {
+            assert!(t0.elapsed().as_secs() < 60, "no staging folder appeared");
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    assert_eq!(o.status.code(), Some(130), "{}", text(&o.stderr));
+    assert!(!staging_exists(), "the staging folder was left behind");
+    assert_eq!(std::fs::read(out.join("summary.csv")).unwrap(), before);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs the machine cannot hold are refused before they start (exit 2, a suggestion,
+/// nothing written); `compare --h` must divide record_every.
+#[test]
+fn impossible_sizes_and_bad_h_are_refused() {
+    let cfg = write_config("huge", GOOD);
+    let out = cfg.parent().unwrap().join("out");
+    let o = run(bin()
+        .arg("simulate")
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&out)
+        .args([
+            "--steps",
+            "100000000",
+            "--trajectories",
+            "100000",
+            "--record-every",
+            "1",
+        ]));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("record_every =") && err.contains("memory"),
+        "{err}"
+    );
+    assert!(!out.exists());
+    let o = run(bin()
+        .arg("compare")
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&out)
+        .args(["--h", "7"]));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("a divisor of record_every = 10: 1, 2, 5, 10"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!out.exists());
+    // A file as --out is refused before any work.
+    let file = cfg.parent().unwrap().join("f.txt");
+    std::fs::write(&file, "x").unwrap();
+    let t0 = std::time::Instant::now();
+    let o = run(bin().arg("simulate").arg(&cfg).arg("--out").arg(&file));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("this path is a file"));
+    assert!(t0.elapsed().as_secs() < 30);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
 }
 
 /// `derive` on the network kinds: the matrix-sensing example (from its pre-trained start,

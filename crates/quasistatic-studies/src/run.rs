@@ -503,6 +503,7 @@ fn run_blocks(
     let seconds = writer.seconds();
     let files = writer.finish(meta, f64::NAN)?;
     let staged = staging.path().to_path_buf();
+    let _ = std::fs::remove_file(staged.join(TARGET));
     let out = staging.commit()?;
     let files = files
         .into_iter()
