@@ -446,12 +446,23 @@ impl Ensemble {
         Ok(out)
     }
 
-    /// Write the CLI's files of this run into `dir` (created if needed; every file atomically):
-    /// `config.toml`, `trajectories.csv` (unless `save_trajectories = false`), `summary.csv`,
-    /// `summary.json`, the plots and `report.md`. Returns the paths written.
+    /// Write the CLI's files of this run into the folder `dir`, as the CLI does: written
+    /// beside it and renamed into place, replacing an earlier quasistatic output folder whole
+    /// (a folder holding other files is refused): `config.toml`, `trajectories.csv` (unless
+    /// `save_trajectories = false`), `summary.csv`, `summary.json`, the plots and
+    /// `report.md`. Returns the paths written.
     fn save(&self, py: Python<'_>, dir: PathBuf) -> PyResult<Vec<PathBuf>> {
-        py.detach(|| output::write_ensemble(&dir, &self.result, &self.meta))
-            .map_err(|e| to_py(py, e))
+        py.detach(|| -> quasistatic::Result<Vec<PathBuf>> {
+            let staging = quasistatic_studies::staging::Staging::new(&dir)?;
+            let staged = staging.path().to_path_buf();
+            let files = output::write_ensemble(&staged, &self.result, &self.meta)?;
+            let out = staging.commit()?;
+            Ok(files
+                .into_iter()
+                .map(|f| out.join(f.strip_prefix(&staged).unwrap_or(&f)))
+                .collect())
+        })
+        .map_err(|e| to_py(py, e))
     }
 
     /// Everything, as plain values (for pickling; [`ensemble_from_state`] inverts it).
