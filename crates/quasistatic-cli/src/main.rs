@@ -407,9 +407,11 @@ fn execute(command: Command) -> quasistatic::Result<()> {
                     ));
                 }
             }
+            let staging = staging::Staging::new(&out)?;
             let built = cfg.build()?;
             warn_stability(&built, &built.spec.start, "the start");
-            let staging = staging::Staging::new(&out)?;
+            let est = run::estimate(&cfg, &built)?;
+            run::check_in_memory(&est, if eta_sweep { 6 } else { 3 })?;
             let dir = staging.path().to_path_buf();
             if eta_sweep {
                 let sweep = validate::eta_sweep(&cfg, &dir, &[1.0, 0.5, 0.25], tolerance, true)?;

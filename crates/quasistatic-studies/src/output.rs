@@ -237,19 +237,20 @@ impl EnsembleWriter {
         }
         let first = self.done();
         if let Some(csv) = &mut self.csv {
-            let mut line = String::with_capacity(64);
+            // One trajectory's rows at a time into a reused buffer, then one write.
+            let mut rows = String::with_capacity(64 * block.steps.len() * self.csv_names.len());
             for j in 0..block.trajectories {
+                rows.clear();
                 for (c, step) in block.steps.iter().enumerate() {
                     for (o, name) in self.csv_names.iter().enumerate() {
                         if let Some(v) = block.get(j, c, o) {
-                            line.clear();
-                            let _ = writeln!(line, "{step},{},{name},{v}", first + j);
-                            csv.write_all(line.as_bytes()).map_err(io_err(format!(
-                                "cannot write {}",
-                                self.dir.join(PARTIAL_CSV).display()
-                            )))?;
+                            let _ = writeln!(rows, "{step},{},{name},{v}", first + j);
                         }
                     }
+                }
+                if let Err(e) = csv.write_all(rows.as_bytes()) {
+                    let path = self.dir.join(PARTIAL_CSV);
+                    return Err(Error::io(format!("cannot write {}", path.display()), e));
                 }
             }
         }

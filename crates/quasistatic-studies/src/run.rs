@@ -133,6 +133,9 @@ pub struct Estimate {
     pub seconds: f64,
     /// Checkpoints (records per trajectory and observable).
     pub checkpoints: usize,
+    /// Bytes of every record of the ensemble at once (what a command that keeps the whole
+    /// ensemble in memory, such as `compare`, needs per ensemble).
+    pub records_bytes: u64,
     /// Trajectories per block.
     pub block: usize,
 }
@@ -203,6 +206,7 @@ pub fn estimate(config: &Config, built: &Built) -> Result<Estimate> {
         trajectory_steps_per_second: rate,
         seconds: total / rate,
         checkpoints: cps,
+        records_bytes: (n as u64).saturating_mul(cells as u64).saturating_mul(8),
         block,
     })
 }
@@ -227,6 +231,8 @@ pub fn bytes(b: u64) -> String {
 pub fn duration(s: f64) -> String {
     if !s.is_finite() {
         "forever".into()
+    } else if s < 0.1 {
+        "under 0.1 s".into()
     } else if s < 60.0 {
         format!("{s:.1} s")
     } else if s < 3600.0 {
@@ -319,6 +325,23 @@ pub fn check_resources(config: &Config, est: &Estimate, out: Option<&Path>) -> R
         }
     }
     Ok(())
+}
+
+/// Refuse (as [`check_resources`]) a command that holds `copies` whole ensembles of records
+/// in memory (`compare`: the true and the derived ensemble, and their summaries).
+pub fn check_in_memory(est: &Estimate, copies: u64) -> Result<()> {
+    let needed = est.records_bytes.saturating_mul(copies);
+    match available_memory() {
+        Some(avail) if needed > avail => Err(Error::Resources {
+            what: "comparing the ensembles in memory".into(),
+            needed: bytes(needed),
+            available: format!("{} of memory is available", bytes(avail)),
+            suggestion:
+                "use fewer trajectories (--trajectories) or a larger record_every (--record-every)"
+                    .into(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Lines of an estimate for `check` and `simulate`.
