@@ -50,6 +50,42 @@ fn bit_identical_for_one_and_two_threads() {
     assert_ne!(a.get(0, 6, y), a.get(1, 6, y));
 }
 
+/// An ensemble run in blocks of consecutive trajectories (`first_trajectory`), on the register
+/// path (valley, label noise, heavy ball) and the general path (Adam), gives the same records,
+/// bit for bit, as one run; block boundaries need not be multiples of the lane count.
+#[test]
+fn blocks_of_trajectories_give_the_same_ensemble() {
+    let m = Valley::planar(Profile::Quadratic, 1.0).with_angle(0.3);
+    let noise = NoiseModel::Label {
+        sigma: 1.0,
+        batch: None,
+    };
+    for opt in [
+        AnyOptimizer::HeavyBall(HeavyBall {
+            lr: Schedule::Constant(0.05),
+            beta: 0.9,
+            weight_decay: 0.0,
+        }),
+        every_optimizer(0.05)[3].clone(),
+    ] {
+        let whole = run_ensemble(&m, &noise, &opt, &spec(&m, 300, 37));
+        let mut values = Vec::new();
+        let mut divergences = 0;
+        for (first, n) in [(0, 16), (16, 5), (21, 16)] {
+            let s = EnsembleSpec {
+                first_trajectory: first,
+                ..spec(&m, 300, n)
+            };
+            let part = run_ensemble(&m, &noise, &opt, &s);
+            values.extend(part.values.iter().map(|v| v.to_bits()));
+            divergences += part.divergences.len();
+        }
+        let whole_bits: Vec<u64> = whole.values.iter().map(|v| v.to_bits()).collect();
+        assert_eq!(values, whole_bits, "{}", opt.name());
+        assert_eq!(divergences, whole.divergences.len());
+    }
+}
+
 #[test]
 fn divergence_is_reported_and_others_finish() {
     // a(y) = 1 + y^2 >= 1, so eta = 2.5 gives eta a > 2 everywhere: every trajectory is
