@@ -377,7 +377,23 @@ pub fn simulate(
 ) -> Result<SimulationOutcome> {
     let staging = match options.checkpoint_every {
         None => Staging::new(out)?,
-        Some(_) => Staging::new_named(out, &partial_name(out)?)?,
+        Some(_) => {
+            let name = partial_name(out)?;
+            let partial = out.with_file_name(&name);
+            if partial.join(CHECKPOINT).is_file() {
+                return Err(Error::invalid(
+                    "--out",
+                    out.display(),
+                    format!(
+                        "a folder without an interrupted run: {} holds a checkpoint; continue it \
+                         with `quasistatic simulate --resume {}` or remove it",
+                        partial.display(),
+                        partial.display()
+                    ),
+                ));
+            }
+            Staging::new_named(out, &name)?
+        }
     };
     let built = config.build()?;
     let est = estimate(config, &built)?;
