@@ -148,7 +148,7 @@ fn csv_row_bytes(steps: u64, trajectories: usize, name_len: usize) -> u64 {
 }
 
 /// Estimate memory, disk and time of the run of `config` (built as `built`); the time comes
-/// from a pilot of one group per thread over at most 64 steps (fewer for large models).
+/// from a pilot of one group per thread over at most 4096 steps (fewer for large models).
 pub fn estimate(config: &Config, built: &Built) -> Result<Estimate> {
     let spec = &built.spec;
     let n = spec.trajectories;
@@ -183,9 +183,10 @@ pub fn estimate(config: &Config, built: &Built) -> Result<Estimate> {
     }
     .saturating_add(summary_bytes)
     .saturating_add(n_obs as u64 * 60_000);
-    // Pilot: one group per thread, at most 64 steps and about 2e7 parameter-sample products.
+    // Pilot: one group per thread, at most 4096 steps and about 2e7 parameter-sample
+    // products per trajectory.
     let work = (d * built.model.n_samples().max(1) as u64).max(1);
-    let pilot_steps = (20_000_000 / work).clamp(1, 64).min(spec.steps);
+    let pilot_steps = (20_000_000 / work).clamp(1, 4096).min(spec.steps);
     let pilot = EnsembleSpec {
         steps: pilot_steps,
         record_every: pilot_steps,
@@ -344,9 +345,10 @@ pub fn check_in_memory(est: &Estimate, copies: u64) -> Result<()> {
     }
 }
 
-/// Lines of an estimate for `check` and `simulate`.
+/// Lines of an estimate for `check` and `simulate` (with a warning for a run of more than a
+/// day).
 pub fn describe_estimate(est: &Estimate) -> Vec<(String, String)> {
-    vec![
+    let mut lines = vec![
         (
             "memory".into(),
             format!("about {}", bytes(est.memory_bytes)),
@@ -360,7 +362,17 @@ pub fn describe_estimate(est: &Estimate) -> Vec<(String, String)> {
                 est.trajectory_steps_per_second
             ),
         ),
-    ]
+    ];
+    if est.seconds > 86_400.0 {
+        lines.push((
+            "warning".into(),
+            format!(
+                "this run would take about {}: fewer trajectories or steps?",
+                duration(est.seconds)
+            ),
+        ));
+    }
+    lines
 }
 
 /// The file in a checkpointed staging folder that says where the run goes.
@@ -572,7 +584,12 @@ pub fn run_meta(config: &Config, built: &Built) -> RunMeta {
                 built.noise.name()
             )
         }),
-        config_toml: config.to_toml(),
+        config_toml: {
+            // Every default written out, the observables included.
+            let mut resolved = config.clone();
+            resolved.observables = Some(built.spec.observables.iter().map(|o| o.name()).collect());
+            resolved.to_toml()
+        },
         description: describe(config, built),
         save_trajectories: config.save_trajectories,
     }

@@ -35,6 +35,22 @@ pub struct Staging {
     out: PathBuf,
     dir: PathBuf,
     committed: bool,
+    /// Parent folders this staging created (removed again, if empty, when it is dropped).
+    created: Vec<PathBuf>,
+}
+
+/// The ancestors of `parent` that do not exist yet, innermost first.
+fn missing_ancestors(parent: &Path) -> Vec<PathBuf> {
+    let mut missing = Vec::new();
+    let mut p = parent.to_path_buf();
+    while !p.as_os_str().is_empty() && !p.exists() {
+        missing.push(p.clone());
+        match p.parent() {
+            Some(q) => p = q.to_path_buf(),
+            None => break,
+        }
+    }
+    missing
 }
 
 /// `out`'s parent folder (`.` for a bare name) and its final component.
@@ -93,6 +109,7 @@ impl Staging {
     pub fn new(out: &Path) -> Result<Staging> {
         let (parent, name) = split(out)?;
         check_replaceable(out)?;
+        let created = missing_ancestors(&parent);
         fs::create_dir_all(&parent).map_err(|e| {
             Error::io(
                 format!(
@@ -122,14 +139,9 @@ impl Staging {
             b"written by quasistatic; a rerun replaces this folder\n",
         )
         .map_err(|e| Error::io(format!("cannot write into {}", dir.display()), e))?;
-        LIVE.lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(dir.clone());
-        Ok(Staging {
-            out: out.to_path_buf(),
-            dir,
-            committed: false,
-        })
+        let mut s = Self::register(out, dir);
+        s.created = created;
+        Ok(s)
     }
 
     /// A staging folder with a given `name` beside `out` (e.g. `<out>.partial` for a run with
@@ -193,6 +205,7 @@ impl Staging {
             out: out.to_path_buf(),
             dir,
             committed: false,
+            created: Vec::new(),
         }
     }
 
@@ -271,6 +284,12 @@ impl Drop for Staging {
         if !self.committed {
             let _ = fs::remove_dir_all(&self.dir);
             unregister(&self.dir);
+            for p in &self.created {
+                // Only empty folders go; stop at the first that is not.
+                if fs::remove_dir(p).is_err() {
+                    break;
+                }
+            }
         }
     }
 }
@@ -328,6 +347,9 @@ mod tests {
             let s = Staging::new(&out).unwrap();
             fs::write(s.path().join("a.txt"), "x").unwrap();
         }
+        assert_eq!(fs::read_dir(&root).unwrap().count(), 0);
+        // Parent folders it created go too.
+        drop(Staging::new(&root.join("p/q/run")).unwrap());
         assert_eq!(fs::read_dir(&root).unwrap().count(), 0);
         let file = root.join("f.txt");
         fs::write(&file, "x").unwrap();
