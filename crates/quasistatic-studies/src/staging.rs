@@ -139,7 +139,7 @@ impl Staging {
             b"written by quasistatic; a rerun replaces this folder\n",
         )
         .map_err(|e| Error::io(format!("cannot write into {}", dir.display()), e))?;
-        let mut s = Self::register(out, dir);
+        let mut s = Self::register(out, dir, true);
         s.created = created;
         Ok(s)
     }
@@ -147,6 +147,8 @@ impl Staging {
     /// A staging folder with a given `name` beside `out` (e.g. `<out>.partial` for a run with
     /// checkpoints, which must be found again by a later process): checked as [`Staging::new`];
     /// an existing folder of that name must be a quasistatic staging folder and is replaced.
+    /// Dropped uncommitted it is removed, but [`remove_all`] leaves it (a hard exit keeps the
+    /// last checkpoint in it).
     pub fn new_named(out: &Path, name: &str) -> Result<Staging> {
         let (parent, _) = split(out)?;
         check_replaceable(out)?;
@@ -180,7 +182,7 @@ impl Staging {
             b"written by quasistatic; a rerun replaces this folder\n",
         )
         .map_err(|e| Error::io(format!("cannot write into {}", dir.display()), e))?;
-        Ok(Self::register(out, dir))
+        Ok(Self::register(out, dir, false))
     }
 
     /// Take over the existing staging folder `dir` (a run's kept `<out>.partial`) for `out`.
@@ -194,13 +196,17 @@ impl Staging {
                 format!("a staging folder written by quasistatic (it holds {MARKER})"),
             ));
         }
-        Ok(Self::register(out, dir.to_path_buf()))
+        Ok(Self::register(out, dir.to_path_buf(), false))
     }
 
-    fn register(out: &Path, dir: PathBuf) -> Staging {
-        LIVE.lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(dir.clone());
+    /// A staging folder; `live` ones are removed by [`remove_all`] (a checkpointed run's
+    /// `<out>.partial` is not: its last checkpoint must survive a hard exit).
+    fn register(out: &Path, dir: PathBuf, live: bool) -> Staging {
+        if live {
+            LIVE.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(dir.clone());
+        }
         Staging {
             out: out.to_path_buf(),
             dir,
