@@ -37,6 +37,8 @@ pub struct Staging {
     committed: bool,
     /// Parent folders this staging created (removed again, if empty, when it is dropped).
     created: Vec<PathBuf>,
+    /// A checkpointed run's folder: dropped uncommitted, it stays if it holds a checkpoint.
+    persistent: bool,
 }
 
 /// The ancestors of `parent` that do not exist yet, innermost first.
@@ -147,8 +149,8 @@ impl Staging {
     /// A staging folder with a given `name` beside `out` (e.g. `<out>.partial` for a run with
     /// checkpoints, which must be found again by a later process): checked as [`Staging::new`];
     /// an existing folder of that name must be a quasistatic staging folder and is replaced.
-    /// Dropped uncommitted it is removed, but [`remove_all`] leaves it (a hard exit keeps the
-    /// last checkpoint in it).
+    /// Dropped uncommitted it is removed unless it holds a checkpoint, and [`remove_all`]
+    /// leaves it (a hard exit keeps the last checkpoint in it).
     pub fn new_named(out: &Path, name: &str) -> Result<Staging> {
         let (parent, _) = split(out)?;
         check_replaceable(out)?;
@@ -212,6 +214,7 @@ impl Staging {
             dir,
             committed: false,
             created: Vec::new(),
+            persistent: !live,
         }
     }
 
@@ -288,6 +291,9 @@ fn unregister(dir: &Path) {
 impl Drop for Staging {
     fn drop(&mut self) {
         if !self.committed {
+            if self.persistent && self.dir.join(crate::output::CHECKPOINT).is_file() {
+                return;
+            }
             let _ = fs::remove_dir_all(&self.dir);
             unregister(&self.dir);
             for p in &self.created {
