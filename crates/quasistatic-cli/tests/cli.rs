@@ -344,11 +344,11 @@ fn interrupted_runs_resume_to_the_same_files_or_leave_nothing() {
     let cfg = workspace().join("examples/valley_sgd.toml");
     let size = [
         "--steps",
-        "200000",
+        "20000",
         "--trajectories",
         "2048",
         "--record-every",
-        "20000",
+        "2000",
         "--no-progress",
     ];
     let whole = dir.join("whole");
