@@ -363,7 +363,7 @@ fn interrupted_runs_resume_to_the_same_files_or_leave_nothing() {
     let out = dir.join("out");
     let partial = dir.join("out.partial");
     let interrupt = |extra: &[&str], wait_for: &Path| {
-        let mut child = bin()
+        let child = bin()
             .arg("simulate")
             .arg(&cfg)
             .arg("--out")
@@ -416,7 +416,7 @@ fn interrupted_runs_resume_to_the_same_files_or_leave_nothing() {
         })
     };
     let o = {
-        let mut child = bin()
+        let child = bin()
             .arg("simulate")
             .arg(&cfg)
             .arg("--out")

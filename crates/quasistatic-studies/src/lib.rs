@@ -8,12 +8,13 @@
 //! - [`run`]: `simulate` from a configuration into a folder;
 //! - [`staging`]: transactional output folders (written beside `--out`, renamed into place);
 //! - [`compare`], [`validate`]: gaps between true and derived ensembles, side-by-side runs,
-//!   eta sweeps;
+//!   eta sweeps; [`diffusion`]: the variance growth of each observable, true against derived;
 //! - [`studies`]: the reproducible studies behind `quasistatic reproduce`.
 //!
 //! The core crate has no plotting, Markdown or terminal dependency; this one has them all.
 
 pub mod compare;
+pub mod diffusion;
 pub mod output;
 pub mod plot;
 pub mod progress;

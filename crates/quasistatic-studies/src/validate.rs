@@ -121,6 +121,9 @@ pub struct Comparison {
     pub derived_trajectories: usize,
     /// Gap per compared observable.
     pub gaps: Vec<Gap>,
+    /// The diffusion check: gap of the variance growth per compared observable (see
+    /// [`crate::diffusion`]). Reported beside the verdict, which is on the means.
+    pub variance_gaps: Vec<crate::diffusion::VarianceGap>,
     /// Largest relative gap over the compared observables.
     pub max_relative_gap: f64,
     /// Largest Monte-Carlo noise floor over the compared observables.
@@ -361,6 +364,11 @@ pub fn measure_comparison<M: Model + Clone + 'static>(
         .filter(|name| derived.observable_index(name).is_some())
         .map(|name| gap(&truth, &derived, name))
         .collect::<Result<Vec<_>>>()?;
+    // Observables without 4 valid trajectories on both sides have no variance to compare.
+    let variance_gaps = gaps
+        .iter()
+        .filter_map(|g| crate::diffusion::variance_gap(&truth, &derived, &g.observable).ok())
+        .collect();
     let max_relative_gap = gaps.iter().map(|g| g.relative).fold(0.0, f64::max);
     let max_noise_floor = gaps.iter().map(|g| g.noise_floor).fold(0.0, f64::max);
     let comparison = Comparison {
@@ -372,6 +380,7 @@ pub fn measure_comparison<M: Model + Clone + 'static>(
         agrees: max_relative_gap <= tolerance.max(max_noise_floor),
         tolerance,
         gaps,
+        variance_gaps,
         max_relative_gap,
         max_noise_floor,
         true_gradient_evaluations: truth.gradient_evaluations,
@@ -504,6 +513,30 @@ pub fn comparison_markdown(title: &str, c: &Comparison) -> String {
         );
     }
     md += "\n";
+    if !c.variance_gaps.is_empty() {
+        md += "Diffusion: gap = sup over time of |variance growth true - variance growth derived| \
+               (growth from step 0), relative to the largest true growth (95% CI from the fourth \
+               moments).";
+        if c.derived_trajectories <= 2 {
+            md += " The derived dynamics is deterministic here (no tangent noise), so its growth is 0.";
+        }
+        md += "\n\n| observable | relative gap (95% CI) | at step | MC noise floor | final growth true | final growth derived |\n|---|---|---:|---:|---:|---:|\n";
+        for v in &c.variance_gaps {
+            let _ = writeln!(
+                md,
+                "| {} | {:.3} [{:.3}, {:.3}] | {} | {:.3} | {:.4e} | {:.4e} |",
+                v.observable,
+                v.relative,
+                v.relative_low,
+                v.relative_high,
+                v.at_step,
+                v.noise_floor,
+                v.final_growth_a,
+                v.final_growth_b
+            );
+        }
+        md += "\n";
+    }
     for g in &c.gaps {
         let _ = writeln!(md, "![{0}](overlay_{0}.svg)\n", g.observable);
     }

@@ -73,7 +73,7 @@ impl EnsembleResult {
 /// How many checkpoints [`checkpoints`]`(steps, every)` has, without listing them.
 pub fn checkpoint_count(steps: u64, every: u64) -> u64 {
     let every = every.max(1);
-    steps / every + 1 + u64::from(steps % every != 0)
+    steps / every + 1 + u64::from(!steps.is_multiple_of(every))
 }
 
 /// Checkpoint steps `0, K, 2K, ..., steps` (the last step always included).

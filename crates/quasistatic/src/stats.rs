@@ -339,7 +339,7 @@ impl SummaryAccumulator {
 
     /// Read [`SummaryAccumulator::to_bytes`]; `None` if the bytes are not such a state.
     pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
-        if bytes.len() % 8 != 0 {
+        if !bytes.len().is_multiple_of(8) {
             return None;
         }
         let mut words = bytes

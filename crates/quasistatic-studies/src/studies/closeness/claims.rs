@@ -208,6 +208,7 @@ mod tests {
                 noise_floor: floor,
                 range: 2.0,
             }],
+            variance_gaps: vec![],
             max_relative_gap: gap,
             max_noise_floor: floor,
             agrees: gap <= tolerance.max(floor),
