@@ -190,7 +190,12 @@ pub fn estimate(config: &Config, built: &Built) -> Result<Estimate> {
     let pilot = EnsembleSpec {
         steps: pilot_steps,
         record_every: pilot_steps,
-        trajectories: (LANES * threads as usize).min(n),
+        // One trajectory for a large model (a gradient of more than 10^6 products).
+        trajectories: if work > 1_000_000 {
+            1
+        } else {
+            (LANES * threads as usize).min(n)
+        },
         first_trajectory: 0,
         progress: None,
         ..spec.clone()
