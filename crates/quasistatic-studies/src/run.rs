@@ -204,7 +204,13 @@ pub fn estimate(config: &Config, built: &Built) -> Result<Estimate> {
     let t0 = Instant::now();
     let r = quasistatic::with_model!(&built.model, m => run_ensemble_until(m, &built.noise, &built.optimizer, &pilot, &never))?;
     let elapsed = t0.elapsed().as_secs_f64().max(1e-6);
-    let rate = (r.gradient_evaluations.max(1)) as f64 / elapsed;
+    // A one-trajectory pilot ran on one thread; the run uses them all.
+    let parallel = if pilot.trajectories == 1 {
+        threads.min(n as u64) as f64
+    } else {
+        1.0
+    };
+    let rate = parallel * (r.gradient_evaluations.max(1)) as f64 / elapsed;
     let total = n as f64 * spec.steps as f64;
     Ok(Estimate {
         memory_bytes,
