@@ -42,6 +42,7 @@ pub mod adam;
 pub mod coefficients;
 pub mod drift;
 pub mod equilibrium;
+pub mod per_sample;
 pub mod regularisers;
 mod table;
 pub mod third_order;
@@ -83,6 +84,19 @@ pub enum PathChoice {
     LowRank,
 }
 
+/// How the third-order contractions of the drift are evaluated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThirdOrderRoute {
+    /// Per-sample Hessian-vector products of the outputs on the low-rank path
+    /// ([`per_sample`]: `n` products per contraction, exact up to normal vectors that the
+    /// tangent projection removes), full-batch dual-number gradients on the dense path.
+    Auto,
+    /// Always one full-batch dual-number gradient per normal direction
+    /// ([`third_order`]): the reference route.
+    FullBatch,
+}
+
 /// Options of [`derive`]. `Default` gives sensible values for every field.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct DeriveOptions {
@@ -115,6 +129,8 @@ pub struct DeriveOptions {
     /// tangent noise, `F F^T = Q` per step, for an integrator of the manifold SDE (default
     /// false; forms `Q` as a `d x d` matrix when `tr Q > 0`, `O(d^3)`).
     pub tangent_factor: bool,
+    /// Route of the third-order contractions (default [`ThirdOrderRoute::Auto`]).
+    pub third_order: ThirdOrderRoute,
 }
 
 impl Default for DeriveOptions {
@@ -132,6 +148,7 @@ impl Default for DeriveOptions {
             regularisers: true,
             leading_order: true,
             tangent_factor: false,
+            third_order: ThirdOrderRoute::Auto,
         }
     }
 }

@@ -67,6 +67,40 @@ pub fn hessian_vector_product<M: Model>(
     }
 }
 
+/// Reusable buffers for per-sample Hessian-vector products `hess f_i(theta) x` of the outputs
+/// ([`SampleHvpWorkspace::apply`]).
+pub struct SampleHvpWorkspace {
+    theta: Vec<Dual64>,
+    grad: Vec<Dual64>,
+    out: Vec<f64>,
+}
+
+impl SampleHvpWorkspace {
+    /// Buffers sized for `model` (`2 d` [`Dual64`] and `d` `f64`).
+    pub fn new<M: Model>(model: &M) -> Self {
+        let d = model.dim();
+        Self {
+            theta: vec![Dual64::from(0.0); d],
+            grad: vec![Dual64::from(0.0); d],
+            out: vec![0.0; d],
+        }
+    }
+
+    /// `hess f_i(theta) x` (length `d`): the `eps` part of `grad f_i` evaluated with
+    /// [`Dual64`] at `theta + e x` (one per-sample gradient with dual numbers, `O(d)` for the
+    /// built-in networks).
+    pub fn apply<M: Model>(&mut self, model: &M, theta: &[f64], i: usize, x: &[f64]) -> &[f64] {
+        for ((t, &th), &v) in self.theta.iter_mut().zip(theta).zip(x) {
+            *t = Dual64::new(th, v);
+        }
+        model.output_and_grad(&self.theta, i, &mut self.grad);
+        for (o, g) in self.out.iter_mut().zip(&self.grad) {
+            *o = g.eps;
+        }
+        &self.out
+    }
+}
+
 /// Reusable buffers for one full-batch gradient evaluated with the scalar `D` (used by
 /// [`third_order_with`] with [`HyperDual64`] and [`third_order_diagonal`] with [`Dual2_64`]).
 pub struct GradientWorkspace<D> {

@@ -1,0 +1,98 @@
+//! Third-order contractions on an interpolating manifold from per-sample Hessian-vector
+//! products of the outputs (the low-rank path's fast route; docs/theory.md section 2).
+//!
+//! With `L = (1/n) sum_i 1/2 (f_i - y_i)^2`, `g_i = grad f_i`, `H_i = hess f_i` and residuals
+//! `r_i = 0` (an interpolating manifold),
+//!
+//! `D3L[a, b, .] = (1/n) sum_i [(g_i . a) H_i b + (g_i . b) H_i a + (a^T H_i b) g_i]`.
+//!
+//! The last term lies in `span{g_i}`, the normal space `N`, and the drift only ever uses a
+//! contraction through a (preconditioned) tangent projection that annihilates `N`
+//! (`P_T g_i = 0`; `D^{1/2} P~_T D^{1/2} g_i = 0` since `D^{1/2} g_i` is in `range H~`). So, up
+//! to a normal vector:
+//!
+//! - `D3L[Z S~ Z^T] = (2/n) sum_i H_i (Z S~ Z^T g_i)`: with `W = (J Z)^T` (`r x n`, column `i`
+//!   is `Z^T g_i`), the directions are the columns of `Z (S~ W)` (`d x n`, one GEMM), then one
+//!   per-sample Hessian-vector product per sample and per `S~`;
+//! - `sum_k w_k D3L[c_k, z_k, .] = (1/n) sum_i H_i u_i` with
+//!   `u_i = Z diag(w) C^T g_i + C diag(w) Z^T g_i` (two GEMMs), one product per sample.
+//!
+//! Cost: `O(n r d)` in GEMMs plus `n` per-sample Hessian-vector products per contraction
+//! (each about the cost of one per-sample gradient in [`num_dual::Dual64`]), against one
+//! full-batch second-order dual gradient per normal direction (`O(r n d)` model evaluations)
+//! on the reference route ([`super::third_order`]). Also dropped: the terms multiplied by
+//! residuals, `(1/n) sum_i r_i D3 f_i[a, b, .]`, as the low-rank geometry drops `r_i H_i`
+//! from `H`.
+//!
+//! **Determinism.** The per-sample products are summed with
+//! [`super::third_order::ordered_block_sums`]: bit-identical for any number of threads.
+
+use nalgebra::DMatrix;
+
+use super::third_order::ordered_block_sums;
+use crate::linalg;
+use crate::model::derivatives::SampleHvpWorkspace;
+use crate::model::Model;
+
+/// The directions `Z (S~ W)` (`d x n`) for each `S~`, with `W = (J Z)^T`.
+fn symmetric_directions(
+    z: &DMatrix<f64>,
+    jz: &DMatrix<f64>,
+    ss: &[&DMatrix<f64>],
+) -> Vec<DMatrix<f64>> {
+    ss.iter()
+        .map(|s| {
+            let sw = linalg::mul_tr(s, jz);
+            linalg::mul(z, &sw)
+        })
+        .collect()
+}
+
+/// For each symmetric `S~` in `ss` (`r x r`), a vector equal to `D3L(phi)[Z S~ Z^T]` up to a
+/// vector in `span{grad f_i}` (the normal space) and terms multiplied by the residuals; and,
+/// when `pairs = Some((C, w))` (`C` `d x r`, `w` length `r`), the same for
+/// `sum_k w_k D3L(phi)[c_k, z_k, .]` (see the module docs). `jacobian` is `J` (`n x d`, rows
+/// `grad f_i(phi)`), `z` is `Z` (`d x r`). Bit-identical for any number of threads.
+pub fn contractions<M: Model>(
+    model: &M,
+    phi: &[f64],
+    jacobian: &DMatrix<f64>,
+    z: &DMatrix<f64>,
+    ss: &[&DMatrix<f64>],
+    pairs: Option<(&DMatrix<f64>, &[f64])>,
+) -> (Vec<Vec<f64>>, Option<Vec<f64>>) {
+    let d = phi.len();
+    let n = jacobian.nrows();
+    let jz = linalg::mul(jacobian, z); // n x r, row i = (Z^T g_i)^T
+    let mut dirs = symmetric_directions(z, &jz, ss);
+    let mut factors = vec![2.0 / n as f64; ss.len()];
+    if let Some((c, w)) = pairs {
+        let jc = linalg::mul(jacobian, c); // n x r, row i = (C^T g_i)^T
+        let mut wjc = jc.transpose(); // r x n
+        let mut wjz = jz.transpose();
+        for (k, &wk) in w.iter().enumerate() {
+            wjc.row_mut(k).scale_mut(wk);
+            wjz.row_mut(k).scale_mut(wk);
+        }
+        let u = linalg::mul(z, &wjc) + linalg::mul(c, &wjz);
+        dirs.push(u);
+        factors.push(1.0 / n as f64);
+    }
+    let terms: Vec<usize> = (0..n).collect();
+    let mut sums = ordered_block_sums(
+        d,
+        dirs.len(),
+        &terms,
+        || SampleHvpWorkspace::new(model),
+        |i, ws, acc| {
+            for ((dir, a), &f) in dirs.iter().zip(acc.iter_mut()).zip(&factors) {
+                let hv = ws.apply(model, phi, i, &dir.as_slice()[i * d..(i + 1) * d]);
+                for (x, h) in a.iter_mut().zip(hv) {
+                    *x += f * h;
+                }
+            }
+        },
+    );
+    let cross = pairs.map(|_| sums.pop().expect("the pair sum"));
+    (sums, cross)
+}
