@@ -101,23 +101,43 @@ pub fn drift<M: Model>(
         None => Cow::Borrowed(&geometry.basis),
         Some(_) => Cow::Owned(geometry.parameter_basis()),
     };
-    let sz = covariance.apply(curvature, &z);
-    let sig_n = linalg::tr_mul(&z, &sz);
+    // Sigma = kappa H on the per-sample route: the normal block is kappa Lambda and the
+    // tangent-normal block vanishes, without products with Sigma.
+    let proportional = match curvature {
+        Curvature::Jacobian { .. } if parts.per_sample => {
+            covariance.proportional_to_curvature(curvature)
+        }
+        _ => None,
+    };
+    let (sig_n, c, has_cross) = match proportional {
+        Some(kappa) => {
+            let sig_n = DMatrix::from_diagonal(&nalgebra::DVector::from_iterator(
+                geometry.rank,
+                geometry.curvatures.iter().map(|l| kappa * l),
+            ));
+            (sig_n, DMatrix::zeros(d, 0), false)
+        }
+        None => {
+            let sz = covariance.apply(curvature, &z);
+            let sig_n = linalg::tr_mul(&z, &sz);
+            // Cross term: c~ = P~_T D^{1/2} Sigma Z in w; as parameter vectors D^{1/2} c~.
+            let mut c = sz;
+            if let Some(m) = &geometry.metric {
+                scale_rows(&mut c, m);
+            }
+            c -= linalg::mul(&geometry.basis, &linalg::tr_mul(&geometry.basis, &c));
+            let scale = sig_n.abs().max().max(f64::MIN_POSITIVE);
+            let has_cross = c.abs().max() > 1e-13 * scale;
+            if has_cross {
+                if let Some(m) = &geometry.metric {
+                    scale_rows(&mut c, m);
+                }
+            }
+            (sig_n, c, has_cross)
+        }
+    };
     let s_exact = dynamics.exact(&geometry.curvatures, &sig_n)?;
     let s_lead = dynamics.leading(&geometry.curvatures, &sig_n);
-    // Cross term: c~ = P~_T D^{1/2} Sigma Z in w; as parameter vectors D^{1/2} c~.
-    let mut c = sz;
-    if let Some(m) = &geometry.metric {
-        scale_rows(&mut c, m);
-    }
-    c -= linalg::mul(&geometry.basis, &linalg::tr_mul(&geometry.basis, &c));
-    let scale = sig_n.abs().max().max(f64::MIN_POSITIVE);
-    let has_cross = c.abs().max() > 1e-13 * scale;
-    if has_cross {
-        if let Some(m) = &geometry.metric {
-            scale_rows(&mut c, m);
-        }
-    }
     let inv_curvatures: Vec<f64> = geometry.curvatures.iter().map(|l| 1.0 / l).collect();
     let ss: Vec<&DMatrix<f64>> = if parts.leading {
         vec![&s_exact, &s_lead]
@@ -125,9 +145,10 @@ pub fn drift<M: Model>(
         vec![&s_exact]
     };
     let (mut d3, cross) = match curvature {
-        Curvature::Jacobian { jacobian, .. } if parts.per_sample => {
+        Curvature::Jacobian { transposed, .. } if parts.per_sample => {
             let pairs = has_cross.then_some((&c, inv_curvatures.as_slice()));
-            let (d3, cross) = per_sample::contractions(model, phi, jacobian, &z, &ss, pairs);
+            let (d3, cross) =
+                per_sample::contractions(model, phi, transposed, geometry, &z, &ss, pairs);
             (d3, cross.unwrap_or_else(|| vec![0.0; d]))
         }
         _ => {

@@ -12,8 +12,9 @@
 //! to a normal vector:
 //!
 //! - `D3L[Z S~ Z^T] = (2/n) sum_i H_i (Z S~ Z^T g_i)`: with `W = (J Z)^T` (`r x n`, column `i`
-//!   is `Z^T g_i`), the directions are the columns of `Z (S~ W)` (`d x n`, one GEMM), then one
-//!   per-sample Hessian-vector product per sample and per `S~`;
+//!   is `Z^T g_i`; `J Z = sqrt(n) U Lambda^{1/2}` from the Gram eigenvectors `U`, no product
+//!   with `J`), the directions are the columns of `Z (S~ W)` (`d x n`, one GEMM for all `S~`),
+//!   then one per-sample Hessian-vector product per sample and per `S~`;
 //! - `sum_k w_k D3L[c_k, z_k, .] = (1/n) sum_i H_i u_i` with
 //!   `u_i = Z diag(w) C^T g_i + C diag(w) Z^T g_i` (two GEMMs), one product per sample.
 //!
@@ -31,63 +32,76 @@ use nalgebra::DMatrix;
 
 use super::third_order::ordered_block_sums;
 use crate::linalg;
+use crate::manifold::Geometry;
 use crate::model::derivatives::SampleHvpWorkspace;
 use crate::model::Model;
-
-/// The directions `Z (S~ W)` (`d x n`) for each `S~`, with `W = (J Z)^T`.
-fn symmetric_directions(
-    z: &DMatrix<f64>,
-    jz: &DMatrix<f64>,
-    ss: &[&DMatrix<f64>],
-) -> Vec<DMatrix<f64>> {
-    ss.iter()
-        .map(|s| {
-            let sw = linalg::mul_tr(s, jz);
-            linalg::mul(z, &sw)
-        })
-        .collect()
-}
 
 /// For each symmetric `S~` in `ss` (`r x r`), a vector equal to `D3L(phi)[Z S~ Z^T]` up to a
 /// vector in `span{grad f_i}` (the normal space) and terms multiplied by the residuals; and,
 /// when `pairs = Some((C, w))` (`C` `d x r`, `w` length `r`), the same for
-/// `sum_k w_k D3L(phi)[c_k, z_k, .]` (see the module docs). `jacobian` is `J` (`n x d`, rows
-/// `grad f_i(phi)`), `z` is `Z` (`d x r`). Bit-identical for any number of threads.
+/// `sum_k w_k D3L(phi)[c_k, z_k, .]` (see the module docs). `jt` is `J^T` (`d x n`, columns
+/// `grad f_i(phi)`), `z` is `Z = D^{1/2} V` (`d x r`) for the `geometry` of the low-rank path,
+/// whose sample basis gives `J Z = sqrt(n) U Lambda^{1/2}` without a product with `J`.
+/// Bit-identical for any number of threads.
 pub fn contractions<M: Model>(
     model: &M,
     phi: &[f64],
-    jacobian: &DMatrix<f64>,
+    jt: &DMatrix<f64>,
+    geometry: &Geometry,
     z: &DMatrix<f64>,
     ss: &[&DMatrix<f64>],
     pairs: Option<(&DMatrix<f64>, &[f64])>,
 ) -> (Vec<Vec<f64>>, Option<Vec<f64>>) {
     let d = phi.len();
-    let n = jacobian.nrows();
-    let jz = linalg::mul(jacobian, z); // n x r, row i = (Z^T g_i)^T
-    let mut dirs = symmetric_directions(z, &jz, ss);
+    let n = jt.ncols();
+    let r = z.ncols();
+    // W^T = J Z (n x r): row i is (Z^T g_i)^T.
+    let jz = match &geometry.sample_basis {
+        Some(u) => {
+            let mut jz = u.clone();
+            for (mut col, l) in jz.column_iter_mut().zip(&geometry.curvatures) {
+                col *= (n as f64 * l).sqrt();
+            }
+            jz
+        }
+        None => linalg::tr_mul(jt, z),
+    };
+    // All directions by one product: Z [S~_1 W | S~_2 W | ...] (d x (|ss| n)).
+    let mut a = DMatrix::zeros(r, ss.len() * n);
+    for (k, s) in ss.iter().enumerate() {
+        a.columns_mut(k * n, n).copy_from(&linalg::mul_tr(s, &jz));
+    }
+    let mut dirs = vec![linalg::mul(z, &a)];
     let mut factors = vec![2.0 / n as f64; ss.len()];
     if let Some((c, w)) = pairs {
-        let jc = linalg::mul(jacobian, c); // n x r, row i = (C^T g_i)^T
+        let jc = linalg::tr_mul(jt, c); // n x r, row i = (C^T g_i)^T
         let mut wjc = jc.transpose(); // r x n
         let mut wjz = jz.transpose();
         for (k, &wk) in w.iter().enumerate() {
             wjc.row_mut(k).scale_mut(wk);
             wjz.row_mut(k).scale_mut(wk);
         }
-        let u = linalg::mul(z, &wjc) + linalg::mul(c, &wjz);
-        dirs.push(u);
+        dirs.push(linalg::mul(z, &wjc) + linalg::mul(c, &wjz));
         factors.push(1.0 / n as f64);
     }
+    // Sum `s` collects sample `i`'s product along column `s n + i` of the stacked directions.
+    let column = |s: usize, i: usize| -> &[f64] {
+        let (m, k) = if s < ss.len() {
+            (&dirs[0], s * n + i)
+        } else {
+            (&dirs[1], i)
+        };
+        &m.as_slice()[k * d..(k + 1) * d]
+    };
     let terms: Vec<usize> = (0..n).collect();
     let mut sums = ordered_block_sums(
         d,
-        dirs.len(),
+        factors.len(),
         &terms,
         || SampleHvpWorkspace::new(model),
         |i, ws, acc| {
-            for ((dir, a), &f) in dirs.iter().zip(acc.iter_mut()).zip(&factors) {
-                let hv = ws.apply(model, phi, i, &dir.as_slice()[i * d..(i + 1) * d]);
-                for (x, h) in a.iter_mut().zip(hv) {
+            for (s, (a, &f)) in acc.iter_mut().zip(&factors).enumerate() {
+                for (x, h) in a.iter_mut().zip(ws.apply(model, phi, i, column(s, i))) {
                     *x += f * h;
                 }
             }

@@ -21,7 +21,6 @@
 use serde::Serialize;
 
 use super::third_order::ordered_block_sums;
-use crate::linalg;
 use crate::manifold::{Curvature, Geometry};
 use crate::model::derivatives::{self, GradientWorkspace, SampleHvpWorkspace};
 use crate::model::Model;
@@ -105,10 +104,9 @@ pub fn regulariser_gradients<M: Model>(
                 },
             )
         }
-        Curvature::Jacobian { jacobian, .. } => {
-            let n = jacobian.nrows();
+        Curvature::Jacobian { transposed: jt, .. } => {
+            let n = jt.ncols();
             // Column i of J^T is grad f_i, contiguous.
-            let jt = linalg::transpose(jacobian);
             let terms: Vec<usize> = (0..n).collect();
             ordered_block_sums(
                 d,

@@ -185,10 +185,17 @@ pub fn hessian<M: Model>(model: &M, theta: &[f64]) -> DMatrix<f64> {
 }
 
 /// Jacobian of the per-sample outputs, `J[i, :] = grad f_i(theta)` (`n x d`), and the
-/// residuals `r_i = f_i(theta) - y_i`. The `n` per-sample gradients run in parallel, each
-/// written straight into its column of `J^T`, which is then transposed (the entries do not
-/// depend on the number of threads).
+/// residuals `r_i = f_i(theta) - y_i`: [`jacobian_transposed`], transposed.
 pub fn jacobian<M: Model>(model: &M, theta: &[f64]) -> (DMatrix<f64>, Vec<f64>) {
+    let (jt, r) = jacobian_transposed(model, theta);
+    (crate::linalg::transpose(&jt), r)
+}
+
+/// The transposed Jacobian of the per-sample outputs, `J^T` (`d x n`, column `i` is
+/// `grad f_i(theta)`), and the residuals `r_i = f_i(theta) - y_i`. The `n` per-sample gradients
+/// run in parallel, each written straight into its column (the entries do not depend on the
+/// number of threads).
+pub fn jacobian_transposed<M: Model>(model: &M, theta: &[f64]) -> (DMatrix<f64>, Vec<f64>) {
     let (n, d) = (model.n_samples(), model.dim());
     let y = model.targets();
     let mut jt = DMatrix::zeros(d, n);
@@ -201,7 +208,7 @@ pub fn jacobian<M: Model>(model: &M, theta: &[f64]) -> (DMatrix<f64>, Vec<f64>) 
             .map(|(i, col)| model.output_and_grad(theta, i, col) - y[i])
             .collect()
     };
-    (crate::linalg::transpose(&jt), r)
+    (jt, r)
 }
 
 #[cfg(test)]
