@@ -450,7 +450,15 @@ fn report<M: Model>(
 
     // Summaries of S and Q.
     let z = &c.normal_basis;
-    let gram = gram_and_root(z);
+    // Z^T Z = I for an orthonormal Z (no metric) on the low-rank path, where Z = J^T U
+    // Lambda^{-1/2} / sqrt(n) makes it so by construction; the product otherwise.
+    let gram = match (&geometry.metric, &geometry.sample_basis) {
+        (None, Some(_)) => {
+            let r = z.ncols();
+            (DMatrix::identity(r, r), DMatrix::identity(r, r))
+        }
+        _ => gram_and_root(z),
+    };
     let equilibrium = EquilibriumReport {
         dynamics: c.dynamics,
         exact: MatrixSummary::of_normal(z, &gram, &c.s_exact, small),

@@ -15,6 +15,8 @@
 //!   is `Z^T g_i`; `J Z = sqrt(n) U Lambda^{1/2}` from the Gram eigenvectors `U`, no product
 //!   with `J`), the directions are the columns of `Z (S~ W)` (`d x n`, one GEMM for all `S~`),
 //!   then one per-sample Hessian-vector product per sample and per `S~`;
+//!   When `S~ = c I` (the leading-order equilibrium of noise proportional to `H`) and `r = n`,
+//!   `Z Z^T g_i = D g_i` and the direction is `c D g_i`, no product at all;
 //! - `sum_k w_k D3L[c_k, z_k, .] = (1/n) sum_i H_i u_i` with
 //!   `u_i = Z diag(w) C^T g_i + C diag(w) Z^T g_i` (two GEMMs), one product per sample.
 //!
@@ -35,6 +37,10 @@ use crate::linalg;
 use crate::manifold::Geometry;
 use crate::model::derivatives::SampleHvpWorkspace;
 use crate::model::Model;
+
+/// Relative distance to `c I` below which an `S~` counts as the scaled identity in
+/// [`contractions`] (round-off of `eta kappa lambda_i / (2 lambda_i)`).
+pub const SCALED_TOLERANCE: f64 = 1e-13;
 
 /// For each symmetric `S~` in `ss` (`r x r`), a vector equal to `D3L(phi)[Z S~ Z^T]` up to a
 /// vector in `span{grad f_i}` (the normal space) and terms multiplied by the residuals; and,
@@ -66,12 +72,38 @@ pub fn contractions<M: Model>(
         }
         None => linalg::tr_mul(jt, z),
     };
-    // All directions by one product: Z [S~_1 W | S~_2 W | ...] (d x (|ss| n)).
-    let mut a = DMatrix::zeros(r, ss.len() * n);
-    for (k, s) in ss.iter().enumerate() {
-        a.columns_mut(k * n, n).copy_from(&linalg::mul_tr(s, &jz));
+    // A multiple c I of the identity (the leading-order S~ of noise proportional to H) when
+    // the normal space is spanned by the g_i (r = n): Z Z^T g_i = D g_i (D = I without a
+    // metric), so the direction is c D g_i, no product with Z.
+    // Recognised to round-off (entries within SCALED_TOLERANCE of c I relative to c), the
+    // mean of the diagonal taken as c.
+    let scaled = |s: &DMatrix<f64>| -> Option<f64> {
+        if r != n || r == 0 {
+            return None;
+        }
+        let c = s.diagonal().mean();
+        let within = (0..r).all(|j| {
+            (0..r).all(|i| {
+                let want = if i == j { c } else { 0.0 };
+                (s[(i, j)] - want).abs() <= SCALED_TOLERANCE * c.abs()
+            })
+        });
+        (within && c != 0.0).then_some(c)
+    };
+    let shortcuts: Vec<Option<f64>> = ss.iter().map(|s| scaled(s)).collect();
+    let general: Vec<usize> = (0..ss.len()).filter(|&k| shortcuts[k].is_none()).collect();
+    // The other directions by one product: Z [S~_1 W | S~_2 W | ...] (d x (k n)).
+    let mut a = DMatrix::zeros(r, general.len() * n);
+    for (slot, &k) in general.iter().enumerate() {
+        a.columns_mut(slot * n, n)
+            .copy_from(&linalg::mul_tr(ss[k], &jz));
     }
-    let mut dirs = vec![linalg::mul(z, &a)];
+    let stacked = linalg::mul(z, &a);
+    let metric_squared: Vec<f64> = match &geometry.metric {
+        None => vec![1.0; d],
+        Some(m) => m.iter().map(|x| x * x).collect(),
+    };
+    let mut dirs = vec![stacked];
     let mut factors = vec![2.0 / n as f64; ss.len()];
     if let Some((c, w)) = pairs {
         let jc = linalg::tr_mul(jt, c); // n x r, row i = (C^T g_i)^T
@@ -84,24 +116,37 @@ pub fn contractions<M: Model>(
         dirs.push(linalg::mul(z, &wjc) + linalg::mul(c, &wjz));
         factors.push(1.0 / n as f64);
     }
-    // Sum `s` collects sample `i`'s product along column `s n + i` of the stacked directions.
-    let column = |s: usize, i: usize| -> &[f64] {
-        let (m, k) = if s < ss.len() {
-            (&dirs[0], s * n + i)
-        } else {
-            (&dirs[1], i)
-        };
-        &m.as_slice()[k * d..(k + 1) * d]
-    };
+    // Slot of each S~ among the stacked directions (None: a scaled identity).
+    let slots: Vec<Option<usize>> = (0..ss.len())
+        .map(|k| general.iter().position(|&g| g == k))
+        .collect();
     let terms: Vec<usize> = (0..n).collect();
     let mut sums = ordered_block_sums(
         d,
         factors.len(),
         &terms,
-        || SampleHvpWorkspace::new(model),
-        |i, ws, acc| {
+        || (SampleHvpWorkspace::new(model), vec![0.0; d]),
+        |i, (ws, buffer), acc| {
             for (s, (a, &f)) in acc.iter_mut().zip(&factors).enumerate() {
-                for (x, h) in a.iter_mut().zip(ws.apply(model, phi, i, column(s, i))) {
+                let direction: &[f64] = if s < ss.len() {
+                    match (slots[s], shortcuts[s]) {
+                        (Some(slot), _) => {
+                            let k = slot * n + i;
+                            &dirs[0].as_slice()[k * d..(k + 1) * d]
+                        }
+                        (None, c) => {
+                            let c = c.expect("a scaled identity");
+                            let g = &jt.as_slice()[i * d..(i + 1) * d];
+                            for ((b, gk), mk) in buffer.iter_mut().zip(g).zip(&metric_squared) {
+                                *b = c * mk * gk;
+                            }
+                            buffer
+                        }
+                    }
+                } else {
+                    &dirs[1].as_slice()[i * d..(i + 1) * d]
+                };
+                for (x, h) in a.iter_mut().zip(ws.apply(model, phi, i, direction)) {
                     *x += f * h;
                 }
             }
