@@ -247,7 +247,10 @@ impl<M: Model> quasistatic::sde::ManifoldDynamics for Derived<'_, M> {
         normal: Option<&quasistatic::manifold::NormalSpace>,
     ) -> Result<Vec<f64>> {
         if let Some(normal) = normal {
-            let near = self.options.projection.near_manifold(normal.curvatures.len());
+            let near = self
+                .options
+                .projection
+                .near_manifold(normal.curvatures.len());
             if let Ok(p) = normal.project(self.model, theta, &near) {
                 return Ok(p);
             }

@@ -142,10 +142,7 @@ fn split_mul(a: Operand<'_>, b: Operand<'_>) -> DMatrix<f64> {
         if k == 0 || l == 0 {
             return out;
         }
-        assert!(
-            a.in_bounds() && b.in_bounds(),
-            "mul: operand out of bounds"
-        );
+        assert!(a.in_bounds() && b.in_bounds(), "mul: operand out of bounds");
         let c = SharedOut(out.as_mut_slice().as_mut_ptr());
         (0..m.div_ceil(CHUNK)).into_par_iter().for_each(|piece| {
             let r0 = piece * CHUNK;

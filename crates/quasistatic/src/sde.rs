@@ -174,18 +174,21 @@ pub fn run_sde<M: Model, Dyn: ManifoldDynamics>(
             'outer: for (c, &target) in cps.iter().enumerate() {
                 while step < target {
                     let dt = h.min(target - step) as f64;
-                    let next = dynamics.coefficients_and_normal_space(&phi).and_then(|(c, normal)| {
-                        let (b, f) = (&c.drift, &c.noise_factor);
-                        let mut theta = phi.clone();
-                        let z: Vec<f64> =
-                            (0..f.ncols()).map(|_| rng.sample(StandardNormal)).collect();
-                        let sq = dt.sqrt();
-                        for (i, t) in theta.iter_mut().enumerate() {
-                            let noise: f64 = (0..f.ncols()).map(|k| f[(i, k)] * z[k]).sum();
-                            *t += dt * b[i] + sq * noise;
-                        }
-                        dynamics.project_near(&theta, normal.as_ref())
-                    });
+                    let next =
+                        dynamics
+                            .coefficients_and_normal_space(&phi)
+                            .and_then(|(c, normal)| {
+                                let (b, f) = (&c.drift, &c.noise_factor);
+                                let mut theta = phi.clone();
+                                let z: Vec<f64> =
+                                    (0..f.ncols()).map(|_| rng.sample(StandardNormal)).collect();
+                                let sq = dt.sqrt();
+                                for (i, t) in theta.iter_mut().enumerate() {
+                                    let noise: f64 = (0..f.ncols()).map(|k| f[(i, k)] * z[k]).sum();
+                                    *t += dt * b[i] + sq * noise;
+                                }
+                                dynamics.project_near(&theta, normal.as_ref())
+                            });
                     evaluations += dynamics.cost_per_step();
                     match next {
                         Ok(p) if p.iter().all(|x| x.is_finite()) => phi = p,
