@@ -32,6 +32,17 @@ pub struct DeriveTiming {
     /// Seconds to project the model's default start onto the manifold first (not part of the
     /// derivation timings, which start at a manifold point).
     pub projection_seconds: f64,
+    /// Peak resident memory of the process after the timings (bytes; `VmHWM` of
+    /// `/proc/self/status`, where readable): the whole process's high-water mark so far.
+    pub peak_rss_bytes: Option<u64>,
+}
+
+/// Peak resident set size of this process (`VmHWM`), in bytes, where `/proc` has it.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 /// Time `repetitions` full derivations of `optimizer` with `noise` on `model` at `theta`.
@@ -61,6 +72,7 @@ pub fn time_derivation<M: Model>(
         best_seconds: seconds.iter().copied().fold(f64::INFINITY, f64::min),
         seconds,
         projection_seconds: 0.0,
+        peak_rss_bytes: peak_rss_bytes(),
     })
 }
 
@@ -71,6 +83,8 @@ pub fn time_derivation<M: Model>(
 /// 1. diagonal linear network, `p = 100` features, `n = 40` samples (`d = 200`, dense path);
 /// 2. two-layer tanh network, `n = 100` samples, `p = 99` features, width 1000
 ///    (`d = 10^5`, low-rank Jacobian path).
+///
+/// then the rows of [`scale_benchmarks`].
 ///
 /// `repetitions` derivations each; returns one [`DeriveTiming`] per model.
 pub fn standard_benchmarks(repetitions: usize) -> Result<Vec<DeriveTiming>> {
@@ -97,7 +111,208 @@ pub fn standard_benchmarks(repetitions: usize) -> Result<Vec<DeriveTiming>> {
     let first = timed_at_manifold(&diag, &noise, &sgd, &options, repetitions)?;
     let net = two_layer_benchmark_model();
     let second = timed_at_manifold(&net, &noise, &sgd, &options, repetitions)?;
-    Ok(vec![first, second])
+    let mut rows = vec![first, second];
+    rows.extend(scale_benchmarks(repetitions)?);
+    Ok(rows)
+}
+
+/// Environment variable that adds the `d = 10^6` derivation to [`scale_benchmarks`] (any
+/// value; it needs several GiB of memory and about a minute).
+pub const LARGE_ENV: &str = "QUASISTATIC_BENCH_DERIVE_LARGE";
+
+/// Environment variable: number of derived SDE steps timed by [`scale_benchmarks`] (default
+/// 20; the row reports seconds per 1 000 steps).
+pub const SDE_STEPS_ENV: &str = "QUASISTATIC_BENCH_SDE_STEPS";
+
+/// The derivation at network scale, SGD with label noise (`sigma = 1`, `eta = 1e-3`), on
+/// two-layer tanh networks refitted to their own outputs at their default start (so that the
+/// start is exactly on the manifold and no projection is needed; `p = 99` features):
+///
+/// 1. the derived SDE at `d = 10^5`, `n = 100` (width 1000): coefficients at every step and
+///    the chord re-projection, [`SDE_STEPS_ENV`] steps of `h = 1` timed (one trajectory),
+///    reported as seconds per 1 000 steps (`repetitions` = 1);
+/// 2. with [`LARGE_ENV`] set: one derivation at `d = 10^6` (width 10 000), `n = 100`.
+///
+/// Rows name the peak resident memory of the process in the model column.
+pub fn scale_benchmarks(repetitions: usize) -> Result<Vec<DeriveTiming>> {
+    use quasistatic::optim::{Schedule, Sgd};
+    let noise = NoiseModel::Label {
+        sigma: 1.0,
+        batch: None,
+    };
+    let sgd = AnyOptimizer::Sgd(Sgd {
+        lr: Schedule::Constant(1e-3),
+    });
+    let mut rows = Vec::new();
+    let steps: u64 = std::env::var(SDE_STEPS_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    {
+        let (net, phi) = self_labelled_two_layer(1000, 100);
+        let mut t = time_derived_sde(&net, &noise, &sgd, &phi, steps)?;
+        t.model = format!(
+            "two_layer derived SDE, s per 1000 steps (from {steps}; peak {})",
+            gib(t.peak_rss_bytes)
+        );
+        rows.push(t);
+    }
+    if std::env::var_os(LARGE_ENV).is_some() {
+        let (net, phi) = self_labelled_two_layer(10_000, 100);
+        let options = DeriveOptions::default();
+        let mut t = time_derivation(&net, &noise, &sgd, &phi, &options, repetitions)?;
+        t.model = format!("two_layer (peak {})", gib(t.peak_rss_bytes));
+        rows.push(t);
+    }
+    Ok(rows)
+}
+
+/// `"x.xx GiB"` or `"n/a"`.
+fn gib(bytes: Option<u64>) -> String {
+    bytes.map_or_else(
+        || "n/a".into(),
+        |b| format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64),
+    )
+}
+
+/// A two-layer tanh network of width `width` on `n` samples with `p = 99` features, its
+/// targets replaced by its own outputs at its default start, and that start (a point of the
+/// interpolating manifold, exactly).
+pub fn self_labelled_two_layer(
+    width: usize,
+    n: usize,
+) -> (quasistatic::model::TwoLayerNetwork, Vec<f64>) {
+    use quasistatic::data::{generate, Dataset, SyntheticSpec, Teacher};
+    use quasistatic::model::{Activation, TwoLayerNetwork};
+    let data = generate(&SyntheticSpec {
+        n,
+        n_test: 0,
+        p: 99,
+        teacher: Teacher::TanhNetwork { width: 4, seed: 2 },
+        label_noise: 0.0,
+        seed: 3,
+    });
+    let net = TwoLayerNetwork::new(width, Activation::Tanh, data.train.clone(), None);
+    let start = net.default_start();
+    let mut g = vec![0.0; net.dim()];
+    let y: Vec<f64> = (0..n)
+        .map(|i| net.output_and_grad(&start, i, &mut g))
+        .collect();
+    let train = Dataset { y, ..data.train };
+    (
+        TwoLayerNetwork::new(width, Activation::Tanh, train, None),
+        start,
+    )
+}
+
+/// The derived dynamics for the SDE timing: [`coefficients`](quasistatic::derive::coefficients)
+/// at each point (exact-`S` drift and factor of `Q`), proposals re-projected by chord
+/// Gauss–Newton steps with the previous point's normal space, falling back to the full
+/// projection.
+struct Derived<'a, M: Model> {
+    model: &'a M,
+    noise: &'a NoiseModel,
+    optimizer: &'a AnyOptimizer,
+    options: DeriveOptions,
+}
+
+impl<M: Model> quasistatic::sde::ManifoldDynamics for Derived<'_, M> {
+    fn coefficients(&self, phi: &[f64]) -> Result<quasistatic::sde::SdeCoefficients> {
+        Ok(self.coefficients_and_normal_space(phi)?.0)
+    }
+
+    fn coefficients_and_normal_space(
+        &self,
+        phi: &[f64],
+    ) -> Result<(
+        quasistatic::sde::SdeCoefficients,
+        Option<quasistatic::manifold::NormalSpace>,
+    )> {
+        quasistatic::sde::SdeCoefficients::with_normal_space(quasistatic::derive::coefficients(
+            self.model,
+            self.noise,
+            self.optimizer,
+            phi,
+            &self.options,
+        )?)
+    }
+
+    fn project(&self, theta: &[f64]) -> Result<Vec<f64>> {
+        Ok(quasistatic::manifold::project(self.model, theta, &self.options.projection)?.point)
+    }
+
+    fn project_near(
+        &self,
+        theta: &[f64],
+        normal: Option<&quasistatic::manifold::NormalSpace>,
+    ) -> Result<Vec<f64>> {
+        if let Some(normal) = normal {
+            let near = self
+                .options
+                .projection
+                .near_manifold(normal.curvatures.len());
+            if let Ok(p) = normal.project(self.model, theta, &near) {
+                return Ok(p);
+            }
+        }
+        self.project(theta)
+    }
+}
+
+/// Time `steps` steps (`h = 1`) of one derived SDE trajectory from `phi`; the row's seconds are
+/// per 1 000 steps.
+fn time_derived_sde<M: Model>(
+    model: &M,
+    noise: &NoiseModel,
+    optimizer: &AnyOptimizer,
+    phi: &[f64],
+    steps: u64,
+) -> Result<DeriveTiming> {
+    use quasistatic::sde::{run_sde, SdeSpec};
+    let dynamics = Derived {
+        model,
+        noise,
+        optimizer,
+        options: DeriveOptions {
+            regularisers: false,
+            leading_order: false,
+            tangent_factor: true,
+            ..DeriveOptions::default()
+        },
+    };
+    let t0 = Instant::now();
+    let result = run_sde(
+        model,
+        &dynamics,
+        &SdeSpec {
+            steps: steps.max(1),
+            h: 1,
+            record_every: steps.max(1),
+            trajectories: 1,
+            seed: 0,
+            start: phi.to_vec(),
+            observables: Vec::new(),
+        },
+    );
+    let seconds = t0.elapsed().as_secs_f64();
+    if let Some(d) = result.divergences.first() {
+        return Err(quasistatic::Error::Numerical(format!(
+            "derived SDE benchmark failed: {d}"
+        )));
+    }
+    let per_1000 = seconds * 1000.0 / steps.max(1) as f64;
+    Ok(DeriveTiming {
+        model: model.name().to_string(),
+        optimizer: optimizer.name().to_string(),
+        dim: model.dim(),
+        samples: model.n_samples(),
+        path: "low_rank".into(),
+        normal_rank: model.n_samples(),
+        seconds: vec![per_1000],
+        best_seconds: per_1000,
+        projection_seconds: 0.0,
+        peak_rss_bytes: peak_rss_bytes(),
+    })
 }
 
 /// The model of the second standard benchmark: two-layer tanh network, `n = 100` samples,

@@ -26,7 +26,7 @@ use quasistatic::derive::{
     coefficients, derive_with_coefficients, AdamOptions, Derivation, DeriveOptions,
 };
 use quasistatic::error::{Error, Result};
-use quasistatic::manifold::projection::{project, ProjectionOptions};
+use quasistatic::manifold::projection::{project, NormalSpace, ProjectionOptions};
 use quasistatic::model::Model;
 use quasistatic::noise::{psd_sqrt, NoiseModel};
 use quasistatic::observe::Observable;
@@ -39,9 +39,11 @@ use std::sync::Arc;
 ///
 /// At every integrator step it evaluates [`coefficients()`] at the current manifold point (no
 /// projection and no report: the exact-`S` drift and a factor of `Q` only) and projects the
-/// proposal `phi + h b + sqrt(h) F z` with `near` ([`ProjectionOptions::near_manifold`]:
-/// Newton steps on the normal space only, no gradient flow) when set, falling back to the
-/// full projection `options.projection` if those fail or are not set.
+/// proposal `phi + h b + sqrt(h) F z`: on the low-rank path by chord Gauss–Newton steps with
+/// the normal space at `phi` ([`NormalSpace::project`]: residual evaluations only, no Jacobian
+/// at the proposal), else with `near` ([`ProjectionOptions::near_manifold`]: Newton steps on
+/// the normal space only, no gradient flow) when set, falling back to the full projection
+/// `options.projection` if those fail or are not set.
 pub struct DerivedDynamics<'a, M: Model> {
     /// The model.
     pub model: &'a M,
@@ -50,7 +52,7 @@ pub struct DerivedDynamics<'a, M: Model> {
     /// The optimizer.
     pub optimizer: &'a AnyOptimizer,
     /// Derivation options (regularisers and the leading-order drift off, the factor of `Q`
-    /// on, matrices for any `d`); `projection` is the full projection (start point, fallback).
+    /// on); `projection` is the full projection (start point, fallback).
     pub options: DeriveOptions,
     /// Projection of the integrator's proposals (`None`: the full projection).
     pub near: Option<ProjectionOptions>,
@@ -58,7 +60,8 @@ pub struct DerivedDynamics<'a, M: Model> {
 
 impl<'a, M: Model> DerivedDynamics<'a, M> {
     /// Derived dynamics with options suited to integration: no regulariser interpretation, no
-    /// leading-order drift, a factor of `Q`, matrices for any `d`; proposals get the full
+    /// leading-order drift, a factor of `Q` (`Q` itself formed only where the factor needs it
+    /// or `d <=` the default [`DeriveOptions::matrices_up_to`]); proposals get the full
     /// projection until [`DerivedDynamics::near_manifold`] is called.
     pub fn new(model: &'a M, noise: &'a NoiseModel, optimizer: &'a AnyOptimizer) -> Self {
         Self {
@@ -67,7 +70,6 @@ impl<'a, M: Model> DerivedDynamics<'a, M> {
             optimizer,
             options: DeriveOptions {
                 regularisers: false,
-                matrices_up_to: usize::MAX,
                 leading_order: false,
                 tangent_factor: true,
                 ..DeriveOptions::default()
@@ -90,6 +92,19 @@ impl<M: Model> ManifoldDynamics for DerivedDynamics<'_, M> {
         coefficients(self.model, self.noise, self.optimizer, phi, &self.options)?.try_into()
     }
 
+    fn coefficients_and_normal_space(
+        &self,
+        phi: &[f64],
+    ) -> Result<(SdeCoefficients, Option<NormalSpace>)> {
+        SdeCoefficients::with_normal_space(coefficients(
+            self.model,
+            self.noise,
+            self.optimizer,
+            phi,
+            &self.options,
+        )?)
+    }
+
     fn project(&self, theta: &[f64]) -> Result<Vec<f64>> {
         if let Some(near) = &self.near {
             if let Ok(p) = project(self.model, theta, near) {
@@ -99,10 +114,28 @@ impl<M: Model> ManifoldDynamics for DerivedDynamics<'_, M> {
         Ok(project(self.model, theta, &self.options.projection)?.point)
     }
 
+    fn project_near(&self, theta: &[f64], normal: Option<&NormalSpace>) -> Result<Vec<f64>> {
+        if let (Some(normal), Some(near)) = (normal, &self.near) {
+            if let Ok(p) = normal.project(self.model, theta, near) {
+                return Ok(p);
+            }
+        }
+        self.project(theta)
+    }
+
     fn cost_per_step(&self) -> u64 {
-        // Dense path: d Hessian-vector products, about d third-order contractions for D3L[S],
-        // and the projection (a gradient and a Newton step with a dense Hessian).
-        3 * self.model.dim() as u64
+        let d = self.model.dim() as u64;
+        if d > self.options.dense_up_to as u64 && self.model.is_regression() {
+            // Low-rank path, in full-batch gradient equivalents: the Jacobian (one pass over
+            // the samples), the per-sample Hessian-vector products of the exact-S contraction
+            // (one pass with dual numbers, about two), and about three residual passes of the
+            // chord projection.
+            6
+        } else {
+            // Dense path: d Hessian-vector products, about d third-order contractions for
+            // D3L[S], and the projection (a gradient and a Newton step with a dense Hessian).
+            3 * d
+        }
     }
 }
 

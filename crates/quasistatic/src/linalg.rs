@@ -8,7 +8,7 @@
 //! (nalgebra's own products of views with a non-unit row stride are avoided: for small
 //! dimensions they fall back to a `gemv` path that corrupts memory in nalgebra 0.35.)
 //!
-//! All three split a product along its longest dimension into pieces of [`CHUNK`]: along the rows of the result, each piece is an independent product; along the
+//! All three split a product along its longest dimension into pieces of [`CHUNK`]: along the rows of the result, each piece is an independent product written in place; along the
 //! inner dimension, the partial products are added in piece order. The pieces do not depend on
 //! the number of threads, so neither does the result (bit for bit). Results agree with
 //! nalgebra's products to round-off.
@@ -80,6 +80,21 @@ impl<'a> Operand<'a> {
     }
 }
 
+/// The result buffer of [`split_mul`], shared by the pieces that write disjoint rows of it.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f64);
+
+impl SharedOut {
+    fn get(self) -> *mut f64 {
+        self.0
+    }
+}
+
+// SAFETY: the pieces of `split_mul` write disjoint entries through the pointer, and the buffer
+// outlives them (the parallel loop returns before it is used again).
+unsafe impl Send for SharedOut {}
+unsafe impl Sync for SharedOut {}
+
 /// `A B` by one call of `matrixmultiply::dgemm` (the kernel nalgebra uses for large products).
 fn gemm(a: Operand<'_>, b: Operand<'_>) -> DMatrix<f64> {
     assert_eq!(a.cols, b.rows, "gemm: inner dimensions differ");
@@ -122,21 +137,39 @@ fn split_mul(a: Operand<'_>, b: Operand<'_>) -> DMatrix<f64> {
     let (m, k, l) = (a.rows, a.cols, b.cols);
     assert_eq!(k, b.rows, "mul: inner dimensions differ");
     if m >= k && m > CHUNK {
-        let pieces: Vec<DMatrix<f64>> = (0..m.div_ceil(CHUNK))
-            .into_par_iter()
-            .map(|c| {
-                let r0 = c * CHUNK;
-                gemm(a.rows(r0, CHUNK.min(m - r0)), b)
-            })
-            .collect();
-        // Assemble column by column (column-major), writing every entry once.
-        let mut data = Vec::with_capacity(m * l);
-        for j in 0..l {
-            for p in &pieces {
-                data.extend_from_slice(p.column(j).as_slice());
-            }
+        // Each piece writes its rows of the result in place (no per-piece buffers, no copy).
+        let mut out = DMatrix::zeros(m, l);
+        if k == 0 || l == 0 {
+            return out;
         }
-        DMatrix::from_vec(m, l, data)
+        assert!(a.in_bounds() && b.in_bounds(), "mul: operand out of bounds");
+        let c = SharedOut(out.as_mut_slice().as_mut_ptr());
+        (0..m.div_ceil(CHUNK)).into_par_iter().for_each(|piece| {
+            let r0 = piece * CHUNK;
+            let a = a.rows(r0, CHUNK.min(m - r0));
+            // SAFETY: the operands lie inside their slices (checked above); the pieces write
+            // the disjoint row ranges r0..r0 + a.rows of the column-major m x l `out` (row
+            // stride 1, column stride m), which aliases neither operand and outlives the loop.
+            unsafe {
+                matrixmultiply::dgemm(
+                    a.rows,
+                    k,
+                    l,
+                    1.0,
+                    a.data.as_ptr().add(a.offset),
+                    a.rs as isize,
+                    a.cs as isize,
+                    b.data.as_ptr().add(b.offset),
+                    b.rs as isize,
+                    b.cs as isize,
+                    0.0,
+                    c.get().add(r0),
+                    1,
+                    m as isize,
+                );
+            }
+        });
+        out
     } else if k > CHUNK {
         let pieces: Vec<DMatrix<f64>> = (0..k.div_ceil(CHUNK))
             .into_par_iter()

@@ -34,7 +34,7 @@ use nalgebra::DMatrix;
 use super::adam::{self, Preconditioner};
 use super::drift::{self, DriftParts};
 use super::equilibrium::NormalDynamics;
-use super::{DeriveOptions, PathChoice};
+use super::{DeriveOptions, PathChoice, ThirdOrderRoute};
 use crate::manifold::{CovarianceOperator, Curvature, Geometry, GeometryPath};
 use crate::model::Model;
 use crate::noise::NoiseModel;
@@ -346,6 +346,7 @@ pub(super) fn at_point<M: Model>(
             leading,
             tangent_matrix: d <= options.matrices_up_to,
             tangent_factor: options.tangent_factor,
+            per_sample: options.third_order == ThirdOrderRoute::Auto,
         },
     )?;
     Ok(Coefficients {

@@ -24,6 +24,7 @@ use nalgebra::DMatrix;
 use serde::Serialize;
 
 use super::equilibrium::NormalDynamics;
+use super::per_sample;
 use super::third_order::{contract_pairs, contract_symmetric_set};
 use crate::linalg;
 use crate::manifold::noise::scale_rows;
@@ -53,6 +54,10 @@ pub struct DriftParts {
     pub tangent_matrix: bool,
     /// A factor `F` of `Q` (`F F^T = Q`): forms `Q` when `tr Q > 0` (`O(d^3)`).
     pub tangent_factor: bool,
+    /// On the low-rank path, evaluate the contractions from per-sample Hessian-vector
+    /// products ([`super::per_sample`]) rather than one full-batch dual-number gradient per
+    /// normal direction ([`super::third_order`]); ignored on the dense path.
+    pub per_sample: bool,
 }
 
 /// Drift, diffusion and equilibrium at a point (see the module docs). Vectors have length
@@ -96,34 +101,68 @@ pub fn drift<M: Model>(
         None => Cow::Borrowed(&geometry.basis),
         Some(_) => Cow::Owned(geometry.parameter_basis()),
     };
-    let sz = covariance.apply(curvature, &z);
-    let sig_n = linalg::tr_mul(&z, &sz);
+    // Sigma = kappa H on the per-sample route: the normal block is kappa Lambda and the
+    // tangent-normal block vanishes, without products with Sigma.
+    let proportional = match curvature {
+        Curvature::Jacobian { .. } if parts.per_sample => {
+            covariance.proportional_to_curvature(curvature)
+        }
+        _ => None,
+    };
+    let (sig_n, c, has_cross) = match proportional {
+        Some(kappa) => {
+            let sig_n = DMatrix::from_diagonal(&nalgebra::DVector::from_iterator(
+                geometry.rank,
+                geometry.curvatures.iter().map(|l| kappa * l),
+            ));
+            (sig_n, DMatrix::zeros(d, 0), false)
+        }
+        None => {
+            let sz = covariance.apply(curvature, &z);
+            let sig_n = linalg::tr_mul(&z, &sz);
+            // Cross term: c~ = P~_T D^{1/2} Sigma Z in w; as parameter vectors D^{1/2} c~.
+            let mut c = sz;
+            if let Some(m) = &geometry.metric {
+                scale_rows(&mut c, m);
+            }
+            c -= linalg::mul(&geometry.basis, &linalg::tr_mul(&geometry.basis, &c));
+            let scale = sig_n.abs().max().max(f64::MIN_POSITIVE);
+            let has_cross = c.abs().max() > 1e-13 * scale;
+            if has_cross {
+                if let Some(m) = &geometry.metric {
+                    scale_rows(&mut c, m);
+                }
+            }
+            (sig_n, c, has_cross)
+        }
+    };
     let s_exact = dynamics.exact(&geometry.curvatures, &sig_n)?;
     let s_lead = dynamics.leading(&geometry.curvatures, &sig_n);
-    let (d3_exact, d3_lead) = if parts.leading {
-        let mut d3 = contract_symmetric_set(model, phi, &z, &[&s_exact, &s_lead]);
-        let d3_lead = d3.pop().expect("two contractions");
-        (d3.pop().expect("two contractions"), Some(d3_lead))
+    let inv_curvatures: Vec<f64> = geometry.curvatures.iter().map(|l| 1.0 / l).collect();
+    let ss: Vec<&DMatrix<f64>> = if parts.leading {
+        vec![&s_exact, &s_lead]
     } else {
-        let d3 = contract_symmetric_set(model, phi, &z, &[&s_exact]);
-        (d3.into_iter().next().expect("one contraction"), None)
+        vec![&s_exact]
     };
-    // Cross term: c~ = P~_T D^{1/2} Sigma Z in w; as parameter vectors D^{1/2} c~.
-    let mut c = sz;
-    if let Some(m) = &geometry.metric {
-        scale_rows(&mut c, m);
-    }
-    c -= linalg::mul(&geometry.basis, &linalg::tr_mul(&geometry.basis, &c));
-    let scale = sig_n.abs().max().max(f64::MIN_POSITIVE);
-    let cross = if c.abs().max() > 1e-13 * scale {
-        if let Some(m) = &geometry.metric {
-            scale_rows(&mut c, m);
+    let (mut d3, cross) = match curvature {
+        Curvature::Jacobian { transposed, .. } if parts.per_sample => {
+            let pairs = has_cross.then_some((&c, inv_curvatures.as_slice()));
+            let (d3, cross) =
+                per_sample::contractions(model, phi, transposed, geometry, &z, &ss, pairs);
+            (d3, cross.unwrap_or_else(|| vec![0.0; d]))
         }
-        let w: Vec<f64> = geometry.curvatures.iter().map(|l| 1.0 / l).collect();
-        contract_pairs(model, phi, &c, &z, &w)
-    } else {
-        vec![0.0; d]
+        _ => {
+            let d3 = contract_symmetric_set(model, phi, &z, &ss);
+            let cross = if has_cross {
+                contract_pairs(model, phi, &c, &z, &inv_curvatures)
+            } else {
+                vec![0.0; d]
+            };
+            (d3, cross)
+        }
     };
+    let d3_lead = if parts.leading { d3.pop() } else { None };
+    let d3_exact = d3.pop().expect("the exact contraction");
     let velocity = |d3: &[f64]| -> Vec<f64> {
         let force: Vec<f64> = d3
             .iter()

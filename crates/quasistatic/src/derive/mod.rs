@@ -42,6 +42,7 @@ pub mod adam;
 pub mod coefficients;
 pub mod drift;
 pub mod equilibrium;
+pub mod per_sample;
 pub mod regularisers;
 pub mod stability;
 mod table;
@@ -84,6 +85,19 @@ pub enum PathChoice {
     LowRank,
 }
 
+/// How the third-order contractions of the drift are evaluated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThirdOrderRoute {
+    /// Per-sample Hessian-vector products of the outputs on the low-rank path
+    /// ([`per_sample`]: `n` products per contraction, exact up to normal vectors that the
+    /// tangent projection removes), full-batch dual-number gradients on the dense path.
+    Auto,
+    /// Always one full-batch dual-number gradient per normal direction
+    /// ([`third_order`]): the reference route.
+    FullBatch,
+}
+
 /// Options of [`derive`]. `Default` gives sensible values for every field.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct DeriveOptions {
@@ -116,6 +130,8 @@ pub struct DeriveOptions {
     /// tangent noise, `F F^T = Q` per step, for an integrator of the manifold SDE (default
     /// false; forms `Q` as a `d x d` matrix when `tr Q > 0`, `O(d^3)`).
     pub tangent_factor: bool,
+    /// Route of the third-order contractions (default [`ThirdOrderRoute::Auto`]).
+    pub third_order: ThirdOrderRoute,
 }
 
 impl Default for DeriveOptions {
@@ -133,6 +149,7 @@ impl Default for DeriveOptions {
             regularisers: true,
             leading_order: true,
             tangent_factor: false,
+            third_order: ThirdOrderRoute::Auto,
         }
     }
 }
@@ -434,7 +451,15 @@ fn report<M: Model>(
 
     // Summaries of S and Q.
     let z = &c.normal_basis;
-    let gram = gram_and_root(z);
+    // Z^T Z = I for an orthonormal Z (no metric) on the low-rank path, where Z = J^T U
+    // Lambda^{-1/2} / sqrt(n) makes it so by construction; the product otherwise.
+    let gram = match (&geometry.metric, &geometry.sample_basis) {
+        (None, Some(_)) => {
+            let r = z.ncols();
+            (DMatrix::identity(r, r), DMatrix::identity(r, r))
+        }
+        _ => gram_and_root(z),
+    };
     let equilibrium = EquilibriumReport {
         dynamics: c.dynamics,
         exact: MatrixSummary::of_normal(z, &gram, &c.s_exact, small),

@@ -18,13 +18,11 @@
 //! `tr(diag(H)^{1/2})` is not differentiable where some `H_kk = 0`; its direction is then not
 //! reported.
 
-use num_dual::Dual64;
 use serde::Serialize;
 
 use super::third_order::ordered_block_sums;
-use crate::linalg;
 use crate::manifold::{Curvature, Geometry};
-use crate::model::derivatives::{self, GradientWorkspace};
+use crate::model::derivatives::{self, GradientWorkspace, SampleHvpWorkspace};
 use crate::model::Model;
 
 /// Which regulariser.
@@ -106,28 +104,24 @@ pub fn regulariser_gradients<M: Model>(
                 },
             )
         }
-        Curvature::Jacobian { jacobian, .. } => {
-            let n = jacobian.nrows();
+        Curvature::Jacobian { transposed: jt, .. } => {
+            let n = jt.ncols();
             // Column i of J^T is grad f_i, contiguous.
-            let jt = linalg::transpose(jacobian);
             let terms: Vec<usize> = (0..n).collect();
             ordered_block_sums(
                 d,
                 2,
                 &terms,
-                || SampleHvpWorkspace::new(model),
-                |i, ws, acc| {
-                    ws.direction
-                        .copy_from_slice(&jt.as_slice()[i * d..(i + 1) * d]);
-                    ws.apply(model, phi, i);
-                    for (t, h) in acc[0].iter_mut().zip(&ws.out) {
+                || (SampleHvpWorkspace::new(model), vec![0.0; d]),
+                |i, (ws, direction), acc| {
+                    let g = &jt.as_slice()[i * d..(i + 1) * d];
+                    for (t, h) in acc[0].iter_mut().zip(ws.apply(model, phi, i, g)) {
                         *t += 2.0 * h / n as f64;
                     }
-                    for (g, wk) in ws.direction.iter_mut().zip(&w) {
-                        *g *= wk;
+                    for ((x, gk), wk) in direction.iter_mut().zip(g).zip(&w) {
+                        *x = gk * wk;
                     }
-                    ws.apply(model, phi, i);
-                    for (t, h) in acc[1].iter_mut().zip(&ws.out) {
+                    for (t, h) in acc[1].iter_mut().zip(ws.apply(model, phi, i, direction)) {
                         *t += h / n as f64;
                     }
                 },
@@ -139,45 +133,11 @@ pub fn regulariser_gradients<M: Model>(
     (tr, differentiable.then_some(sq))
 }
 
-/// Per-sample Hessian-vector product `hess f_i(theta) x` (one [`Dual64`] evaluation).
+/// Per-sample Hessian-vector product `hess f_i(theta) x` (one [`num_dual::Dual64`] evaluation).
 pub fn sample_hvp<M: Model>(model: &M, theta: &[f64], i: usize, x: &[f64]) -> Vec<f64> {
-    let mut ws = SampleHvpWorkspace::new(model);
-    ws.direction.copy_from_slice(x);
-    ws.apply(model, theta, i);
-    ws.out
-}
-
-/// Reusable buffers for per-sample Hessian-vector products.
-struct SampleHvpWorkspace {
-    theta: Vec<Dual64>,
-    grad: Vec<Dual64>,
-    /// The direction `x`.
-    direction: Vec<f64>,
-    /// `hess f_i(theta) x` after [`SampleHvpWorkspace::apply`].
-    out: Vec<f64>,
-}
-
-impl SampleHvpWorkspace {
-    fn new<M: Model>(model: &M) -> Self {
-        let d = model.dim();
-        Self {
-            theta: vec![Dual64::from(0.0); d],
-            grad: vec![Dual64::from(0.0); d],
-            direction: vec![0.0; d],
-            out: vec![0.0; d],
-        }
-    }
-
-    /// `out = hess f_i(theta) direction`.
-    fn apply<M: Model>(&mut self, model: &M, theta: &[f64], i: usize) {
-        for ((t, &x), &v) in self.theta.iter_mut().zip(theta).zip(&self.direction) {
-            *t = Dual64::new(x, v);
-        }
-        model.output_and_grad(&self.theta, i, &mut self.grad);
-        for (o, g) in self.out.iter_mut().zip(&self.grad) {
-            *o = g.eps;
-        }
-    }
+    SampleHvpWorkspace::new(model)
+        .apply(model, theta, i, x)
+        .to_vec()
 }
 
 /// Build the report of one regulariser given its gradient (or `None`), the geometry whose

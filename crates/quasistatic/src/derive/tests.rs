@@ -773,3 +773,199 @@ fn derivation_is_bit_identical_across_thread_counts() {
         }
     }
 }
+
+/// A network refitted to its own outputs at its default start, so that the start is exactly
+/// an interpolating manifold point (`f_i(start) = y_i`): `build(train)` makes the network.
+fn self_labelled<M: Model>(
+    spec: &crate::data::SyntheticSpec,
+    build: impl Fn(crate::data::Dataset) -> M,
+) -> (M, Vec<f64>) {
+    let data = crate::data::generate(spec);
+    let model = build(data.train.clone());
+    let start = model.default_start();
+    let mut g = vec![0.0; model.dim()];
+    let y: Vec<f64> = (0..model.n_samples())
+        .map(|i| model.output_and_grad(&start, i, &mut g))
+        .collect();
+    let train = crate::data::Dataset { y, ..data.train };
+    (build(train), start)
+}
+
+/// Every number in two reports (as JSON) agrees to `tol` relative: arrays of numbers relative
+/// to their largest entry (the cross term's part of the drift relative to the drift, since it
+/// can be round-off alone), single numbers to their own size; the wall time is skipped.
+fn assert_reports_close(a: &serde_json::Value, b: &serde_json::Value, tol: f64, path: &str) {
+    let drift_scale = b["drift_per_step"].as_array().map_or(0.0, |x| {
+        x.iter()
+            .filter_map(|v| v.as_f64())
+            .fold(0.0f64, |m, v| m.max(v.abs()))
+    });
+    assert_values_close(a, b, tol, path, drift_scale, 0.0);
+}
+
+fn assert_values_close(
+    a: &serde_json::Value,
+    b: &serde_json::Value,
+    tol: f64,
+    path: &str,
+    drift_scale: f64,
+    floor: f64,
+) {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            assert_eq!(x.len(), y.len(), "{path}: fields differ");
+            for (k, va) in x {
+                if k == "seconds" {
+                    continue;
+                }
+                let floor = if k == "drift_cross_per_step" {
+                    drift_scale
+                } else {
+                    0.0
+                };
+                assert_values_close(va, &y[k], tol, &format!("{path}.{k}"), drift_scale, floor);
+            }
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            assert_eq!(x.len(), y.len(), "{path}: lengths differ");
+            let scale = x
+                .iter()
+                .filter_map(Value::as_f64)
+                .fold(floor, |m, v| m.max(v.abs()));
+            for (k, (va, vb)) in x.iter().zip(y).enumerate() {
+                match (va.as_f64(), vb.as_f64()) {
+                    (Some(p), Some(q)) => assert!(
+                        (p - q).abs() <= tol * scale,
+                        "{path}[{k}]: {p} vs {q} (scale {scale})"
+                    ),
+                    _ => {
+                        assert_values_close(va, vb, tol, &format!("{path}[{k}]"), drift_scale, 0.0)
+                    }
+                }
+            }
+        }
+        (Value::Number(_), Value::Number(_)) => {
+            let (p, q) = (a.as_f64().unwrap(), b.as_f64().unwrap());
+            assert!(
+                (p - q).abs() <= tol * p.abs().max(q.abs()),
+                "{path}: {p} vs {q}"
+            );
+        }
+        _ => assert_eq!(a, b, "{path}"),
+    }
+}
+
+/// The per-sample route of the low-rank path ([`per_sample`]) gives the same derivation as
+/// the full-batch reference route ([`third_order`]) to 1e-10 relative, every reported number
+/// compared (drift exact and leading, cross term, regulariser directions and cosines, `S`,
+/// `Q`, diagnostics): rotated valley, diagonal network, two-layer tanh network and an MLP
+/// (both refitted to their own outputs, so that the start is on the manifold), with SGD,
+/// heavy ball, Adam and RMSProp and label, isotropic, Hessian-shaped and fixed (with a
+/// tangent-normal block, hence a cross term) noise.
+#[test]
+fn per_sample_route_matches_full_batch_route() {
+    use crate::data::{SyntheticSpec, Teacher};
+    use crate::model::{Activation, DiagonalNetwork, Mlp, MlpActivation, TwoLayerNetwork};
+    let spec = |n: usize, p: usize, seed: u64| SyntheticSpec {
+        n,
+        n_test: 0,
+        p,
+        teacher: Teacher::Sparse { k: 2, value: 1.0 },
+        label_noise: 0.0,
+        seed,
+    };
+    let valley = Valley::new(vec![1.0, 2.0, 0.5], 2, Profile::Sin2, 0.8).with_random_rotation(21);
+    let vphi = valley.to_theta(&[0.0, 0.0, 0.0, 0.7, -0.4]);
+    let data = crate::data::generate(&spec(5, 12, 4));
+    let diagonal = DiagonalNetwork::new(data.train, None, data.teacher);
+    let dphi = crate::manifold::project(&diagonal, &diagonal.default_start(), &Default::default())
+        .unwrap()
+        .point;
+    let (two_layer, tphi) = self_labelled(&spec(7, 4, 9), |t| {
+        TwoLayerNetwork::new(6, Activation::Tanh, t, None).with_init(3, 0.9)
+    });
+    let (mlp, mphi) = self_labelled(&spec(6, 3, 5), |t| {
+        Mlp::new(vec![4, 3], MlpActivation::Tanh, true, t, None).with_init(2, 0.8)
+    });
+    let rms = AnyOptimizer::RmsProp(RmsProp {
+        lr: Schedule::Constant(0.01),
+        alpha: 0.99,
+        eps: 1e-8,
+        bias_correction: true,
+    });
+    let optimizers = [
+        sgd(0.02),
+        heavy_ball(0.01, 0.9),
+        adam(1e-3, 0.9, 0.999, 1e-8),
+        rms,
+    ];
+    let fixed = |d: usize| {
+        let a = DMatrix::from_fn(d, d, |i, j| ((1.3 * i as f64 + 0.7 * j as f64) * 0.9).sin());
+        NoiseModel::fixed(&a * a.transpose() * (0.01 / d as f64))
+    };
+    let noises = |d: usize| {
+        vec![
+            label(1.0),
+            NoiseModel::Isotropic {
+                sigma: 0.5,
+                batch: 1,
+            },
+            NoiseModel::Hessian {
+                sigma: 0.7,
+                batch: 2,
+            },
+            fixed(d),
+        ]
+    };
+    let reference = DeriveOptions {
+        path: PathChoice::LowRank,
+        third_order: ThirdOrderRoute::FullBatch,
+        ..Default::default()
+    };
+    let fast = DeriveOptions {
+        third_order: ThirdOrderRoute::Auto,
+        ..reference.clone()
+    };
+    let mut checked = 0;
+    let mut check = |model: &dyn Fn(&AnyOptimizer, &NoiseModel, &DeriveOptions) -> Derivation,
+                     d: usize| {
+        for opt in &optimizers {
+            for noise in noises(d) {
+                let a = model(opt, &noise, &reference);
+                let b = model(opt, &noise, &fast);
+                assert_eq!(b.geometry.path, GeometryPath::LowRank);
+                let (ja, jb) = (
+                    serde_json::to_value(&a).unwrap(),
+                    serde_json::to_value(&b).unwrap(),
+                );
+                assert_reports_close(
+                    &ja,
+                    &jb,
+                    1e-10,
+                    &format!("{}/{}/{}", a.model, a.optimizer, a.noise),
+                );
+                if a.drift_cross_per_step.iter().any(|x| *x != 0.0) {
+                    checked += 1000;
+                }
+                checked += 1;
+            }
+        }
+    };
+    check(
+        &|o, n, p| derive(&valley, n, o, &vphi, p).unwrap(),
+        valley.dim(),
+    );
+    check(
+        &|o, n, p| derive(&diagonal, n, o, &dphi, p).unwrap(),
+        diagonal.dim(),
+    );
+    check(
+        &|o, n, p| derive(&two_layer, n, o, &tphi, p).unwrap(),
+        two_layer.dim(),
+    );
+    check(&|o, n, p| derive(&mlp, n, o, &mphi, p).unwrap(), mlp.dim());
+    // 4 models x 4 optimizers x 4 noises, the fixed noise with a cross term on every model.
+    assert_eq!(checked % 1000, 64);
+    assert!(checked / 1000 >= 16, "{checked}");
+}

@@ -76,11 +76,11 @@ impl GeometryPath {
 pub enum Curvature {
     /// The dense, symmetrised Hessian `H(phi)` (`d x d`).
     Hessian(DMatrix<f64>),
-    /// The Jacobian `J` (`n x d`, rows `grad f_i(phi)`) and residuals `r_i = f_i(phi) - y_i`;
-    /// `H = (1/n) J^T J` holds when the residuals vanish.
+    /// The Jacobian `J` (`n x d`, rows `grad f_i(phi)`), stored transposed, and residuals
+    /// `r_i = f_i(phi) - y_i`; `H = (1/n) J^T J` holds when the residuals vanish.
     Jacobian {
-        /// `J[i, :] = grad f_i(phi)`.
-        jacobian: DMatrix<f64>,
+        /// `J^T` (`d x n`): column `i` is `grad f_i(phi)`.
+        transposed: DMatrix<f64>,
         /// `r_i = f_i(phi) - y_i`.
         residuals: Vec<f64>,
     },
@@ -95,7 +95,7 @@ impl Curvature {
     /// The Jacobian representation at `phi`. Fails unless the manifold interpolates there:
     /// `max_i |r_i| <= residual_tolerance`, since otherwise `H != (1/n) J^T J`.
     pub fn low_rank<M: Model>(model: &M, phi: &[f64], residual_tolerance: f64) -> Result<Self> {
-        let (jacobian, residuals) = derivatives::jacobian(model, phi);
+        let (transposed, residuals) = derivatives::jacobian_transposed(model, phi);
         let worst = residuals.iter().fold(0.0f64, |m, r| m.max(r.abs()));
         if worst > residual_tolerance {
             return Err(Error::Numerical(format!(
@@ -105,7 +105,7 @@ impl Curvature {
             )));
         }
         Ok(Curvature::Jacobian {
-            jacobian,
+            transposed,
             residuals,
         })
     }
@@ -122,7 +122,7 @@ impl Curvature {
     pub fn dim(&self) -> usize {
         match self {
             Curvature::Hessian(h) => h.nrows(),
-            Curvature::Jacobian { jacobian, .. } => jacobian.ncols(),
+            Curvature::Jacobian { transposed, .. } => transposed.nrows(),
         }
     }
 
@@ -130,9 +130,9 @@ impl Curvature {
     pub fn apply(&self, x: &DMatrix<f64>) -> DMatrix<f64> {
         match self {
             Curvature::Hessian(h) => h * x,
-            Curvature::Jacobian { jacobian, .. } => {
-                let n = jacobian.nrows() as f64;
-                linalg::tr_mul(jacobian, &linalg::mul(jacobian, x)) / n
+            Curvature::Jacobian { transposed, .. } => {
+                let n = transposed.ncols() as f64;
+                linalg::mul(transposed, &linalg::tr_mul(transposed, x)) / n
             }
         }
     }
@@ -141,12 +141,15 @@ impl Curvature {
     pub fn diagonal(&self) -> Vec<f64> {
         match self {
             Curvature::Hessian(h) => h.diagonal().iter().copied().collect(),
-            Curvature::Jacobian { jacobian, .. } => {
-                let n = jacobian.nrows() as f64;
-                jacobian
-                    .column_iter()
-                    .map(|c| c.norm_squared() / n)
-                    .collect()
+            Curvature::Jacobian { transposed, .. } => {
+                let n = transposed.ncols() as f64;
+                let mut out = vec![0.0; transposed.nrows()];
+                for col in transposed.column_iter() {
+                    for (o, g) in out.iter_mut().zip(col.iter()) {
+                        *o += g * g;
+                    }
+                }
+                out.iter().map(|x| x / n).collect()
             }
         }
     }
@@ -181,33 +184,38 @@ impl Curvature {
                     spectrum,
                     gap,
                     basis,
+                    sample_basis: None,
                     metric: metric.map(|m| m.to_vec()),
                 })
             }
-            Curvature::Jacobian { jacobian, .. } => {
-                let n = jacobian.nrows();
+            Curvature::Jacobian { transposed, .. } => {
+                let n = transposed.ncols();
                 let jt: Cow<DMatrix<f64>> = match metric {
-                    None => Cow::Borrowed(jacobian),
+                    None => Cow::Borrowed(transposed),
                     Some(m) => {
-                        let mut jt = jacobian.clone();
-                        for (k, mut col) in jt.column_iter_mut().enumerate() {
-                            col *= m[k];
+                        let mut jt = transposed.clone();
+                        for mut col in jt.column_iter_mut() {
+                            for (x, mk) in col.iter_mut().zip(m) {
+                                *x *= mk;
+                            }
                         }
                         Cow::Owned(jt)
                     }
                 };
-                let gram = linalg::mul_tr(&jt, &jt) / n as f64;
+                let gram = linalg::tr_mul(&jt, &jt) / n as f64;
                 let gram = (&gram + gram.transpose()) * 0.5;
                 let eig = gram.symmetric_eigen();
                 let order = descending(eig.eigenvalues.as_slice());
                 let spectrum: Vec<f64> = order.iter().map(|&k| eig.eigenvalues[k]).collect();
                 let (rank, gap) = decide_rank(&spectrum, d, options)?;
                 let mut u = DMatrix::zeros(n, rank);
+                let mut sample_basis = DMatrix::zeros(n, rank);
                 for (c, &k) in order.iter().take(rank).enumerate() {
                     let scale = 1.0 / (spectrum[c] * n as f64).sqrt();
+                    sample_basis.set_column(c, &eig.eigenvectors.column(k));
                     u.set_column(c, &(eig.eigenvectors.column(k) * scale));
                 }
-                let basis = linalg::tr_mul(&jt, &u);
+                let basis = linalg::mul(&jt, &u);
                 Ok(Geometry {
                     path: GeometryPath::LowRank,
                     dim: d,
@@ -216,6 +224,7 @@ impl Curvature {
                     spectrum,
                     gap,
                     basis,
+                    sample_basis: Some(sample_basis),
                     metric: metric.map(|m| m.to_vec()),
                 })
             }
@@ -305,6 +314,11 @@ pub struct Geometry {
     /// Orthonormal eigenvectors of `H` (or `H~`) on the normal space, `d x r`, columns in the
     /// order of [`Geometry::curvatures`].
     pub basis: DMatrix<f64>,
+    /// Low-rank path: the orthonormal eigenvectors `U` (`n x r`) of the Gram matrix
+    /// `(1/n) J~ J~^T` (`J~ = J D^{1/2}`) that give the basis, `V = J~^T U Lambda^{-1/2} /
+    /// sqrt(n)`; so `J~ V = sqrt(n) U Lambda^{1/2}` (the basis in sample coordinates). `None`
+    /// on the dense path.
+    pub sample_basis: Option<DMatrix<f64>>,
     /// Normal eigenvalues `lambda_1 >= ... >= lambda_r > 0`.
     pub curvatures: Vec<f64>,
     /// Every computed eigenvalue, descending (`d` of them on the dense path, `n` on the

@@ -15,4 +15,4 @@ pub mod projection;
 
 pub use geometry::{Curvature, Geometry, GeometryPath, RankOptions};
 pub use noise::{covariance_diagonal, CovarianceOperator};
-pub use projection::{project, Finisher, Projection, ProjectionOptions};
+pub use projection::{project, Finisher, NormalSpace, Projection, ProjectionOptions};

@@ -52,8 +52,8 @@ impl CovarianceOperator {
     ) -> Self {
         match curvature {
             Curvature::Hessian(_) => CovarianceOperator::Dense(noise.covariance(model, phi)),
-            Curvature::Jacobian { jacobian, .. } => {
-                let n = jacobian.nrows();
+            Curvature::Jacobian { transposed, .. } => {
+                let n = transposed.ncols();
                 match noise {
                     NoiseModel::None => CovarianceOperator::Zero,
                     NoiseModel::Label { sigma, batch } => {
@@ -81,6 +81,24 @@ impl CovarianceOperator {
         }
     }
 
+    /// `kappa` when `Sigma = kappa H` exactly in the curvature's representation: full-batch
+    /// label noise (`kappa = sigma^2 / B`) and Hessian-shaped noise on the
+    /// low-rank path, where `H = (1/n) J^T J`. Then `V^T Sigma~ V = kappa Lambda` in the normal
+    /// eigenbasis of any metric and the tangent-normal block `P~_T Sigma~ V` vanishes.
+    pub fn proportional_to_curvature(&self, curvature: &Curvature) -> Option<f64> {
+        let Curvature::Jacobian { transposed, .. } = curvature else {
+            return None;
+        };
+        match self {
+            CovarianceOperator::Label {
+                label_factor,
+                batch_factor,
+            } if *batch_factor == 0.0 => Some(label_factor * transposed.ncols() as f64),
+            CovarianceOperator::GaussNewton(c) => Some(*c),
+            _ => None,
+        }
+    }
+
     /// `Sigma X` for a `d x k` matrix `X`.
     pub fn apply(&self, curvature: &Curvature, x: &DMatrix<f64>) -> DMatrix<f64> {
         match self {
@@ -93,24 +111,24 @@ impl CovarianceOperator {
                 batch_factor,
             } => {
                 let Curvature::Jacobian {
-                    jacobian: j,
+                    transposed: jt,
                     residuals,
                 } = curvature
                 else {
                     unreachable!("label operator is built only on the low-rank path")
                 };
-                let n = j.nrows() as f64;
-                let jx = linalg::mul(j, x);
-                let mut out = linalg::tr_mul(j, &jx) * *label_factor;
+                let n = jt.ncols() as f64;
+                let jx = linalg::tr_mul(jt, x);
+                let mut out = linalg::mul(jt, &jx) * *label_factor;
                 if *batch_factor > 0.0 {
                     let mut weighted = jx.clone();
                     for (i, mut row) in weighted.row_iter_mut().enumerate() {
                         row *= residuals[i] * residuals[i] / n;
                     }
                     let r = nalgebra::DVector::from_column_slice(residuals);
-                    let g = j.tr_mul(&r) / n;
+                    let g = jt * &r / n;
                     let gx = g.tr_mul(x);
-                    out += (linalg::tr_mul(j, &weighted) - &g * gx) * *batch_factor;
+                    out += (linalg::mul(jt, &weighted) - &g * gx) * *batch_factor;
                 }
                 out
             }
@@ -278,9 +296,9 @@ mod tests {
                 batch: 2,
             },
         ] {
-            let (jacobian, residuals) = derivatives::jacobian(&m, &theta);
+            let (transposed, residuals) = derivatives::jacobian_transposed(&m, &theta);
             let curv = Curvature::Jacobian {
-                jacobian,
+                transposed,
                 residuals,
             };
             let op = CovarianceOperator::new(&m, &noise, &theta, &curv);

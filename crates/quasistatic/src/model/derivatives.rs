@@ -67,6 +67,40 @@ pub fn hessian_vector_product<M: Model>(
     }
 }
 
+/// Reusable buffers for per-sample Hessian-vector products `hess f_i(theta) x` of the outputs
+/// ([`SampleHvpWorkspace::apply`]).
+pub struct SampleHvpWorkspace {
+    theta: Vec<Dual64>,
+    grad: Vec<Dual64>,
+    out: Vec<f64>,
+}
+
+impl SampleHvpWorkspace {
+    /// Buffers sized for `model` (`2 d` [`Dual64`] and `d` `f64`).
+    pub fn new<M: Model>(model: &M) -> Self {
+        let d = model.dim();
+        Self {
+            theta: vec![Dual64::from(0.0); d],
+            grad: vec![Dual64::from(0.0); d],
+            out: vec![0.0; d],
+        }
+    }
+
+    /// `hess f_i(theta) x` (length `d`): the `eps` part of `grad f_i` evaluated with
+    /// [`Dual64`] at `theta + e x` (one per-sample gradient with dual numbers, `O(d)` for the
+    /// built-in networks).
+    pub fn apply<M: Model>(&mut self, model: &M, theta: &[f64], i: usize, x: &[f64]) -> &[f64] {
+        for ((t, &th), &v) in self.theta.iter_mut().zip(theta).zip(x) {
+            *t = Dual64::new(th, v);
+        }
+        model.output_and_grad(&self.theta, i, &mut self.grad);
+        for (o, g) in self.out.iter_mut().zip(&self.grad) {
+            *o = g.eps;
+        }
+        &self.out
+    }
+}
+
 /// Reusable buffers for one full-batch gradient evaluated with the scalar `D` (used by
 /// [`third_order_with`] with [`HyperDual64`] and [`third_order_diagonal`] with [`Dual2_64`]).
 pub struct GradientWorkspace<D> {
@@ -151,10 +185,17 @@ pub fn hessian<M: Model>(model: &M, theta: &[f64]) -> DMatrix<f64> {
 }
 
 /// Jacobian of the per-sample outputs, `J[i, :] = grad f_i(theta)` (`n x d`), and the
-/// residuals `r_i = f_i(theta) - y_i`. The `n` per-sample gradients run in parallel, each
-/// written straight into its column of `J^T`, which is then transposed (the entries do not
-/// depend on the number of threads).
+/// residuals `r_i = f_i(theta) - y_i`: [`jacobian_transposed`], transposed.
 pub fn jacobian<M: Model>(model: &M, theta: &[f64]) -> (DMatrix<f64>, Vec<f64>) {
+    let (jt, r) = jacobian_transposed(model, theta);
+    (crate::linalg::transpose(&jt), r)
+}
+
+/// The transposed Jacobian of the per-sample outputs, `J^T` (`d x n`, column `i` is
+/// `grad f_i(theta)`), and the residuals `r_i = f_i(theta) - y_i`. The `n` per-sample gradients
+/// run in parallel, each written straight into its column (the entries do not depend on the
+/// number of threads).
+pub fn jacobian_transposed<M: Model>(model: &M, theta: &[f64]) -> (DMatrix<f64>, Vec<f64>) {
     let (n, d) = (model.n_samples(), model.dim());
     let y = model.targets();
     let mut jt = DMatrix::zeros(d, n);
@@ -167,7 +208,7 @@ pub fn jacobian<M: Model>(model: &M, theta: &[f64]) -> (DMatrix<f64>, Vec<f64>) 
             .map(|(i, col)| model.output_and_grad(theta, i, col) - y[i])
             .collect()
     };
-    (crate::linalg::transpose(&jt), r)
+    (jt, r)
 }
 
 #[cfg(test)]
