@@ -87,7 +87,7 @@ pub fn time_derivation<M: Model>(
 /// then the rows of [`scale_benchmarks`].
 ///
 /// `repetitions` derivations each; returns one [`DeriveTiming`] per model.
-pub fn standard_benchmarks(repetitions: usize) -> Result<Vec<DeriveTiming>> {
+pub fn standard_benchmarks(repetitions: usize, scale: &ScaleOptions) -> Result<Vec<DeriveTiming>> {
     use quasistatic::data::{generate, SyntheticSpec, Teacher};
     use quasistatic::model::DiagonalNetwork;
     use quasistatic::optim::{Schedule, Sgd};
@@ -112,29 +112,40 @@ pub fn standard_benchmarks(repetitions: usize) -> Result<Vec<DeriveTiming>> {
     let net = two_layer_benchmark_model();
     let second = timed_at_manifold(&net, &noise, &sgd, &options, repetitions)?;
     let mut rows = vec![first, second];
-    rows.extend(scale_benchmarks(repetitions)?);
+    rows.extend(scale_benchmarks(repetitions, scale)?);
     Ok(rows)
 }
 
-/// Environment variable that adds the `d = 10^6` derivation to [`scale_benchmarks`] (any
-/// value; it needs several GiB of memory and about a minute).
-pub const LARGE_ENV: &str = "QUASISTATIC_BENCH_DERIVE_LARGE";
+/// What [`scale_benchmarks`] runs (`bench --derive --derive-large --sde-steps N`).
+#[derive(Clone, Copy, Debug)]
+pub struct ScaleOptions {
+    /// Add the `d = 10^6` derivation (it needs several GiB of memory and about a minute).
+    pub large: bool,
+    /// Derived SDE steps timed (the row reports seconds per 1 000 steps).
+    pub sde_steps: u64,
+}
 
-/// Environment variable: number of derived SDE steps timed by [`scale_benchmarks`] (default
-/// 20; the row reports seconds per 1 000 steps).
-pub const SDE_STEPS_ENV: &str = "QUASISTATIC_BENCH_SDE_STEPS";
+impl Default for ScaleOptions {
+    /// No `d = 10^6` row, 20 SDE steps.
+    fn default() -> Self {
+        ScaleOptions {
+            large: false,
+            sde_steps: 20,
+        }
+    }
+}
 
 /// The derivation at network scale, SGD with label noise (`sigma = 1`, `eta = 1e-3`), on
 /// two-layer tanh networks refitted to their own outputs at their default start (so that the
 /// start is exactly on the manifold and no projection is needed; `p = 99` features):
 ///
 /// 1. the derived SDE at `d = 10^5`, `n = 100` (width 1000): coefficients at every step and
-///    the chord re-projection, [`SDE_STEPS_ENV`] steps of `h = 1` timed (one trajectory),
-///    reported as seconds per 1 000 steps (`repetitions` = 1);
-/// 2. with [`LARGE_ENV`] set: one derivation at `d = 10^6` (width 10 000), `n = 100`.
+///    the chord re-projection, [`ScaleOptions::sde_steps`] steps of `h = 1` timed (one
+///    trajectory), reported as seconds per 1 000 steps (`repetitions` = 1);
+/// 2. with [`ScaleOptions::large`]: one derivation at `d = 10^6` (width 10 000), `n = 100`.
 ///
 /// Rows name the peak resident memory of the process in the model column.
-pub fn scale_benchmarks(repetitions: usize) -> Result<Vec<DeriveTiming>> {
+pub fn scale_benchmarks(repetitions: usize, scale: &ScaleOptions) -> Result<Vec<DeriveTiming>> {
     use quasistatic::optim::{Schedule, Sgd};
     let noise = NoiseModel::Label {
         sigma: 1.0,
@@ -144,10 +155,7 @@ pub fn scale_benchmarks(repetitions: usize) -> Result<Vec<DeriveTiming>> {
         lr: Schedule::Constant(1e-3),
     });
     let mut rows = Vec::new();
-    let steps: u64 = std::env::var(SDE_STEPS_ENV)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
+    let steps = scale.sde_steps.max(1);
     {
         let (net, phi) = self_labelled_two_layer(1000, 100);
         let mut t = time_derived_sde(&net, &noise, &sgd, &phi, steps)?;
@@ -157,7 +165,7 @@ pub fn scale_benchmarks(repetitions: usize) -> Result<Vec<DeriveTiming>> {
         );
         rows.push(t);
     }
-    if std::env::var_os(LARGE_ENV).is_some() {
+    if scale.large {
         let (net, phi) = self_labelled_two_layer(10_000, 100);
         let options = DeriveOptions::default();
         let mut t = time_derivation(&net, &noise, &sgd, &phi, &options, repetitions)?;

@@ -178,6 +178,13 @@ enum Command {
         /// n = 100 samples (low-rank Jacobian path), at manifold points.
         #[arg(long)]
         derive: bool,
+        /// With --derive: also time one derivation at d = 10^6 (two-layer tanh network of
+        /// width 10 000, n = 100; several GiB of memory, about a minute).
+        #[arg(long, requires = "derive")]
+        derive_large: bool,
+        /// With --derive: derived SDE steps timed at d = 10^5 (reported per 1 000 steps).
+        #[arg(long, default_value_t = 20, requires = "derive", value_parser = clap::value_parser!(u64).range(1..))]
+        sde_steps: u64,
     },
 }
 
@@ -479,6 +486,8 @@ fn execute(command: Command) -> quasistatic::Result<()> {
             repeats,
             json,
             derive,
+            derive_large,
+            sde_steps,
         } => {
             let opts = bench::BenchOptions {
                 quick,
@@ -490,7 +499,13 @@ fn execute(command: Command) -> quasistatic::Result<()> {
             if derive {
                 println!("\n| derivation | d | n | path | normal rank | projection of the start (s) | derivation (s, best of {repeats}) |");
                 println!("|---|---:|---:|---|---:|---:|---:|");
-                for t in bench::derive::standard_benchmarks(repeats as usize)? {
+                for t in bench::derive::standard_benchmarks(
+                    repeats as usize,
+                    &bench::derive::ScaleOptions {
+                        large: derive_large,
+                        sde_steps,
+                    },
+                )? {
                     println!(
                         "| {} / {} | {} | {} | {} | {} | {:.3} | {:.3} |",
                         t.model,
