@@ -57,6 +57,12 @@ impl StudyParts for Rotation {
     fn render(data: &RotationData, claims: &[Claim], dir: &Path, link: &str) -> Result<String> {
         render::render(data, claims, dir, link)
     }
+
+    fn seeds(data: &RotationData) -> Vec<u64> {
+        let mut seeds = vec![measure::ENSEMBLE_SEED];
+        seeds.extend(&data.seeds);
+        seeds
+    }
 }
 
 #[cfg(test)]
