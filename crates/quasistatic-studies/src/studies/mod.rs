@@ -233,7 +233,11 @@ fn typical_seconds(scale: Scale) -> [f64; 4] {
 fn duration(seconds: f64) -> String {
     let s = seconds.max(0.0);
     if s >= 3600.0 {
-        format!("{} h {:02} min", (s / 3600.0) as u64, ((s % 3600.0) / 60.0) as u64)
+        format!(
+            "{} h {:02} min",
+            (s / 3600.0) as u64,
+            ((s % 3600.0) / 60.0) as u64
+        )
     } else if s >= 60.0 {
         format!("{} min {:02} s", (s / 60.0) as u64, (s % 60.0) as u64)
     } else {
@@ -615,6 +619,169 @@ mod tests {
         assert!(md.contains("| momentum_scaling | scaling eta and B"));
         assert!(md.contains("`momentum_scaling.rule_breaks_before_bound`"));
         assert!(md.contains("| flatness | the study ran | `flatness.study_ran` | error: boom |"));
+    }
+
+    /// Cells with `|`, `*`, `_`, `<` and `&` neither split a summary row nor turn into markup:
+    /// every row of the Markdown table has its six cells, the HTML table has six `<td>` per
+    /// row and shows the text as written, and the verdict cell keeps its verdict.
+    #[test]
+    fn summary_cells_are_escaped() {
+        let claim = |detail: &str, expected: &str, verdict: Verdict| Claim {
+            id: momentum::MomentumClaim::Collapse.into(),
+            value: 1.0,
+            interval: None,
+            tolerance: None,
+            floor: None,
+            expected: expected.into(),
+            verdict,
+            detail: detail.into(),
+        };
+        let claims = [
+            claim(
+                "largest |derived - true| / true 0.012",
+                "≤ 0.05",
+                Verdict::Supported,
+            ),
+            claim(
+                "final ||w||_1 4.2 vs ||w||_1 3.1; a*b_c <b>x</b> & `y` [z]",
+                "a < b",
+                Verdict::Contradicted,
+            ),
+        ];
+        let md = summary_table(&claims);
+        let rows: Vec<&str> = md.lines().filter(|l| l.starts_with("| momentum")).collect();
+        assert_eq!(rows.len(), 2);
+        for row in &rows {
+            // Unescaped pipes: the 7 cell borders only.
+            let bytes = row.as_bytes();
+            let borders = (0..bytes.len())
+                .filter(|&i| bytes[i] == b'|' && (i == 0 || bytes[i - 1] != b'\\'))
+                .count();
+            assert_eq!(borders, 7, "{row}");
+        }
+        assert!(rows[0].ends_with("| supported |"), "{}", rows[0]);
+        assert!(rows[1].ends_with("| **contradicted** |"), "{}", rows[1]);
+        let html = markdown_to_html("t", &md);
+        let body_rows: Vec<&str> = html
+            .split("<tr>")
+            .skip(2) // before the table, the header row
+            .collect();
+        assert_eq!(body_rows.len(), 2, "{html}");
+        for row in &body_rows {
+            assert_eq!(row.matches("<td>").count(), 6, "{row}");
+        }
+        assert!(body_rows[0].contains("<td>largest |derived - true| / true 0.012</td>"));
+        assert!(body_rows[1].contains(
+            "<td>final ||w||_1 4.2 vs ||w||_1 3.1; a*b_c &lt;b&gt;x&lt;/b&gt; &amp; `y` [z]</td>"
+        ));
+        assert!(body_rows[1].contains("<td>a &lt; b</td>"));
+        assert!(body_rows[1].contains("<td><strong>contradicted</strong></td>"));
+    }
+
+    /// The gap criterion on hand-made numbers: floor at or above the tolerance is
+    /// inconclusive whatever the gap, a gap within the tolerance is supported, a gap beyond it
+    /// whose interval reaches the tolerance is inconclusive, beyond it entirely contradicted.
+    #[test]
+    fn gap_verdicts() {
+        assert_eq!(Verdict::of_gap(0.05, 0.0, 0.1, 0.12), Verdict::Inconclusive);
+        assert_eq!(Verdict::of_gap(0.05, 0.0, 0.1, 0.1), Verdict::Inconclusive);
+        assert_eq!(
+            Verdict::of_gap(0.05, 0.0, 0.1, f64::NAN),
+            Verdict::Inconclusive
+        );
+        assert_eq!(Verdict::of_gap(0.1, 0.05, 0.1, 0.05), Verdict::Supported);
+        assert_eq!(
+            Verdict::of_gap(0.12, 0.09, 0.1, 0.05),
+            Verdict::Inconclusive
+        );
+        assert_eq!(Verdict::of_gap(0.2, 0.15, 0.1, 0.05), Verdict::Contradicted);
+        assert_eq!(Verdict::of_gap(f64::NAN, 0.0, 0.1, 0.05), Verdict::Failed);
+        use Verdict::*;
+        assert_eq!(Verdict::all(&[]), Supported);
+        assert_eq!(Verdict::all(&[Supported, Inconclusive]), Inconclusive);
+        assert_eq!(Verdict::all(&[Inconclusive, Contradicted]), Contradicted);
+        assert_eq!(Verdict::all(&[Contradicted, Failed]), Failed);
+    }
+
+    /// FNV-1a against the published test vectors, and the UTC date against known instants.
+    #[test]
+    fn provenance_hash_and_date() {
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
+        assert_eq!(utc_date(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc_date(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(utc_date(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(utc_date(4_107_542_399), "2100-02-28T23:59:59Z");
+        assert_eq!(seed_of("seed = 17\nsteps = 3\n"), Some(17));
+        assert_eq!(seed_of("steps = 3\n"), None);
+    }
+
+    /// `reproduce --only` into the folder of an earlier report replaces it whole: no stale
+    /// study folder survives, `claims.json` has numbers, verdicts and provenance, and a bad
+    /// output path fails before any study runs.
+    #[test]
+    fn reproduce_replaces_an_old_report_whole() {
+        let root =
+            std::env::temp_dir().join(format!("quasistatic-reproduce-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let out = root.join("results");
+        // An earlier report: a quasistatic output folder with another study's folder.
+        std::fs::create_dir_all(out.join("closeness")).unwrap();
+        std::fs::write(out.join(crate::staging::MARKER), "").unwrap();
+        std::fs::write(out.join("closeness").join("stale.csv"), "old").unwrap();
+        let t0 = Instant::now();
+        let report = reproduce(Scale::Tiny, &out, &["momentum_scaling".into()]).unwrap();
+        eprintln!(
+            "reproduce --only momentum_scaling (tiny): {:.1} s",
+            t0.elapsed().as_secs_f64()
+        );
+        assert_eq!(report, out.join("report.md"));
+        assert!(!out.join("closeness").exists());
+        assert!(out.join("momentum_scaling").join("momentum.json").is_file());
+        let names: Vec<String> = std::fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["results"], "no staging folder left");
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("claims.json")).unwrap())
+                .unwrap();
+        let p = &json["provenance"];
+        assert_eq!(p["version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(p["scale"], "Tiny");
+        assert!(p["date"].as_str().unwrap().ends_with('Z'));
+        let study = &p["studies"][0];
+        assert_eq!(study["study"], "momentum_scaling");
+        assert_eq!(study["seeds"], serde_json::json!([23]));
+        assert_eq!(study["configs"].as_array().unwrap().len(), 8);
+        let saved = std::fs::read(out.join("momentum_scaling/collapse/k_1/config.toml")).unwrap();
+        assert_eq!(
+            study["configs"][0]["fnv1a64"],
+            format!("{:016x}", fnv1a64(&saved))
+        );
+        let collapse = json["claims"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == "momentum_scaling.collapse")
+            .unwrap();
+        assert!(collapse["value"].is_f64());
+        assert_eq!(collapse["tolerance"], 0.1);
+        assert!(collapse["floor"].is_f64());
+        assert!(collapse["interval"]["low"].is_f64());
+        assert!(collapse["verdict"].is_string());
+        // A file as --out fails at once.
+        let file = root.join("f.txt");
+        std::fs::write(&file, "x").unwrap();
+        let t0 = Instant::now();
+        let err = reproduce(Scale::Tiny, &file, &[]).unwrap_err().to_string();
+        assert!(err.contains("--out"), "{err}");
+        assert!(
+            t0.elapsed().as_secs_f64() < 1.0,
+            "checked before any study ran"
+        );
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     /// A band is the series `ensemble_series` draws for the same observable.

@@ -190,12 +190,7 @@ fn case_claim(id: ClaimId, sweep: &SweepData, tolerance: f64) -> Claim {
         .iter()
         .max_by(|a, b| a.relative.total_cmp(&b.relative));
     let low = worst.map_or(last.max_relative_gap, |g| g.relative_low);
-    let agreement = Verdict::of_gap(
-        last.max_relative_gap,
-        low,
-        tolerance,
-        last.max_noise_floor,
-    );
+    let agreement = Verdict::of_gap(last.max_relative_gap, low, tolerance, last.max_noise_floor);
     let (monotone, rise) = non_increasing(comparisons);
     let gaps: Vec<String> = comparisons
         .iter()
@@ -301,10 +296,10 @@ mod tests {
         find(claims, &id).unwrap().verdict
     }
 
-    /// Hand-made sweeps: a resolved shrinking gap is supported, a resolved gap that grows is
+    /// Hand-made sweeps: a shrinking gap is supported, a gap that grows beyond the floors is
     /// contradicted, a gap beyond the tolerance with a small floor is contradicted, a floor
-    /// above the tolerance is inconclusive, a failed case is failed; the median slope is taken
-    /// over the resolved cases only.
+    /// above the tolerance is inconclusive, a gap rising within the floors is inconclusive, a
+    /// failed case is failed; the median slope is taken over the resolved cases only.
     #[test]
     fn claims_from_hand_made_sweeps() {
         let data = ClosenessData {
@@ -335,7 +330,8 @@ mod tests {
                     &[(0.3, 0.2), (0.25, 0.2), (0.2, 0.15)],
                     0.6,
                 ),
-                // Below the floor everywhere: agrees, not resolved, slope not counted.
+                // Below the floor everywhere, within the tolerance, but rising by 0.01 per
+                // step, within the floors (0.05 each): inconclusive; slope not counted.
                 case(
                     Setting::DiagonalMinibatch,
                     &[(0.01, 0.05), (0.02, 0.05), (0.03, 0.05)],
@@ -367,7 +363,7 @@ mod tests {
         );
         assert_eq!(
             verdict(&claims, Setting::DiagonalMinibatch),
-            Verdict::Supported
+            Verdict::Inconclusive
         );
         assert_eq!(verdict(&claims, Setting::ProductMinibatch), Verdict::Failed);
         let valley = &claims[0];

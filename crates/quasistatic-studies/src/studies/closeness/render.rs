@@ -167,7 +167,8 @@ fn write_eta(dir: &Path, c: &Comparison, run: &EtaRun) -> Result<()> {
     std::fs::create_dir_all(dir)
         .map_err(|e| quasistatic::Error::io(format!("cannot create {}", dir.display()), e))?;
     write_atomic(&dir.join("config.toml"), config.as_bytes())?;
-    let meta = |what: &str| RunMeta {
+    let meta = |what: &str| {
+        RunMeta {
         title: format!("{} ({what})", run.title),
         config_toml: format!(
             "# The {what} half of a comparison: rerun it with `quasistatic compare ../config.toml`; \
@@ -180,6 +181,7 @@ fn write_eta(dir: &Path, c: &Comparison, run: &EtaRun) -> Result<()> {
             ("SDE step h".into(), c.h.to_string()),
         ],
         save_trajectories: false,
+    }
     };
     write_ensemble(&dir.join("true"), &run.truth, &meta("true optimizer"))?;
     write_ensemble(

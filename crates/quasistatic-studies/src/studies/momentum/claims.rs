@@ -232,8 +232,8 @@ mod tests {
     use crate::compare::Gap;
     use crate::studies::find;
     use crate::studies::momentum::measure::{CollapseRun, MeanCi, SavedRun};
-    use quasistatic::simulate::EnsembleResult;
     use crate::studies::Band;
+    use quasistatic::simulate::EnsembleResult;
 
     fn gap(relative: f64, floor: f64) -> Gap {
         Gap {

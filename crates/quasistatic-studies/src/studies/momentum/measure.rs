@@ -207,7 +207,7 @@ fn run(cfg: &Config) -> Result<(Built, EnsembleResult, SavedRun)> {
 
 /// Loss level `L - L_min`: time average over the second half of the records, per
 /// trajectory that did not diverge.
-fn level(r: &EnsembleResult, l_min: f64) -> Result<MeanCi> {
+pub(crate) fn level(r: &EnsembleResult, l_min: f64) -> Result<MeanCi> {
     let i = observable(r, "loss")?;
     let c0 = r.steps.len() / 2;
     let per: Vec<f64> = (0..r.trajectories)

@@ -12,8 +12,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::claims::{bound_k, rule_break, stable};
-use super::measure::{MomentumData, B0, BETA, ETA0};
 use super::measure::SavedRun;
+use super::measure::{MomentumData, B0, BETA, ETA0};
 use crate::output::{write_atomic, write_ensemble};
 use crate::plot::{band_plot, Series};
 use crate::studies::Claim;
@@ -40,7 +40,12 @@ fn runs(data: &MomentumData) -> impl Iterator<Item = (String, &SavedRun)> {
 /// Every configuration the study saves: `(<part>/k_<k>/config.toml, TOML text)`.
 pub fn configs(data: &MomentumData) -> Vec<(String, String)> {
     runs(data)
-        .map(|(folder, run)| (format!("{folder}/config.toml"), run.meta.config_toml.clone()))
+        .map(|(folder, run)| {
+            (
+                format!("{folder}/config.toml"),
+                run.meta.config_toml.clone(),
+            )
+        })
         .collect()
 }
 

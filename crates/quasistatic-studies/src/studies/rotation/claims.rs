@@ -333,7 +333,9 @@ pub fn claims(data: &RotationData) -> Vec<Claim> {
         interval,
         tolerance: Some(TOL_SGD_GAP),
         floor: Some(sgd_mc),
-        expected: format!("≤ {TOL_SGD_GAP}, MC half-width < {TOL_SGD_GAP} (O(eta) error, eta = 0.05)"),
+        expected: format!(
+            "≤ {TOL_SGD_GAP}, MC half-width < {TOL_SGD_GAP} (O(eta) error, eta = 0.05)"
+        ),
         verdict,
         detail: format!(
             "largest relative gap {:.3} (largest MC half-width {:.3})",
