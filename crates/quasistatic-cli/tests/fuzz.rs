@@ -88,8 +88,15 @@ fn number() -> impl Strategy<Value = NewValue> {
         prop::sample::select(FLOATS.to_vec()).prop_map(NewValue::Float),
         // Sizes around the limits: small enough to run, or far beyond what may be
         // allocated (a valid size that takes minutes is not what this corpus is for).
-        prop::sample::select(vec![1i64 << 10, 1 << 12, 1 << 31, 1 << 32, 1 << 40, 1 << 62])
-            .prop_map(NewValue::Int),
+        prop::sample::select(vec![
+            1i64 << 10,
+            1 << 12,
+            1 << 31,
+            1 << 32,
+            1 << 40,
+            1 << 62
+        ])
+        .prop_map(NewValue::Int),
     ]
 }
 
@@ -221,8 +228,11 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         "", "nan", "NaN", "inf", "-inf", "1e400", "abc", "∂", "1,5", "\"2\"", " 3 ", "y",
     ]);
     let csv = prop_oneof![
-        (any::<usize>(), any::<usize>(), cell)
-            .prop_map(|(r, c, s)| CsvMutation::Cell(r, c, s.to_string())),
+        (any::<usize>(), any::<usize>(), cell).prop_map(|(r, c, s)| CsvMutation::Cell(
+            r,
+            c,
+            s.to_string()
+        )),
         any::<usize>().prop_map(CsvMutation::ShortRow),
         any::<usize>().prop_map(CsvMutation::LongRow),
         Just(CsvMutation::HeaderOnly),
@@ -446,7 +456,10 @@ fn names_field_or_line(stderr: &str) -> bool {
     if stderr.contains("error: data file ") {
         return true;
     }
-    let field = stderr.split('`').nth(1).is_some_and(|f| !f.trim().is_empty());
+    let field = stderr
+        .split('`')
+        .nth(1)
+        .is_some_and(|f| !f.trim().is_empty());
     let line = stderr.match_indices("line ").any(|(i, _)| {
         stderr[i + 5..]
             .chars()
@@ -465,7 +478,14 @@ fn no_panic(what: &str, r: &Run, input: &str) -> Result<(), TestCaseError> {
         r.status,
         r.stderr
     );
-    prop_assert_ne!(code, Some(101), "{} panicked: {}\ninput:\n{}", what, r.stderr, input);
+    prop_assert_ne!(
+        code,
+        Some(101),
+        "{} panicked: {}\ninput:\n{}",
+        what,
+        r.stderr,
+        input
+    );
     prop_assert!(
         !r.stderr.contains("panicked"),
         "{what} panicked: {}\ninput:\n{input}",
@@ -624,4 +644,58 @@ fn mutated_configs_and_data_fail_cleanly() {
         panic!("{e}");
     }
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// Sizes the corpus found that once aborted `check` on a failed allocation (exit 134) or kept
+/// it busy for minutes (a pre-training of 2^31 steps) are refused with exit 2, naming the
+/// field, before anything is allocated or run.
+#[test]
+fn oversized_configs_are_refused() {
+    let examples = examples();
+    let text = |name: &str| {
+        examples
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| t.clone())
+            .unwrap()
+    };
+    let root = std::env::temp_dir().join(format!("quasistatic-oversized-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(root.join("data")).unwrap();
+    std::fs::copy(
+        workspace().join("examples/data/sparse.csv"),
+        root.join("data/sparse.csv"),
+    )
+    .unwrap();
+    let cases = [
+        (
+            text("two_layer_tanh.toml").replace("\nn = 64", "\nn = 9007199254740992"),
+            "`data.n`",
+        ),
+        (
+            text("two_layer_tanh.toml").replace("width = 32", "width = 2147483647"),
+            "`model.width`",
+        ),
+        (
+            text("csv_expression.toml").replace("v = 12 }", "v = 17179869184 }"),
+            "`model.params.v`",
+        ),
+        (
+            text("valley_nd_momentum.toml")
+                .replace("normal_dim = 4", "normal_dim = 4294967296")
+                .replace("lambdas = [1.0, 1.5, 2.0, 3.0]", ""),
+            "`model.normal_dim`",
+        ),
+        (
+            text("linear2_adam.toml").replace("gd_steps = 5000", "gd_steps = 2147483647"),
+            "`start.gd_steps`",
+        ),
+    ];
+    for (config, field) in cases {
+        std::fs::write(root.join("config.toml"), &config).unwrap();
+        let r = run(&root, &["check", "config.toml"], &config).unwrap();
+        assert_eq!(r.status.code(), Some(2), "{}\n{config}", r.stderr);
+        assert!(r.stderr.contains(field), "{field}: {}", r.stderr);
+    }
+    std::fs::remove_dir_all(&root).unwrap();
 }
