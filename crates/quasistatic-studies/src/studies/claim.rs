@@ -104,6 +104,45 @@ impl Verdict {
             (false, false) => Verdict::Contradicted,
         }
     }
+
+    /// The verdict of the criterion "gap `value` <= `tolerance`", applied as written to the
+    /// point estimate, for a gap with Monte-Carlo noise floor `floor` (the 95% half-width below
+    /// which a gap cannot be told from sampling error) and 95% interval lower end `low`:
+    ///
+    /// - `Failed` when `value` is not a number (nothing was measured);
+    /// - `Inconclusive` when `floor >= tolerance` (or is not a number): the ensemble cannot
+    ///   resolve the tolerance, whatever the point estimate says;
+    /// - `Supported` when `value <= tolerance`;
+    /// - `Inconclusive` when `value > tolerance` but `low <= tolerance` (the interval
+    ///   straddles the tolerance);
+    /// - `Contradicted` otherwise (`low > tolerance`).
+    pub fn of_gap(value: f64, low: f64, tolerance: f64, floor: f64) -> Verdict {
+        if value.is_nan() {
+            Verdict::Failed
+        } else if floor.is_nan() || floor >= tolerance {
+            Verdict::Inconclusive
+        } else if value <= tolerance {
+            Verdict::Supported
+        } else if low <= tolerance {
+            Verdict::Inconclusive
+        } else {
+            Verdict::Contradicted
+        }
+    }
+
+    /// The verdict of a criterion made of several parts that must all hold: `Failed` if any
+    /// part failed, else `Contradicted` if any is, else `Inconclusive` if any is, else
+    /// `Supported` (also for no part).
+    pub fn all(parts: &[Verdict]) -> Verdict {
+        [
+            Verdict::Failed,
+            Verdict::Contradicted,
+            Verdict::Inconclusive,
+        ]
+        .into_iter()
+        .find(|v| parts.contains(v))
+        .unwrap_or(Verdict::Supported)
+    }
 }
 
 /// A 95% interval of a measured number.
@@ -198,6 +237,12 @@ pub struct Claim {
     pub value: f64,
     /// Its 95% interval, when it has one.
     pub interval: Option<Interval>,
+    /// The tolerance the criterion compares `value` with, when it is a single threshold.
+    pub tolerance: Option<f64>,
+    /// The Monte-Carlo noise floor of `value` (95% half-width of sampling error, in the units
+    /// of `value`), when the criterion uses one: above the tolerance the claim is
+    /// inconclusive.
+    pub floor: Option<f64>,
     /// What the theory expects, with the criterion's thresholds.
     pub expected: String,
     /// The outcome.
@@ -218,6 +263,8 @@ impl Claim {
             id: ClaimId::StudyRan(study),
             value: f64::NAN,
             interval: None,
+            tolerance: None,
+            floor: None,
             expected: "success".into(),
             verdict: Verdict::Failed,
             detail: format!("error: {error}"),
@@ -235,6 +282,8 @@ impl Serialize for Claim {
             statement: String,
             value: f64,
             interval: Option<Interval>,
+            tolerance: Option<f64>,
+            floor: Option<f64>,
             expected: &'a str,
             verdict: Verdict,
             detail: &'a str,
@@ -245,6 +294,8 @@ impl Serialize for Claim {
             statement: self.id.statement(),
             value: self.value,
             interval: self.interval,
+            tolerance: self.tolerance,
+            floor: self.floor,
             expected: &self.expected,
             verdict: self.verdict,
             detail: &self.detail,
@@ -391,6 +442,8 @@ mod tests {
             id: MomentumClaim::Collapse.into(),
             value: 0.12,
             interval: Some(Interval::around(0.12, 0.05)),
+            tolerance: None,
+            floor: None,
             expected: "≤ 0.1".into(),
             verdict: Verdict::Inconclusive,
             detail: "largest relative gap 0.120".into(),

@@ -239,10 +239,38 @@ impl KindTable for SyntheticDataConfig {
     }
 }
 
+/// The largest synthetic data set, in stored numbers (features and target of the training
+/// and test rows, or a tanh teacher's weights): 2^27 numbers, 1 GiB of `f64`. Larger sizes
+/// are refused before anything is allocated.
+const MAX_SYNTHETIC_NUMBERS: u128 = 1 << 27;
+
 impl DataKind for SyntheticDataConfig {
     fn build(&self) -> Result<Data> {
         let n = at_least("data.n", self.n, 1)?;
         let p = at_least("data.dim", self.dim, 1)?;
+        let numbers = (n as u128 + self.n_test as u128) * (p as u128 + 1);
+        if numbers > MAX_SYNTHETIC_NUMBERS {
+            return Err(Error::invalid(
+                "data.n",
+                n,
+                format!(
+                    "(n + n_test) x (dim + 1) <= {MAX_SYNTHETIC_NUMBERS} numbers (1 GiB); n = {n}, \
+                     n_test = {}, dim = {p} give {numbers}",
+                    self.n_test
+                ),
+            ));
+        }
+        if let TeacherConfig::TanhNetwork { width, .. } = self.teacher {
+            if width as u128 * (p as u128 + 1) > MAX_SYNTHETIC_NUMBERS {
+                return Err(Error::invalid(
+                    "data.teacher_width",
+                    width,
+                    format!(
+                        "width x (dim + 1) <= {MAX_SYNTHETIC_NUMBERS} teacher weights (dim = {p})"
+                    ),
+                ));
+            }
+        }
         let teacher = match &self.teacher {
             &TeacherConfig::Sparse { k, value } => {
                 if k == 0 || k > p {

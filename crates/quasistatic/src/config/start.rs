@@ -25,8 +25,8 @@ pub struct StartConfig {
     /// Standard deviation of a Gaussian perturbation of the start drawn per trajectory,
     /// `>= 0` (default 0).
     pub noise: f64,
-    /// Plain full-batch gradient-descent steps run once from `theta` before the ensemble
-    /// (default 0).
+    /// Plain full-batch gradient-descent steps run once from `theta` before the ensemble,
+    /// at most 10 000 000 (default 0).
     pub gd_steps: u64,
     /// Learning rate per step of those steps, `> 0` (default 0.05).
     pub gd_lr: f64,
@@ -51,6 +51,9 @@ pub(super) struct Start {
     pub noise: f64,
 }
 
+/// Most full-batch gradient-descent steps of the pre-training.
+const MAX_GD_STEPS: u64 = 10_000_000;
+
 impl StartConfig {
     /// Check the fields against `model` and resolve the start (running the pre-training).
     pub(super) fn build(&self, model: &AnyModel) -> Result<Start> {
@@ -73,6 +76,16 @@ impl StartConfig {
         };
         let noise = non_negative("start.noise", self.noise)?;
         let gd_lr = positive("start.gd_lr", self.gd_lr)?;
+        if self.gd_steps > MAX_GD_STEPS {
+            return Err(Error::invalid(
+                "start.gd_steps",
+                self.gd_steps,
+                format!(
+                    "an integer in 0..={MAX_GD_STEPS} (the pre-training runs whenever the \
+                     configuration is built, by `check` too)"
+                ),
+            ));
+        }
         if self.gd_steps > 0 {
             theta = crate::with_model!(model, m => pretrain(m, theta, self.gd_steps, gd_lr))?;
         }

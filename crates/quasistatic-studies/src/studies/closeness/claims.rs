@@ -8,8 +8,8 @@ use crate::validate::Comparison;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ClosenessClaim {
     /// In one case, the derived dynamics matches the true one at the smallest eta (within the
-    /// tolerance, with a Monte-Carlo floor below it) and the gap does not grow as eta
-    /// shrinks where it is resolved.
+    /// tolerance, with a Monte-Carlo floor below it) and the gap does not grow from one eta to
+    /// the next smaller one (see [`non_increasing`]).
     GapShrinks {
         /// Which case.
         case: Case,
@@ -116,6 +116,8 @@ pub fn claims(data: &ClosenessData) -> Vec<Claim> {
                     id,
                     value: f64::NAN,
                     interval: None,
+                    tolerance: None,
+                    floor: None,
                     expected: "a comparison".into(),
                     verdict: Verdict::Failed,
                     detail: format!("error: {e}"),
@@ -125,42 +127,75 @@ pub fn claims(data: &ClosenessData) -> Vec<Claim> {
         .collect();
     let slopes = resolved_slopes(data);
     let median = median(&slopes);
-    // With no resolved case there is no slope to contradict the claim (it is supported by
-    // the closeness claims alone, as before the split).
-    let holds = slopes.is_empty() || (0.5..=2.0).contains(&median);
+    // With no resolved case there is no slope to judge: inconclusive (more trajectories
+    // would resolve the gaps).
+    let verdict = if slopes.is_empty() {
+        Verdict::Inconclusive
+    } else {
+        Verdict::decide((0.5..=2.0).contains(&median), false)
+    };
     claims.push(Claim {
         id: ClosenessClaim::MedianSlope.into(),
         value: median,
         interval: None,
-        expected: "about 1 (between 0.5 and 2)".into(),
-        verdict: Verdict::decide(holds, false),
+        tolerance: None,
+        floor: None,
+        expected: "between 0.5 and 2 (about 1), over at least one resolved case".into(),
+        verdict,
         detail: format!("{median:.2} over {} cases", slopes.len()),
     });
     claims
 }
 
+/// The verdict of "the gap does not grow as eta shrinks", applied to the point estimates of
+/// successive learning rates: `Supported` when every gap is at most the one before it,
+/// `Contradicted` when some gap exceeds the one before it by more than their combined
+/// Monte-Carlo floors (`sqrt(floor_a^2 + floor_b^2)`), `Inconclusive` when every rise is
+/// within that noise. Returns the verdict and the largest rise.
+pub fn non_increasing(comparisons: &[Comparison]) -> (Verdict, f64) {
+    let mut verdict = Verdict::Supported;
+    let mut largest = 0.0f64;
+    for w in comparisons.windows(2) {
+        let rise = w[1].max_relative_gap - w[0].max_relative_gap;
+        largest = largest.max(rise);
+        if rise > 0.0 {
+            let noise = w[0].max_noise_floor.hypot(w[1].max_noise_floor);
+            let here = if rise > noise {
+                Verdict::Contradicted
+            } else {
+                Verdict::Inconclusive
+            };
+            verdict = Verdict::all(&[verdict, here]);
+        }
+    }
+    (verdict, largest)
+}
+
 fn case_claim(id: ClaimId, sweep: &SweepData, tolerance: f64) -> Claim {
     let comparisons = &sweep.sweep.comparisons;
-    let (Some(first), Some(last)) = (comparisons.first(), comparisons.last()) else {
+    let Some(last) = comparisons.last() else {
         return Claim {
             id,
             value: f64::NAN,
             interval: None,
+            tolerance: None,
+            floor: None,
             expected: "a comparison".into(),
             verdict: Verdict::Failed,
             detail: "no learning rate was run".into(),
         };
     };
-    let state = smallest_eta(last, tolerance);
-    // A gap below the Monte-Carlo floor at every eta cannot show a slope; it supports
-    // closeness but not the rate.
-    let resolved = resolved(sweep);
-    let shrinks = first.max_relative_gap >= last.max_relative_gap;
-    let holds = state == SmallestEta::Agrees && (shrinks || !resolved);
     let worst = last
         .gaps
         .iter()
         .max_by(|a, b| a.relative.total_cmp(&b.relative));
+    let low = worst.map_or(last.max_relative_gap, |g| g.relative_low);
+    let agreement = Verdict::of_gap(last.max_relative_gap, low, tolerance, last.max_noise_floor);
+    let (monotone, rise) = non_increasing(comparisons);
+    let gaps: Vec<String> = comparisons
+        .iter()
+        .map(|c| format!("{:.3}", c.max_relative_gap))
+        .collect();
     Claim {
         id,
         value: last.max_relative_gap,
@@ -168,17 +203,20 @@ fn case_claim(id: ClaimId, sweep: &SweepData, tolerance: f64) -> Claim {
             low: g.relative_low,
             high: g.relative_high,
         }),
+        tolerance: Some(tolerance),
+        floor: Some(last.max_noise_floor),
         expected: format!(
-            "MC floor < {tolerance} and gap ≤ {tolerance} at the smallest eta, non-increasing"
+            "at the smallest eta MC floor < {tolerance} and gap ≤ {tolerance}; gap non-increasing \
+             from each eta to the next (a rise within the MC floors: inconclusive)"
         ),
-        verdict: Verdict::decide(holds, state == SmallestEta::Unresolved),
+        verdict: Verdict::all(&[agreement, monotone]),
         detail: format!(
-            "gap {:.3} → {:.3} (floor {:.3}); slope {:.2} ± {:.2}",
-            first.max_relative_gap,
-            last.max_relative_gap,
+            "gap {} (MC floor {:.3} at the smallest eta; largest rise {:+.3}); slope {:.2} ± {:.2}",
+            gaps.join(" → "),
             last.max_noise_floor,
+            rise,
             sweep.sweep.slope,
-            sweep.sweep.slope_se
+            sweep.sweep.slope_se,
         ),
     }
 }
@@ -216,6 +254,7 @@ mod tests {
             true_gradient_evaluations: 0,
             derived_gradient_evaluations: 0,
             true_seconds: 0.0,
+            true_observation_cpu_seconds: 0.0,
             derived_seconds: 0.0,
             divergences: (0, 0),
             separation_ratio: 0.01,
@@ -258,10 +297,10 @@ mod tests {
         find(claims, &id).unwrap().verdict
     }
 
-    /// Hand-made sweeps: a resolved shrinking gap is supported, a resolved gap that grows is
+    /// Hand-made sweeps: a shrinking gap is supported, a gap that grows beyond the floors is
     /// contradicted, a gap beyond the tolerance with a small floor is contradicted, a floor
-    /// above the tolerance is inconclusive, a failed case is failed; the median slope is taken
-    /// over the resolved cases only.
+    /// above the tolerance is inconclusive, a gap rising within the floors is inconclusive, a
+    /// failed case is failed; the median slope is taken over the resolved cases only.
     #[test]
     fn claims_from_hand_made_sweeps() {
         let data = ClosenessData {
@@ -292,7 +331,8 @@ mod tests {
                     &[(0.3, 0.2), (0.25, 0.2), (0.2, 0.15)],
                     0.6,
                 ),
-                // Below the floor everywhere: agrees, not resolved, slope not counted.
+                // Below the floor everywhere, within the tolerance, but rising by 0.01 per
+                // step, within the floors (0.05 each): inconclusive; slope not counted.
                 case(
                     Setting::DiagonalMinibatch,
                     &[(0.01, 0.05), (0.02, 0.05), (0.03, 0.05)],
@@ -324,7 +364,7 @@ mod tests {
         );
         assert_eq!(
             verdict(&claims, Setting::DiagonalMinibatch),
-            Verdict::Supported
+            Verdict::Inconclusive
         );
         assert_eq!(verdict(&claims, Setting::ProductMinibatch), Verdict::Failed);
         let valley = &claims[0];

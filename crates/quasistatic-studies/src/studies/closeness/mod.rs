@@ -45,6 +45,20 @@ impl StudyParts for Closeness {
     fn render(data: &ClosenessData, claims: &[Claim], dir: &Path, link: &str) -> Result<String> {
         render::render(data, claims, dir, link)
     }
+
+    fn seeds(data: &ClosenessData) -> Vec<u64> {
+        let mut seeds: Vec<u64> = render::configs(data)
+            .iter()
+            .filter_map(|(_, text)| super::seed_of(text))
+            .collect();
+        seeds.sort_unstable();
+        seeds.dedup();
+        seeds
+    }
+
+    fn configs(data: &ClosenessData) -> Vec<(String, String)> {
+        render::configs(data)
+    }
 }
 
 #[cfg(test)]

@@ -1,8 +1,10 @@
 //! The closeness study's files and section.
 //!
-//! Per case `<case>/`: for each learning rate `eta_<eta>/` the true and derived ensembles
-//! (`true/`, `derived/`), overlays and gap tables, `comparison.json` and `report.md`; then the
-//! sweep's `sweep.svg`, `sweep.md` and `sweep.json`.
+//! Per case `<case>/`: for each learning rate `eta_<eta>/` the configuration `config.toml`
+//! (`quasistatic compare config.toml --out DIR` reruns the comparison and reproduces its
+//! ensembles and gaps exactly), the true and derived ensembles (`true/`, `derived/`), overlays
+//! and gap tables, `comparison.json` and `report.md`; then the sweep's `sweep.svg`, `sweep.md`
+//! and `sweep.json`.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -92,10 +94,41 @@ pub fn render(data: &ClosenessData, _claims: &[Claim], dir: &Path, link: &str) -
     Ok(body)
 }
 
+/// The folder of one comparison of a sweep, relative to the case's folder.
+fn eta_folder(c: &Comparison) -> String {
+    format!("eta_{:.3e}", c.eta)
+}
+
+/// The header of a saved comparison configuration.
+fn compare_header(run: &EtaRun) -> String {
+    format!(
+        "# {}: `quasistatic compare config.toml --out DIR` reruns this comparison (true optimizer \
+         started in its normal equilibrium around the manifold point of [start] and observed at its \
+         projection, against the derived SDE) and reproduces true/, derived/ and comparison.json.\n",
+        run.title
+    )
+}
+
+/// Every configuration the study saves: `(<case>/eta_<eta>/config.toml, TOML text)`.
+pub fn configs(data: &ClosenessData) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for case in &data.cases {
+        if let Ok(sweep) = &case.outcome {
+            for (c, run) in sweep.sweep.comparisons.iter().zip(&sweep.runs) {
+                out.push((
+                    format!("{}/{}/config.toml", case.case.name(), eta_folder(c)),
+                    format!("{}{}", compare_header(run), run.config_toml),
+                ));
+            }
+        }
+    }
+    out
+}
+
 /// A sweep's files in `dir`: each comparison's in `eta_<eta>/`, then the sweep's.
 fn write_sweep(dir: &Path, sweep: &SweepData) -> Result<()> {
     for (c, run) in sweep.sweep.comparisons.iter().zip(&sweep.runs) {
-        write_eta(&dir.join(format!("eta_{:.3e}", c.eta)), c, run)?;
+        write_eta(&dir.join(eta_folder(c)), c, run)?;
     }
     let comparisons = &sweep.sweep.comparisons;
     let (slope, slope_se) = (sweep.sweep.slope, sweep.sweep.slope_se);
@@ -127,14 +160,28 @@ fn write_sweep(dir: &Path, sweep: &SweepData) -> Result<()> {
 
 /// One comparison's files in `dir`.
 fn write_eta(dir: &Path, c: &Comparison, run: &EtaRun) -> Result<()> {
-    let meta = |what: &str| RunMeta {
+    // The ensembles' folders carry the comparison's configuration: `simulate` on it would
+    // start the optimizer at [start] itself, not in the equilibrium around its manifold point,
+    // and observe it unprojected.
+    let config = format!("{}{}", compare_header(run), run.config_toml);
+    std::fs::create_dir_all(dir)
+        .map_err(|e| quasistatic::Error::io(format!("cannot create {}", dir.display()), e))?;
+    write_atomic(&dir.join("config.toml"), config.as_bytes())?;
+    let meta = |what: &str| {
+        RunMeta {
         title: format!("{} ({what})", run.title),
-        config_toml: run.config_toml.clone(),
+        config_toml: format!(
+            "# The {what} half of a comparison: rerun it with `quasistatic compare ../config.toml`; \
+             `quasistatic simulate` on this file starts the optimizer at [start] itself and does \
+             not reproduce these numbers.\n{}",
+            run.config_toml
+        ),
         description: vec![
             ("dynamics".into(), what.into()),
             ("SDE step h".into(), c.h.to_string()),
         ],
         save_trajectories: false,
+    }
     };
     write_ensemble(&dir.join("true"), &run.truth, &meta("true optimizer"))?;
     write_ensemble(

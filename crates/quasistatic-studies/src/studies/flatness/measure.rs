@@ -285,6 +285,11 @@ impl FlatnessData {
     }
 }
 
+/// The seed of the synthetic regression data.
+pub const DATA_SEED: u64 = 3;
+/// The seed of the ensembles (true and derived).
+pub const ENSEMBLE_SEED: u64 = 41;
+
 /// Run the study at `scale` (see the study's docs).
 pub fn measure(scale: Scale) -> Result<FlatnessData> {
     let (n, p, k) = scale.pick((8, 12, 2), (16, 24, 3), (40, 100, 5));
@@ -307,7 +312,7 @@ pub fn measure(scale: Scale) -> Result<FlatnessData> {
         p,
         teacher: Teacher::Sparse { k, value: 1.0 },
         label_noise: 0.0,
-        seed: 3,
+        seed: DATA_SEED,
     });
     let observables = NetworkQuantities::new(data.train.clone()).observables()?;
     let model = DiagonalNetwork::new(data.train, data.test, data.teacher);
@@ -320,7 +325,7 @@ pub fn measure(scale: Scale) -> Result<FlatnessData> {
         steps: setup.steps,
         record_every: setup.steps / records,
         trajectories: setup.trajectories,
-        seed: 41,
+        seed: ENSEMBLE_SEED,
         observables,
         h: None,
         // The fixed point for v contracts slowly once unused features shrink: a relative

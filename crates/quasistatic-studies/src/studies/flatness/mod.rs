@@ -50,6 +50,10 @@ impl StudyParts for Flatness {
     fn render(data: &FlatnessData, claims: &[Claim], dir: &Path, link: &str) -> Result<String> {
         render::render(data, claims, dir, link)
     }
+
+    fn seeds(_data: &FlatnessData) -> Vec<u64> {
+        vec![measure::ENSEMBLE_SEED, measure::DATA_SEED]
+    }
 }
 
 #[cfg(test)]

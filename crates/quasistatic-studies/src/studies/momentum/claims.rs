@@ -101,6 +101,8 @@ pub fn claims(data: &MomentumData) -> Vec<Claim> {
             id: MomentumClaim::Collapse.into(),
             value: f64::NAN,
             interval: None,
+            tolerance: None,
+            floor: None,
             expected: "a run at k = 1".into(),
             verdict: Verdict::Failed,
             detail: "no collapse run".into(),
@@ -116,11 +118,14 @@ pub fn claims(data: &MomentumData) -> Vec<Claim> {
         .iter()
         .max_by(|a, b| a.gap.relative.total_cmp(&b.gap.relative))
         .map(|r| &r.gap);
-    let collapses = max_gap <= COLLAPSE_TOLERANCE.max(gap_floor);
-    // Not collapsing within the Monte-Carlo error: the worst gap's 95% interval still reaches
-    // the tolerance.
-    let collapse_noise = worst.is_some_and(|g| g.relative_low <= COLLAPSE_TOLERANCE);
-    let collapse_verdict = Verdict::decide(collapses, collapse_noise);
+    // The largest gap against the tolerance, inconclusive when the Monte-Carlo floor is above
+    // the tolerance or the worst gap's 95% interval straddles it.
+    let collapse_verdict = Verdict::of_gap(
+        max_gap,
+        worst.map_or(max_gap, |g| g.relative_low),
+        COLLAPSE_TOLERANCE,
+        gap_floor,
+    );
     claims.push(Claim {
         id: MomentumClaim::Collapse.into(),
         value: max_gap,
@@ -128,7 +133,9 @@ pub fn claims(data: &MomentumData) -> Vec<Claim> {
             low: g.relative_low,
             high: g.relative_high,
         }),
-        expected: "≤ 0.1 or within the MC floor".into(),
+        tolerance: Some(COLLAPSE_TOLERANCE),
+        floor: Some(gap_floor),
+        expected: format!("≤ {COLLAPSE_TOLERANCE}, MC floor < {COLLAPSE_TOLERANCE}"),
         verdict: collapse_verdict,
         detail: format!("largest relative gap {max_gap:.3} (MC floor {gap_floor:.3})"),
     });
@@ -145,6 +152,8 @@ pub fn claims(data: &MomentumData) -> Vec<Claim> {
         id: MomentumClaim::DestinationUnchanged.into(),
         value: base_tr.mean,
         interval: Some(Interval::around(base_tr.mean, base_tr.ci)),
+        tolerance: None,
+        floor: None,
         expected: "all k within their 95% CIs (+2% tr H, +10% loss level)".into(),
         verdict: Verdict::decide(same_destination, false),
         detail: format!(
@@ -158,6 +167,8 @@ pub fn claims(data: &MomentumData) -> Vec<Claim> {
         id: MomentumClaim::IterationsShrink.into(),
         value: base.initial_trace - base_tr.mean,
         interval: None,
+        tolerance: None,
+        floor: None,
         expected: "same fall in horizon / k steps (collapse)".into(),
         verdict: if falls {
             collapse_verdict
@@ -186,6 +197,8 @@ pub fn claims(data: &MomentumData) -> Vec<Claim> {
         id: MomentumClaim::ExactEquilibriumPredictsLevel.into(),
         value: worst_exact,
         interval: None,
+        tolerance: None,
+        floor: None,
         expected: "measured within CI + 10% of 1/2 tr(H S_exact)".into(),
         verdict: Verdict::decide(exact_ok, false),
         detail: format!(
@@ -199,7 +212,11 @@ pub fn claims(data: &MomentumData) -> Vec<Claim> {
         id: MomentumClaim::RuleBreaksBeforeBound.into(),
         value: broke.map_or(f64::NAN, |k| k as f64),
         interval: None,
-        expected: format!("a break at k < {bound:.0} (the bound)"),
+        tolerance: Some(bound * 1.05),
+        floor: None,
+        expected: format!(
+            "a break at k ≤ 1.05 x {bound:.0} (the stability bound, with a 5% margin)"
+        ),
         verdict: Verdict::decide(broke.is_some_and(|k| (k as f64) <= bound * 1.05), false),
         detail: format!(
             "first 10% departure at k = {}",
@@ -214,8 +231,9 @@ mod tests {
     use super::*;
     use crate::compare::Gap;
     use crate::studies::find;
-    use crate::studies::momentum::measure::{CollapseRun, MeanCi};
+    use crate::studies::momentum::measure::{CollapseRun, MeanCi, SavedRun};
     use crate::studies::Band;
+    use quasistatic::simulate::EnsembleResult;
 
     fn gap(relative: f64, floor: f64) -> Gap {
         Gap {
@@ -239,6 +257,24 @@ mod tests {
             level: MeanCi { mean: lv, ci: 1e-4 },
             divergences: 0,
             trace: Band::default(),
+            run: no_run(),
+        }
+    }
+
+    /// A run with no trajectory (its files are not part of the claims).
+    fn no_run() -> SavedRun {
+        SavedRun {
+            result: EnsembleResult {
+                observables: vec![],
+                steps: vec![],
+                trajectories: 0,
+                values: vec![],
+                valid: vec![],
+                divergences: vec![],
+                gradient_evaluations: 0,
+                seconds: 0.0,
+            },
+            meta: Default::default(),
         }
     }
 
@@ -256,6 +292,7 @@ mod tests {
             leading: 5e-3,
             derive_error: None,
             divergences,
+            run: no_run(),
         }
     }
 

@@ -7,6 +7,8 @@ use serde::Serialize;
 
 use super::super::{mean_ci, Band, Scale};
 use crate::compare::{gap, Gap};
+use crate::output::RunMeta;
+use crate::run::run_meta;
 use quasistatic::config::{
     Built, Config, HeavyBallConfig, MinibatchNoiseConfig, ProductConfig, StartConfig,
     SyntheticDataConfig, TeacherConfig,
@@ -85,6 +87,9 @@ pub struct CollapseRun {
     pub divergences: usize,
     /// `tr H` against rescaled time.
     pub trace: Band,
+    /// The run as `quasistatic simulate` writes it (not in the study's JSON).
+    #[serde(skip)]
+    pub run: SavedRun,
 }
 
 /// One run of part B.
@@ -108,6 +113,19 @@ pub struct BreakRun {
     pub derive_error: Option<String>,
     /// Diverged trajectories.
     pub divergences: usize,
+    /// The run as `quasistatic simulate` writes it (not in the study's JSON).
+    #[serde(skip)]
+    pub run: SavedRun,
+}
+
+/// One run of the study as `quasistatic simulate` would write it: the ensemble (steps in
+/// optimizer steps, not rescaled) and its files' description (resolved configuration).
+#[derive(Clone, Debug)]
+pub struct SavedRun {
+    /// The recorded ensemble.
+    pub result: EnsembleResult,
+    /// Title, resolved configuration and description, as [`crate::run::run_meta`] gives them.
+    pub meta: RunMeta,
 }
 
 /// The product model fitted to `n_data` noisy labels of `y = x`, heavy ball at `k eta0` with
@@ -176,16 +194,20 @@ fn probe_lambda(built: &Built) -> Result<f64> {
     Ok(h.symmetric_eigen().eigenvalues.max())
 }
 
-fn run(cfg: &Config) -> Result<(Built, EnsembleResult)> {
+fn run(cfg: &Config) -> Result<(Built, EnsembleResult, SavedRun)> {
     let mut built = cfg.build()?;
     built.spec.progress = None;
     let r = quasistatic::with_model!(&built.model, m => run_ensemble(m, &built.noise, &built.optimizer, &built.spec));
-    Ok((built, r))
+    let saved = SavedRun {
+        result: r.clone(),
+        meta: run_meta(cfg, &built),
+    };
+    Ok((built, r, saved))
 }
 
 /// Loss level `L - L_min`: time average over the second half of the records, per
 /// trajectory that did not diverge.
-fn level(r: &EnsembleResult, l_min: f64) -> Result<MeanCi> {
+pub(crate) fn level(r: &EnsembleResult, l_min: f64) -> Result<MeanCi> {
     let i = observable(r, "loss")?;
     let c0 = r.steps.len() / 2;
     let per: Vec<f64> = (0..r.trajectories)
@@ -217,10 +239,10 @@ pub fn measure(scale: Scale) -> Result<MomentumData> {
     let start = [3.0, w / 3.0];
 
     // Part A: collapse.
-    let mut runs: Vec<(usize, EnsembleResult)> = Vec::new();
+    let mut runs: Vec<(usize, EnsembleResult, SavedRun)> = Vec::new();
     for k in [1usize, 2, 4, 8] {
         let every = horizon / (records * k as u64);
-        let (_, mut r) = run(&config(
+        let (_, mut r, saved) = run(&config(
             n_data,
             k,
             every * records,
@@ -231,10 +253,10 @@ pub fn measure(scale: Scale) -> Result<MomentumData> {
         for s in r.steps.iter_mut() {
             *s *= k as u64;
         }
-        runs.push((k, r));
+        runs.push((k, r, saved));
     }
     let mut collapse = Vec::new();
-    for (k, r) in &runs {
+    for (k, r, saved) in &runs {
         let tr = observable(r, "trace_hessian")?;
         collapse.push(CollapseRun {
             k: *k,
@@ -244,6 +266,7 @@ pub fn measure(scale: Scale) -> Result<MomentumData> {
             level: level(r, l_min)?,
             divergences: r.divergences.len(),
             trace: Band::of(r, "trace_hessian").unwrap_or_default(),
+            run: saved.clone(),
         });
     }
 
@@ -258,7 +281,7 @@ pub fn measure(scale: Scale) -> Result<MomentumData> {
     let mut breaking = Vec::new();
     let mut lambda_max = f64::NAN;
     for &k in &kb {
-        let (built, r) = run(&config(
+        let (built, r, saved) = run(&config(
             n_data,
             k,
             window,
@@ -293,6 +316,7 @@ pub fn measure(scale: Scale) -> Result<MomentumData> {
             leading,
             derive_error,
             divergences: r.divergences.len(),
+            run: saved,
         });
     }
     Ok(MomentumData {

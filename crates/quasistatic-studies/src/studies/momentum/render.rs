@@ -1,17 +1,113 @@
-//! The momentum study's files (`collapse_trace_hessian.svg`, `break_loss_level.svg`) and
-//! section.
+//! The momentum study's files and section:
+//!
+//! - `collapse/k_<k>/` and `break/k_<k>/`: every run as `quasistatic simulate` writes it
+//!   (`config.toml`, `summary.csv`, `summary.json`, plots, `report.md`);
+//!   `quasistatic simulate collapse/k_2/config.toml --out DIR` reproduces its `summary.csv`
+//!   byte for byte;
+//! - `collapse.csv`, `break.csv`: the numbers of the section's tables;
+//! - `momentum.json`: everything measured (the data the claims are computed from);
+//! - `collapse_trace_hessian.svg`, `break_loss_level.svg`: the plots.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use super::claims::{bound_k, rule_break, stable};
+use super::measure::SavedRun;
 use super::measure::{MomentumData, B0, BETA, ETA0};
+use crate::output::{write_atomic, write_ensemble};
 use crate::plot::{band_plot, Series};
 use crate::studies::Claim;
 use quasistatic::error::Result;
 
-/// Write the plots into `dir` and return the section's Markdown.
+/// The folder of a run relative to the study's folder: `collapse/k_<k>` or `break/k_<k>`.
+fn run_folder(part: &str, k: usize) -> String {
+    format!("{part}/k_{k}")
+}
+
+/// Every run of the study with its folder.
+fn runs(data: &MomentumData) -> impl Iterator<Item = (String, &SavedRun)> {
+    let a = data
+        .collapse
+        .iter()
+        .map(|r| (run_folder("collapse", r.k), &r.run));
+    let b = data
+        .breaking
+        .iter()
+        .map(|r| (run_folder("break", r.k), &r.run));
+    a.chain(b)
+}
+
+/// Every configuration the study saves: `(<part>/k_<k>/config.toml, TOML text)`.
+pub fn configs(data: &MomentumData) -> Vec<(String, String)> {
+    runs(data)
+        .map(|(folder, run)| {
+            (
+                format!("{folder}/config.toml"),
+                run.meta.config_toml.clone(),
+            )
+        })
+        .collect()
+}
+
+/// The tables' numbers as CSV: `collapse.csv` and `break.csv` (floats in Rust's shortest
+/// round-trip form, so that they compare exactly with a rerun).
+fn tables_csv(data: &MomentumData) -> (String, String) {
+    let mut a = String::from(
+        "k,eta,batch,gap_relative,gap_relative_low,gap_relative_high,gap_noise_floor,initial_trace,final_trace_mean,final_trace_ci,level_mean,level_ci,divergences\n",
+    );
+    for r in &data.collapse {
+        let _ = writeln!(
+            a,
+            "{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            r.k,
+            ETA0 * r.k as f64,
+            B0 * r.k,
+            r.gap.relative,
+            r.gap.relative_low,
+            r.gap.relative_high,
+            r.gap.noise_floor,
+            r.initial_trace,
+            r.final_trace.mean,
+            r.final_trace.ci,
+            r.level.mean,
+            r.level.ci,
+            r.divergences
+        );
+    }
+    let mut b = String::from(
+        "k,eta,batch,k_eta_lambda_max,level_mean,level_ci,exact_prediction,leading_prediction,divergences\n",
+    );
+    for r in &data.breaking {
+        let _ = writeln!(
+            b,
+            "{},{},{},{},{},{},{},{},{}",
+            r.k,
+            r.eta,
+            r.batch,
+            r.k_eta_lambda,
+            r.level.mean,
+            r.level.ci,
+            r.exact,
+            r.leading,
+            r.divergences
+        );
+    }
+    (a, b)
+}
+
+/// Write the study's files (see the module docs) into `dir` and return the section's
+/// Markdown.
 pub fn render(data: &MomentumData, _claims: &[Claim], dir: &Path, link: &str) -> Result<String> {
+    for (folder, run) in runs(data) {
+        write_ensemble(&dir.join(folder), &run.result, &run.meta)?;
+    }
+    let (collapse_csv, break_csv) = tables_csv(data);
+    write_atomic(&dir.join("collapse.csv"), collapse_csv.as_bytes())?;
+    write_atomic(&dir.join("break.csv"), break_csv.as_bytes())?;
+    let json = serde_json::to_string_pretty(data).map_err(|e| {
+        quasistatic::Error::Numerical(format!("cannot serialise the momentum study: {e}"))
+    })?;
+    write_atomic(&dir.join("momentum.json"), json.as_bytes())?;
     let (w, l_min) = (data.least_squares_weight, data.l_min);
     let mut body = format!(
         "Heavy ball (beta {BETA}) with mini-batch noise on `f = theta_1 theta_2 x`, n = {} noisy samples \
@@ -125,6 +221,12 @@ pub fn render(data: &MomentumData, _claims: &[Claim], dir: &Path, link: &str) ->
          is reached at k = {:.0} (`k eta lambda_max = 3.8`).\n",
         rule_break(data).map_or("(not within the range)".into(), |k| k.to_string()),
         bound_k(data)
+    );
+    let _ = writeln!(
+        body,
+        "Files: every run in `{link}/collapse/k_<k>/` and `{link}/break/k_<k>/` as `quasistatic simulate` writes it \
+         (`quasistatic simulate {link}/collapse/k_2/config.toml --out DIR` reproduces its `summary.csv`); the tables' \
+         numbers in `collapse.csv` and `break.csv`; everything measured in `momentum.json`.\n"
     );
     Ok(body)
 }

@@ -115,6 +115,8 @@ fn missing(id: RotationClaim, what: &str) -> Claim {
         id: id.into(),
         value: f64::NAN,
         interval: None,
+        tolerance: None,
+        floor: None,
         expected: what.into(),
         verdict: Verdict::Failed,
         detail: format!("not measured: {what}"),
@@ -132,20 +134,23 @@ fn worst(v: &[&SpeedPoint]) -> (f64, f64) {
     )
 }
 
-/// Derived against true speeds of a class of points, within `tol` (or the Monte-Carlo
-/// half-width): supported as before; otherwise inconclusive when every point's gap is within
-/// `tol` plus its own relative half-width, contradicted when one is not.
+/// Derived against true speeds of a class of points: the largest relative gap against `tol`
+/// with the largest relative 95% half-width of the true speeds as the Monte-Carlo floor
+/// ([`Verdict::of_gap`]; failed for an empty class). Returns the gap, the worst point's
+/// interval and the verdict.
 fn agreement(v: &[&SpeedPoint], tol: f64) -> (f64, Option<Interval>, Verdict) {
     let (gap, mc) = worst(v);
-    let holds = !v.is_empty() && gap <= tol.max(mc);
-    let within_noise = v
+    let worst_point = v
         .iter()
-        .all(|p| p.relative_gap.abs() - p.true_ci / p.true_speed <= tol);
-    let interval = v
-        .iter()
-        .max_by(|a, b| a.relative_gap.abs().total_cmp(&b.relative_gap.abs()))
-        .map(|p| Interval::around(p.relative_gap.abs(), p.true_ci / p.true_speed));
-    (gap, interval, Verdict::decide(holds, within_noise))
+        .max_by(|a, b| a.relative_gap.abs().total_cmp(&b.relative_gap.abs()));
+    let interval =
+        worst_point.map(|p| Interval::around(p.relative_gap.abs(), p.true_ci / p.true_speed));
+    let verdict = if v.is_empty() {
+        Verdict::Failed
+    } else {
+        Verdict::of_gap(gap, interval.map_or(gap, |iv| iv.low), tol, mc)
+    };
+    (gap, interval, verdict)
 }
 
 /// Every claim of the study.
@@ -180,6 +185,8 @@ pub fn claims(data: &RotationData) -> Vec<Claim> {
                     low: ratio_lo,
                     high: ratio_hi,
                 }),
+                tolerance: None,
+                floor: None,
                 expected: format!("ratio 1 (equivariance): true < 1 + {TOL_SGD}; derived drift 1 (< 1 + 1e-4), over the window within the integrator's error (< 1.01)"),
                 verdict: Verdict::decide(holds, derived_flat && ratio_lo < 1.0 + TOL_SGD),
                 detail: format!(
@@ -220,6 +227,8 @@ pub fn claims(data: &RotationData) -> Vec<Claim> {
                     low: factor_lo,
                     high: factor_hi,
                 }),
+                tolerance: None,
+                floor: None,
                 expected: "factor >> 1 (lower bound > 2), slowest angle in [30, 60] deg".into(),
                 verdict: Verdict::decide(factor_lo > 2.0 && slow_mid, slow_mid && factor > 2.0),
                 detail: format!(
@@ -262,8 +271,10 @@ pub fn claims(data: &RotationData) -> Vec<Claim> {
         id: RotationClaim::AdamAgreesGeneric.into(),
         value,
         interval,
-        expected: format!("≤ {TOL_ADAM} (leading order; docs/theory.md section 9 expects the truth slower by ~tau_x/tau_v)"),
-        verdict: if generic.is_empty() { Verdict::Failed } else { verdict },
+        tolerance: Some(TOL_ADAM),
+        floor: Some(g_mc),
+        expected: format!("≤ {TOL_ADAM}, MC half-width < {TOL_ADAM} (leading order; docs/theory.md section 9 expects the truth slower by ~tau_x/tau_v)"),
+        verdict,
         detail: format!(
             "largest |derived - true| / true {:.3} over {} runs (largest MC half-width {:.3}); tau_x/tau_v ≤ {:.3} everywhere",
             g_gap, generic.len(), g_mc, tau_max
@@ -277,8 +288,10 @@ pub fn claims(data: &RotationData) -> Vec<Claim> {
         id: RotationClaim::AdamAgreesAxisAligned.into(),
         value,
         interval,
-        expected: format!("≤ {TOL_ADAM}; v along the tangent is O(eta) from the off-manifold label noise, so eps matters only once it reaches sqrt(v)"),
-        verdict: if exact.is_empty() { Verdict::Failed } else { verdict },
+        tolerance: Some(TOL_ADAM),
+        floor: Some(e_mc),
+        expected: format!("≤ {TOL_ADAM}, MC half-width < {TOL_ADAM}; v along the tangent is O(eta) from the off-manifold label noise, so eps matters only once it reaches sqrt(v)"),
+        verdict,
         detail: format!(
             "largest relative gap {:.3} over {} runs (MC half-width {:.3}); planar: sqrt(v) along the tangent {:.3e} vs eps {:.0e} ({} eps-dominated coordinates); derived speed at eps = 1e-8 / 1e-4 / 1e-2: {} / {} / {}",
             e_gap, exact.len(), e_mc, sqrt_v_tangent(data), ADAM_EPS, a0_dominated,
@@ -300,6 +313,8 @@ pub fn claims(data: &RotationData) -> Vec<Claim> {
             id: RotationClaim::AdamNearAxisLeastAccurate.into(),
             value: n_gap,
             interval: None,
+            tolerance: None,
+            floor: None,
             expected: "larger gap than for generic orientations (a known limit: the tangent coordinate's v mixes O(sin^2) and O(eta) parts)".into(),
             verdict: Verdict::decide(n_gap > g_gap, false),
             detail: format!(
@@ -316,12 +331,12 @@ pub fn claims(data: &RotationData) -> Vec<Claim> {
         id: RotationClaim::SgdAgrees.into(),
         value,
         interval,
-        expected: "≤ 0.05 (O(eta) error, eta = 0.05)".into(),
-        verdict: if sgd_pts.is_empty() {
-            Verdict::Failed
-        } else {
-            verdict
-        },
+        tolerance: Some(TOL_SGD_GAP),
+        floor: Some(sgd_mc),
+        expected: format!(
+            "≤ {TOL_SGD_GAP}, MC half-width < {TOL_SGD_GAP} (O(eta) error, eta = 0.05)"
+        ),
+        verdict,
         detail: format!(
             "largest relative gap {:.3} (largest MC half-width {:.3})",
             sgd_gap, sgd_mc
@@ -346,6 +361,8 @@ pub fn claims(data: &RotationData) -> Vec<Claim> {
         id: RotationClaim::SgdDimensionInvariant.into(),
         value: nd_spread,
         interval: None,
+        tolerance: None,
+        floor: None,
         expected: format!("≤ 1 + {TOL_SGD} (true), < 1.01 (derived, integrator error)"),
         verdict: Verdict::decide(
             nd_spread < 1.0 + TOL_SGD && derived_flat,
@@ -388,6 +405,8 @@ pub fn claims(data: &RotationData) -> Vec<Claim> {
         id: RotationClaim::AdamRotatedSlower.into(),
         value: ratios.iter().copied().fold(f64::INFINITY, f64::min),
         interval: None,
+        tolerance: None,
+        floor: None,
         expected: "> 2 at every d (rotation changes Adam's dynamics; SGD's ratio is 1)".into(),
         verdict: Verdict::decide(
             ratios.iter().all(|&r| r > 2.0),

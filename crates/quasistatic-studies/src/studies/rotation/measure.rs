@@ -206,6 +206,9 @@ fn adam(eps: f64) -> AnyOptimizer {
     })
 }
 
+/// The seed of every ensemble of the study (true and derived).
+pub const ENSEMBLE_SEED: u64 = 31;
+
 /// Run the study at `scale` (see the module docs).
 pub fn measure(scale: Scale) -> Result<RotationData> {
     let angles: Vec<f64> = scale.pick(
@@ -221,7 +224,7 @@ pub fn measure(scale: Scale) -> Result<RotationData> {
         trajectories: scale.pick(32, 96, 512),
         displacement: scale.pick(0.3, 0.4, 0.5),
         max_window: scale.pick(20_000, 20_000, 80_000),
-        seed: 31,
+        seed: ENSEMBLE_SEED,
     };
     let y0 = 2.0;
     let noise = NoiseModel::Label {

@@ -105,6 +105,21 @@ impl ModelKind for DeepLinearConfig {
         };
         let scale = positive("model.init_scale", self.init_scale)?;
         let data = required_data(data, "deep_linear")?;
+        let (p, d) = (data.train.p as u128, depth as u128);
+        match structure {
+            DeepLinearStructure::Dense { width } => {
+                let w = width as u128;
+                super::model_size(
+                    "model.width",
+                    width,
+                    w * p + (d - 2) * w * w + w,
+                    "width x data.dim + (depth - 2) x width^2 + width parameters",
+                )?;
+            }
+            DeepLinearStructure::Diagonal => {
+                super::model_size("model.depth", depth, d * p, "depth x data.dim parameters")?;
+            }
+        }
         Ok(AnyModel::DeepLinear(
             DeepLinear::new(depth, structure, data.train, data.test, data.teacher)
                 .with_init(self.init_seed, scale),

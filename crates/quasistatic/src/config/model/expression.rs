@@ -258,6 +258,17 @@ impl ExpressionConfig {
 impl ModelKind for ExpressionConfig {
     fn build(&self, data: Option<&DataConfig>) -> Result<AnyModel> {
         let params = self.params.specs();
+        if let ParamsConfig::Vectors(v) = &self.params {
+            let total: u128 = v.iter().map(|(_, n)| *n as u128).sum();
+            if let Some((name, n)) = v.iter().max_by_key(|(_, n)| *n) {
+                super::model_size(
+                    &format!("model.params.{name}"),
+                    n,
+                    total,
+                    "the sum of the vector lengths",
+                )?;
+            }
+        }
         let formula = self.formula()?;
         let start = self.start_vector(&params)?;
         let (data, columns) = match data {

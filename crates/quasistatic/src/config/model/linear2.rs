@@ -46,6 +46,12 @@ impl ModelKind for Linear2Config {
     fn build(&self, data: Option<&DataConfig>) -> Result<AnyModel> {
         let data = required_data(data, "linear2")?;
         let width = at_least("model.width", self.width, 1)?;
+        super::model_size(
+            "model.width",
+            width,
+            width as u128 * (data.train.p as u128 + 1),
+            "width x (data.dim + 1) parameters",
+        )?;
         let scale = positive("model.init_scale", self.init_scale)?;
         Ok(AnyModel::Linear2(
             LinearTwoLayer::new(width, data.train, data.test, data.teacher)

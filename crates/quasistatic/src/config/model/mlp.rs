@@ -147,6 +147,19 @@ impl ModelKind for MlpConfig {
         }
         let scale = positive("model.init_scale", self.init_scale)?;
         let data = required_data(data, "mlp")?;
+        let mut numbers = 0u128;
+        let mut fan_in = data.train.p as u128;
+        for &h in &self.widths {
+            numbers = numbers.saturating_add((fan_in + 1).saturating_mul(h as u128));
+            fan_in = h as u128;
+        }
+        numbers = numbers.saturating_add(fan_in + 1);
+        super::model_size(
+            "model.widths",
+            format!("{:?}", self.widths),
+            numbers,
+            "weights and biases of every layer",
+        )?;
         Ok(AnyModel::Mlp(
             Mlp::new(
                 self.widths.clone(),

@@ -69,6 +69,26 @@ impl ModelConfig {
 }
 
 /// The data of model kind `kind`, which needs a `[data]` section.
+/// Most numbers a model may hold when built (its parameters, or a rotation's `d x d`
+/// entries): 100 000 000, 800 MB of `f64`, as for the measurement matrices of matrix sensing.
+/// Larger sizes are refused before anything is allocated.
+const MAX_MODEL_NUMBERS: u128 = 100_000_000;
+
+/// Refuse a size field `field` = `value` for which the model would hold `numbers` (`how`
+/// says how they are counted) above [`MAX_MODEL_NUMBERS`].
+fn model_size(field: &str, value: impl std::fmt::Display, numbers: u128, how: &str) -> Result<()> {
+    if numbers > MAX_MODEL_NUMBERS {
+        return Err(Error::invalid(
+            field,
+            value,
+            format!(
+                "a size for which the model holds at most {MAX_MODEL_NUMBERS} numbers ({how} = {numbers})"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn required_data(data: Option<&DataConfig>, kind: &str) -> Result<Data> {
     match data {
         Some(d) => d.build(),

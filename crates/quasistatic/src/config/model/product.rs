@@ -48,6 +48,7 @@ impl KindTable for ProductConfig {}
 impl ModelKind for ProductConfig {
     fn build(&self, data: Option<&DataConfig>) -> Result<AnyModel> {
         let depth = at_least("model.depth", self.depth, 2)?;
+        super::model_size("model.depth", depth, depth as u128, "depth parameters")?;
         if data.is_none() {
             let target = finite("model.target", self.target.unwrap_or(1.0))?;
             return Ok(AnyModel::Product(ProductModel::scalar(depth, target)));

@@ -77,6 +77,12 @@ impl ModelKind for TwoLayerConfig {
     fn build(&self, data: Option<&DataConfig>) -> Result<AnyModel> {
         let data = required_data(data, "two_layer")?;
         let width = at_least("model.width", self.width, 1)?;
+        super::model_size(
+            "model.width",
+            width,
+            width as u128 * (data.train.p as u128 + 2),
+            "width x (data.dim + 2) parameters",
+        )?;
         let scale = positive("model.init_scale", self.init_scale)?;
         Ok(AnyModel::TwoLayer(
             TwoLayerNetwork::new(width, self.activation.into(), data.train, data.test)

@@ -194,6 +194,13 @@ impl ModelKind for ValleyNdConfig {
             }
             None => {
                 let p = at_least("model.normal_dim", self.normal_dim.unwrap_or(1), 1)?;
+                let d = p as u128 + q as u128;
+                let (numbers, how) = if self.rotation_seed.is_some() {
+                    (d * d, "(normal_dim + tangent_dim)^2 rotation entries")
+                } else {
+                    (d, "normal_dim + tangent_dim parameters")
+                };
+                super::model_size("model.normal_dim", p, numbers, how)?;
                 (0..p)
                     .map(|i| 1.0 + i as f64 / (p.max(2) - 1) as f64)
                     .collect()
@@ -201,6 +208,14 @@ impl ModelKind for ValleyNdConfig {
         };
         let c = non_negative("model.c", self.c)?;
         let start_y = finite("model.start_y", self.start_y)?;
+        // A random rotation is a dense d x d matrix.
+        let d = lambdas.len() as u128 + q as u128;
+        let (numbers, how) = if self.rotation_seed.is_some() {
+            (d * d, "(normal_dim + tangent_dim)^2 rotation entries")
+        } else {
+            (d, "normal_dim + tangent_dim parameters")
+        };
+        super::model_size("model.tangent_dim", q, numbers, how)?;
         let mut v = Valley::new(lambdas, q, self.profile.into(), c).with_start_y(start_y);
         if let Some(seed) = self.rotation_seed {
             v = v.with_random_rotation(seed);
