@@ -132,13 +132,16 @@ mod tests {
         let run_dir = dir.join("collapse").join("k_2");
         let cfg = quasistatic::config::Config::load(&run_dir.join("config.toml")).unwrap();
         let out = dir.join("rerun_k_2");
-        let outcome = crate::run::simulate(&cfg, &out, false).unwrap();
+        crate::run::simulate(&cfg, &out, crate::run::SimulateOptions::default()).unwrap();
         let read = |p: &Path| std::fs::read_to_string(p).unwrap();
         assert_eq!(
             read(&out.join("summary.csv")),
             read(&run_dir.join("summary.csv"))
         );
-        let r = &outcome.result;
+        // The same config's ensemble, run by the library.
+        let built = cfg.build().unwrap();
+        let r = &quasistatic::with_model!(&built.model, m => quasistatic::simulate::run_ensemble(
+            m, &built.noise, &built.optimizer, &built.spec));
         let tr = r.observable_index("trace_hessian").unwrap();
         let final_trace = MeanCi::of(&r.column(r.steps.len() - 1, tr));
         let run = data.collapse.iter().find(|c| c.k == 2).unwrap();
