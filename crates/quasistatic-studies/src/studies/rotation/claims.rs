@@ -451,6 +451,7 @@ mod tests {
             eps_dominated: 0,
             divergences: 0,
             seconds: 0.0,
+            config: String::new(),
         }
     }
 

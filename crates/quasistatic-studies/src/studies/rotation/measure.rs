@@ -58,6 +58,10 @@ pub struct SpeedPoint {
     pub divergences: usize,
     /// Wall time of both runs (s).
     pub seconds: f64,
+    /// The configuration whose `quasistatic compare` reruns this point's true and derived
+    /// ensembles (written as `runs/<name>/config.toml`; not in the JSON).
+    #[serde(skip)]
+    pub config: String,
 }
 
 /// Settings shared by every speed measurement of the study.
@@ -73,6 +77,7 @@ struct Setup {
 /// Measure the manifold speed of `optimizer` on `model` from `y = y0` along tangent 0.
 fn speed(
     model: &Valley,
+    model_toml: &str,
     noise: &NoiseModel,
     optimizer: &AnyOptimizer,
     case: (&str, f64, Option<u64>),
@@ -150,7 +155,69 @@ fn speed(
         eps_dominated: pre.map_or(0, |p| p.eps_dominated.len()),
         divergences: paired.truth.divergences.len(),
         seconds: t0.elapsed().as_secs_f64(),
+        config: point_config(model_toml, optimizer, &start, window, records, setup),
     })
+}
+
+/// `{x:?}`: the shortest decimal that reads back to `x`, always with a point or an exponent
+/// (a TOML float).
+fn float(x: f64) -> String {
+    format!("{x:?}")
+}
+
+/// The `[model]` table of the planar valley at `deg` degrees.
+fn planar_toml(deg: f64) -> String {
+    format!(
+        "kind = \"valley\"\nprofile = \"quadratic\"\nc = 1.0\nangle = {}\n",
+        float(deg)
+    )
+}
+
+/// The `[model]` table of the `d`-dimensional valley (unit curvatures), rotated by `seed`.
+fn nd_toml(d: usize, seed: Option<u64>) -> String {
+    let lambdas = vec!["1.0"; d - 1].join(", ");
+    let mut t = format!(
+        "kind = \"valley_nd\"\nnormal_dim = {}\ntangent_dim = 1\nlambdas = [{lambdas}]\nprofile = \"quadratic\"\nc = 1.0\n",
+        d - 1
+    );
+    if let Some(s) = seed {
+        t += &format!("rotation_seed = {s}\n");
+    }
+    t
+}
+
+/// The configuration of one speed point (see [`SpeedPoint::config`]): label noise `sigma = 1`,
+/// the optimizer, the start, the window recorded `records` times, the ensemble's size and
+/// seed, the manifold coordinate `y0`.
+fn point_config(
+    model_toml: &str,
+    optimizer: &AnyOptimizer,
+    start: &[f64],
+    window: u64,
+    records: u64,
+    setup: &Setup,
+) -> String {
+    let optimizer = match optimizer {
+        AnyOptimizer::Adam(a) => format!(
+            "kind = \"adam\"\nlr = {}\nbeta1 = {}\nbeta2 = {}\neps = {}\n",
+            float(a.lr.base()),
+            float(a.beta1),
+            float(a.beta2),
+            float(a.eps)
+        ),
+        other => format!("kind = \"sgd\"\nlr = {}\n", float(other.schedule().base())),
+    };
+    let theta: Vec<String> = start.iter().map(|&x| float(x)).collect();
+    format!(
+        "# Reruns one point of the adam_rotation study: quasistatic compare config.toml --out DIR\n\
+         seed = {}\nsteps = {window}\ntrajectories = {}\nrecord_every = {}\nobservables = [\"y0\"]\n\
+         save_trajectories = false\n\n[model]\n{model_toml}\n[noise]\nkind = \"label\"\nsigma = 1.0\n\n\
+         [optimizer]\n{optimizer}\n[start]\ntheta = [{}]\n",
+        setup.seed,
+        setup.trajectories,
+        window / records,
+        theta.join(", ")
+    )
 }
 
 /// What the study measured.
@@ -240,6 +307,7 @@ pub fn measure(scale: Scale) -> Result<RotationData> {
         for opt in &optimizers {
             planar.push(speed(
                 &model,
+                &planar_toml(deg),
                 &noise,
                 opt,
                 (&format!("{deg} deg"), deg, None),
@@ -286,6 +354,7 @@ pub fn measure(scale: Scale) -> Result<RotationData> {
                 };
                 nd.push(speed(
                     model,
+                    &nd_toml(d, *seed),
                     &noise,
                     opt,
                     (&label, d as f64, *seed),

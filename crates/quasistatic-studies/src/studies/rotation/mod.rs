@@ -63,6 +63,10 @@ impl StudyParts for Rotation {
         seeds.extend(&data.seeds);
         seeds
     }
+
+    fn configs(data: &RotationData) -> Vec<(String, String)> {
+        render::configs(data)
+    }
 }
 
 #[cfg(test)]
@@ -126,5 +130,56 @@ mod tests {
             assert!(dir.join(f).exists(), "{f}");
         }
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// End to end: a point's saved `config.toml` (the planar valley at 45 degrees under Adam,
+    /// and the rotated 4-dimensional valley under SGD), loaded from disk and compared by the
+    /// library's `compare` path, gives the study's true and derived speeds bit for bit.
+    #[test]
+    fn saved_point_configs_rerun_the_study() {
+        use crate::studies::mean_ci;
+        let dir =
+            std::env::temp_dir().join(format!("quasistatic-rotation-rerun-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let data = measure::measure(Scale::Tiny).unwrap();
+        render::render(&data, &claims::claims(&data), &dir, "adam_rotation").unwrap();
+        let planar = data
+            .planar
+            .iter()
+            .find(|p| p.x == 45.0 && p.optimizer == "adam")
+            .unwrap();
+        let nd = data
+            .nd
+            .iter()
+            .find(|p| p.x == 4.0 && p.seed.is_some() && p.optimizer == "sgd")
+            .unwrap();
+        for (part, point) in [("angle", planar), ("dimension", nd)] {
+            let path = dir
+                .join(render::point_name(part, point))
+                .join("config.toml");
+            let cfg = quasistatic::config::Config::load(&path).unwrap();
+            let built = cfg.build().unwrap();
+            let (_, truth, derived) = quasistatic::with_model!(&built.model, m =>
+                crate::validate::measure_comparison(m, &built, None, 0.1, false))
+            .unwrap();
+            let last = truth.steps.len() - 1;
+            let window = point.window as f64;
+            let per_traj: Vec<f64> = (0..truth.trajectories)
+                .filter_map(|j| Some((truth.get(j, 0, 0)? - truth.get(j, last, 0)?) / window))
+                .collect();
+            let (speed, ci) = mean_ci(&per_traj);
+            assert_eq!(
+                speed.to_bits(),
+                point.true_speed.to_bits(),
+                "{}",
+                path.display()
+            );
+            assert_eq!(ci.to_bits(), point.true_ci.to_bits());
+            let dy = derived.column(last, 0);
+            let derived_speed = (data.y0 - dy.iter().sum::<f64>() / dy.len() as f64) / window;
+            assert_eq!(derived_speed.to_bits(), point.derived_speed.to_bits());
+        }
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

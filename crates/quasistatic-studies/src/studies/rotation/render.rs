@@ -82,6 +82,13 @@ pub fn render(data: &RotationData, _claims: &[Claim], dir: &Path, link: &str) ->
             .unwrap_or_default()
             .as_bytes(),
     )?;
+    // One rerunnable configuration per point.
+    for (name, toml) in configs(data) {
+        let run = dir.join(&name);
+        std::fs::create_dir_all(&run)
+            .map_err(|e| quasistatic::Error::io(format!("cannot create {}", run.display()), e))?;
+        write_atomic(&run.join("config.toml"), toml.as_bytes())?;
+    }
 
     // Plots.
     let by = |list: &[SpeedPoint], opt: &str| -> Vec<usize> {
@@ -276,4 +283,30 @@ pub fn render(data: &RotationData, _claims: &[Claim], dir: &Path, link: &str) ->
         "\nDiverged true trajectories: {divergences}. Tables: `{link}/speeds.csv`, `{link}/speeds.json`."
     );
     Ok(body)
+}
+
+/// The folder name of a speed point under `runs/`: `angle_<deg>_<optimizer>` or
+/// `d<d>_<aligned|seed<s>>_<optimizer>`.
+pub fn point_name(part: &str, p: &SpeedPoint) -> String {
+    match part {
+        "angle" => format!("runs/angle_{}_{}", p.x, p.optimizer),
+        _ => format!(
+            "runs/d{}_{}_{}",
+            p.x,
+            p.seed.map_or("aligned".to_string(), |s| format!("seed{s}")),
+            p.optimizer
+        ),
+    }
+}
+
+/// Every point's configuration, `(runs/<name>, TOML)`: `quasistatic compare
+/// runs/<name>/config.toml` reruns that point's true and derived ensembles.
+pub fn configs(data: &RotationData) -> Vec<(String, String)> {
+    [("angle", &data.planar), ("dimension", &data.nd)]
+        .into_iter()
+        .flat_map(|(part, list)| {
+            list.iter()
+                .map(move |p| (point_name(part, p), p.config.clone()))
+        })
+        .collect()
 }
