@@ -466,7 +466,7 @@ fn impossible_sizes_and_bad_h_are_refused() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
     let err = text(&o.stderr);
     assert!(
-        err.contains("record_every =") && err.contains("memory"),
+        err.contains("`record_every` =") && err.contains("memory"),
         "{err}"
     );
     assert!(!out.exists());

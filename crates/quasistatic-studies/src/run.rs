@@ -317,7 +317,7 @@ pub fn check_resources(config: &Config, est: &Estimate, out: Option<&Path>) -> R
                 needed: bytes(est.memory_bytes),
                 available: format!("{} of memory is available", bytes(avail)),
                 suggestion: format!(
-                    "record less often (record_every = {every} or more), or run fewer steps"
+                    "record less often (`record_every` = {every} or more), or run fewer `steps`"
                 ),
             });
         }
@@ -329,9 +329,9 @@ pub fn check_resources(config: &Config, est: &Estimate, out: Option<&Path>) -> R
                 needed: bytes(est.disk_bytes),
                 available: format!("{} of disk is free there", bytes(free)),
                 suggestion: if config.save_trajectories {
-                    "set save_trajectories = false (summaries only), raise record_every, or run fewer trajectories".into()
+                    "set `save_trajectories` = false (summaries only), raise `record_every`, or run fewer `trajectories`".into()
                 } else {
-                    "raise record_every".into()
+                    "raise `record_every`".into()
                 },
             });
         }
@@ -349,7 +349,7 @@ pub fn check_in_memory(est: &Estimate, copies: u64) -> Result<()> {
             needed: bytes(needed),
             available: format!("{} of memory is available", bytes(avail)),
             suggestion:
-                "use fewer trajectories (--trajectories) or a larger record_every (--record-every)"
+                "use fewer `trajectories` (--trajectories) or a larger `record_every` (--record-every)"
                     .into(),
         }),
         _ => Ok(()),
