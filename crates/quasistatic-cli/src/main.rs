@@ -363,7 +363,10 @@ fn execute(command: Command) -> quasistatic::Result<()> {
             };
             let staging = out.as_deref().map(staging::Staging::new).transpose()?;
             warn_stability(&built, &point, "the point");
-            let options = quasistatic::derive::DeriveOptions::default();
+            let options = quasistatic::derive::DeriveOptions {
+                adam: built.adam_options.clone().unwrap_or_default(),
+                ..quasistatic::derive::DeriveOptions::default()
+            };
             let derivation = quasistatic::with_model!(&built.model, m => quasistatic::derive::derive(
                 m, &built.noise, &built.optimizer, &point, &options))?;
             print!("{}", derivation.table());

@@ -406,7 +406,7 @@ pub fn measure_comparison<M: Model + Clone + 'static>(
             seed: spec.seed,
             observables,
             h,
-            adam: None,
+            adam: built.adam_options.clone(),
             max_loss: spec.max_loss,
             progress,
         },

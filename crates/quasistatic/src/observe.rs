@@ -109,6 +109,13 @@ pub enum Observable {
     TeacherDistance,
     /// `(1/n) sum_i |grad f_i|^2`, the trace of the Gauss-Newton matrix.
     GradOutputSq,
+    /// `tr(diag H)^{1/2} = sum_j sqrt(max(H_jj, 0))`, the flatness Adam's implicit regulariser
+    /// seeks (docs/theory.md section 5); exact from `d` Hessian-vector products (models with
+    /// `d <= 1000`).
+    SqrtDiagTrace,
+    /// Effective support size `||w||_1^2 / ||w||_2^2` of the end-to-end weights of a linear
+    /// network (between 1 for one nonzero weight and `p` for equal ones).
+    EffectiveSupport,
     /// A user function of the parameters, recorded under its name.
     Custom(CustomObservable),
 }
@@ -127,6 +134,8 @@ impl Observable {
             Observable::WeightL1 => "weight_l1".into(),
             Observable::TeacherDistance => "teacher_distance".into(),
             Observable::GradOutputSq => "grad_output_sq".into(),
+            Observable::SqrtDiagTrace => "sqrt_diag_trace".into(),
+            Observable::EffectiveSupport => "effective_support".into(),
             Observable::Custom(c) => c.name.clone(),
         }
     }
@@ -144,6 +153,8 @@ impl Observable {
             "weight_l1" => Observable::WeightL1,
             "teacher_distance" => Observable::TeacherDistance,
             "grad_output_sq" => Observable::GradOutputSq,
+            "sqrt_diag_trace" => Observable::SqrtDiagTrace,
+            "effective_support" => Observable::EffectiveSupport,
             _ => {
                 let j = s.strip_prefix('y')?.parse().ok()?;
                 Observable::ManifoldCoordinate(j)
@@ -153,7 +164,8 @@ impl Observable {
 
     /// Every name [`Observable::parse`] accepts (manifold coordinates as `y0`, `y1`, ...).
     pub const NAMES: &'static str = "loss, test_error, distance_to_manifold, y0, y1, ..., \
-        trace_hessian, sharpness, param_norm, weight_l1, teacher_distance, grad_output_sq";
+        trace_hessian, sharpness, param_norm, weight_l1, teacher_distance, grad_output_sq, \
+        sqrt_diag_trace, effective_support";
 
     /// Whether `model` can provide this observable (a custom one is always available: it
     /// needs the parameters only).
@@ -165,7 +177,10 @@ impl Observable {
             Observable::ManifoldCoordinate(j) => model
                 .manifold_coordinates(&probe)
                 .is_some_and(|y| *j < y.len()),
-            Observable::WeightL1 => model.end_to_end_weights(&probe).is_some(),
+            Observable::WeightL1 | Observable::EffectiveSupport => {
+                model.end_to_end_weights(&probe).is_some()
+            }
+            Observable::SqrtDiagTrace => model.dim() <= 1000,
             Observable::TeacherDistance => {
                 model.end_to_end_weights(&probe).is_some() && model.teacher_weights().is_some()
             }
@@ -256,6 +271,16 @@ impl Observer {
                     _ => nan,
                 }
             }
+            Observable::SqrtDiagTrace => self.sqrt_diag_trace(model, theta),
+            Observable::EffectiveSupport => model
+                .end_to_end_weights(theta)
+                .map(|w| {
+                    let (l1, l2) = w
+                        .iter()
+                        .fold((0.0, 0.0), |(a, b), x| (a + x.abs(), b + x * x));
+                    l1 * l1 / l2
+                })
+                .unwrap_or(nan),
             Observable::GradOutputSq if !model.is_regression() => nan,
             Observable::GradOutputSq => {
                 let n = model.n_samples();
@@ -268,6 +293,18 @@ impl Observer {
             }
             Observable::Custom(c) => c.eval(theta),
         }
+    }
+
+    /// `sum_j sqrt(max(H_jj, 0))` from `d` Hessian-vector products.
+    pub fn sqrt_diag_trace<M: Model>(&mut self, model: &M, theta: &[f64]) -> f64 {
+        let mut acc = 0.0;
+        for j in 0..model.dim() {
+            self.e[j] = 1.0;
+            derivatives::hessian_vector_product(model, theta, &self.e, &mut self.hvp, &mut self.hv);
+            self.e[j] = 0.0;
+            acc += self.hv[j].max(0.0).sqrt();
+        }
+        acc
     }
 
     /// `tr H`: exact from `d` products for `d <= 1000`, else Hutchinson with 64 fixed probes.

@@ -136,6 +136,51 @@ pub struct Config {
     /// Where trajectories start.
     #[serde(default)]
     pub start: StartConfig,
+    /// Settings of the derivation (`derive`, and the derived side of `compare`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub derive: Option<DeriveConfig>,
+}
+
+/// `[derive]`: settings of the derivation. Adam's preconditioner `v` is the fixed point of
+/// `v = diag(Sigma~ + H S H)` (docs/theory.md section 5), found by iteration; where it
+/// contracts slowly (features that shrink under Adam) allow more iterations at a looser
+/// tolerance.
+///
+/// ```toml
+/// [derive]
+/// adam_max_iterations = 5000   # default 200
+/// adam_tolerance = 1e-7        # relative change of sqrt(v) + eps; default 1e-10
+/// ```
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DeriveConfig {
+    /// Iterations of Adam's preconditioner fixed point, `>= 1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adam_max_iterations: Option<usize>,
+    /// Relative tolerance of that fixed point, in `(0, 1)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adam_tolerance: Option<f64>,
+}
+
+impl DeriveConfig {
+    /// The Adam options these settings give (defaults for what is not set).
+    pub fn adam_options(&self) -> Result<crate::derive::AdamOptions> {
+        let mut o = crate::derive::AdamOptions::default();
+        if let Some(n) = self.adam_max_iterations {
+            o.max_iterations = at_least("derive.adam_max_iterations", n, 1)?;
+        }
+        if let Some(t) = self.adam_tolerance {
+            if !(t > 0.0 && t < 1.0) {
+                return Err(Error::invalid(
+                    "derive.adam_tolerance",
+                    t,
+                    "a number in (0, 1)",
+                ));
+            }
+            o.tolerance = t;
+        }
+        Ok(o)
+    }
 }
 
 impl Config {
@@ -161,6 +206,7 @@ impl Config {
             noise: noise.into(),
             optimizer: optimizer.into(),
             start: StartConfig::default(),
+            derive: None,
         }
     }
 }
@@ -176,6 +222,8 @@ pub struct Built {
     pub optimizer: AnyOptimizer,
     /// The ensemble settings (start already resolved, after any GD pre-training).
     pub spec: EnsembleSpec,
+    /// Adam options of the derivation (`[derive]`; `None`: the defaults).
+    pub adam_options: Option<crate::derive::AdamOptions>,
 }
 
 /// The sections with a `kind`, outer before inner.
@@ -313,6 +361,7 @@ impl Config {
             noise,
             optimizer,
             spec,
+            adam_options: self.derive.as_ref().map(|d| d.adam_options()).transpose()?,
         })
     }
 

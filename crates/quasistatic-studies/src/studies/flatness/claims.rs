@@ -433,6 +433,7 @@ mod tests {
             ],
         );
         FlatnessData {
+            configs: Vec::new(),
             setup: Setup {
                 n: 8,
                 p: 12,

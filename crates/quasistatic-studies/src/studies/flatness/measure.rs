@@ -227,6 +227,10 @@ pub struct Setup {
 /// What the study measured.
 #[derive(Clone, Debug, Serialize)]
 pub struct FlatnessData {
+    /// Per optimizer, `(folder, TOML)`: the configuration whose `quasistatic compare` reruns
+    /// that optimizer's true and derived ensembles (not in the JSON).
+    #[serde(skip)]
+    pub configs: Vec<(String, String)>,
     /// The setting.
     pub setup: Setup,
     /// SGD, then Adam.
@@ -290,6 +294,44 @@ pub const DATA_SEED: u64 = 3;
 /// The seed of the ensembles (true and derived).
 pub const ENSEMBLE_SEED: u64 = 41;
 
+/// The configuration of the run of `kind` (see [`FlatnessData::configs`]).
+fn config_toml(setup: &Setup, kind: OptimizerKind, records: u64) -> String {
+    let optimizer = match kind {
+        OptimizerKind::Sgd => format!("kind = \"sgd\"\nlr = {:?}\n", setup.sgd_lr),
+        OptimizerKind::Adam => format!(
+            "kind = \"adam\"\nlr = {:?}\nbeta1 = 0.9\nbeta2 = {:?}\neps = 1e-8\n",
+            setup.adam_lr, setup.adam_beta2
+        ),
+    };
+    let observables: Vec<String> = QUANTITIES.iter().map(|(n, _)| format!("\"{n}\"")).collect();
+    format!(
+        "# Reruns the {} run of the flatness study: quasistatic compare config.toml --out DIR\n\
+         seed = {ENSEMBLE_SEED}\nsteps = {}\ntrajectories = {}\nrecord_every = {}\n\
+         observables = [{}]\nsave_trajectories = false\n\n\
+         [model]\nkind = \"diagonal\"\n\n\
+         [data]\nkind = \"synthetic\"\nn = {}\nn_test = {}\ndim = {}\nteacher = \"sparse\"\n\
+         teacher_k = {}\nteacher_value = 1.0\nlabel_noise = 0.0\nseed = {DATA_SEED}\n\n\
+         [noise]\nkind = \"label\"\nsigma = {:?}\n\n[optimizer]\n{optimizer}\n\
+         [derive]\nadam_max_iterations = {ADAM_MAX_ITERATIONS}\nadam_tolerance = {ADAM_TOLERANCE:?}\n",
+        kind.name(),
+        setup.steps,
+        setup.trajectories,
+        setup.steps / records,
+        observables.join(", "),
+        setup.n,
+        setup.n_test,
+        setup.p,
+        setup.k,
+        setup.sigma,
+    )
+}
+
+/// Iterations of Adam's preconditioner fixed point: it contracts slowly once unused features
+/// shrink.
+pub const ADAM_MAX_ITERATIONS: usize = 5000;
+/// Its relative tolerance on `sqrt(v) + eps`: far below every other error here.
+pub const ADAM_TOLERANCE: f64 = 1e-7;
+
 /// Run the study at `scale` (see the study's docs).
 pub fn measure(scale: Scale) -> Result<FlatnessData> {
     let (n, p, k) = scale.pick((8, 12, 2), (16, 24, 3), (40, 100, 5));
@@ -314,7 +356,10 @@ pub fn measure(scale: Scale) -> Result<FlatnessData> {
         label_noise: 0.0,
         seed: DATA_SEED,
     });
-    let observables = NetworkQuantities::new(data.train.clone()).observables()?;
+    let observables: Vec<Observable> = QUANTITIES
+        .iter()
+        .map(|(name, _)| Observable::parse(name).expect("a built-in observable"))
+        .collect();
     let model = DiagonalNetwork::new(data.train, data.test, data.teacher);
     let start = model.default_start();
     let noise = NoiseModel::Label {
@@ -331,8 +376,8 @@ pub fn measure(scale: Scale) -> Result<FlatnessData> {
         // The fixed point for v contracts slowly once unused features shrink: a relative
         // tolerance of 1e-7 on sqrt(v) + eps is far below every other error here.
         adam: Some(AdamOptions {
-            max_iterations: 5000,
-            tolerance: 1e-7,
+            max_iterations: ADAM_MAX_ITERATIONS,
+            tolerance: ADAM_TOLERANCE,
             ..AdamOptions::default()
         }),
         max_loss: 1e8,
@@ -398,5 +443,13 @@ pub fn measure(scale: Scale) -> Result<FlatnessData> {
             },
         });
     }
-    Ok(FlatnessData { setup, runs })
+    let configs = OptimizerKind::ALL
+        .iter()
+        .map(|&kind| (kind.name().to_string(), config_toml(&setup, kind, records)))
+        .collect();
+    Ok(FlatnessData {
+        configs,
+        setup,
+        runs,
+    })
 }

@@ -27,6 +27,13 @@ pub fn render(data: &FlatnessData, _claims: &[Claim], dir: &Path, link: &str) ->
             "optimizer step",
         )?;
     }
+    // The configurations that rerun them (`quasistatic compare <optimizer>/config.toml`).
+    for (name, toml) in &data.configs {
+        write_atomic(
+            &dir.join(name.to_lowercase()).join("config.toml"),
+            toml.as_bytes(),
+        )?;
+    }
 
     // Plots: each quantity over time, SGD vs Adam, true vs derived.
     for (name, label) in QUANTITIES {
