@@ -11,8 +11,10 @@
 //! equilibrium, observed at its projection onto the manifold) and the derived manifold
 //! dynamics from the same point ([`crate::validate::paired_runs`]), and records test error,
 //! `||w||_1`, `||w - w*||^2`, `tr H`, `tr(diag H)^{1/2}` and the effective support size
-//! `||w||_1^2 / ||w||_2^2` (a sparsity measure: `k` for the teacher) over time. The last two
-//! are custom observables of the plain network ([`measure::NetworkQuantities`]).
+//! `||w||_1^2 / ||w||_2^2` (a sparsity measure: `k` for the teacher) over time, all built-in
+//! observables (the last two are checked against the network's closed forms,
+//! [`measure::NetworkQuantities`]). Each optimizer's folder holds the `config.toml` whose
+//! `quasistatic compare` reruns its ensembles bit for bit.
 //!
 //! - [`measure`]: both optimizers' ensembles, final statistics, gaps and drift directions;
 //! - [`claims`]: descent of each regulariser, drift directions, different and sparser
