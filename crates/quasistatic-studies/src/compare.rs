@@ -41,8 +41,12 @@ pub struct Gap {
     pub range: f64,
 }
 
-/// Gap of observable `name` between `a` and `b` (same checkpoints required).
-pub fn gap(a: &EnsembleResult, b: &EnsembleResult, name: &str) -> Result<Gap> {
+/// The indices of observable `name` in `a` and `b`, which must be recorded at the same steps.
+pub fn observable_pair(
+    a: &EnsembleResult,
+    b: &EnsembleResult,
+    name: &str,
+) -> Result<(usize, usize)> {
     if a.steps != b.steps {
         return Err(Error::Numerical(format!(
             "cannot compare ensembles recorded at different steps ({} vs {} checkpoints)",
@@ -58,6 +62,12 @@ pub fn gap(a: &EnsembleResult, b: &EnsembleResult, name: &str) -> Result<Gap> {
             )))
         }
     };
+    Ok((oa, ob))
+}
+
+/// Gap of observable `name` between `a` and `b` (same checkpoints required).
+pub fn gap(a: &EnsembleResult, b: &EnsembleResult, name: &str) -> Result<Gap> {
+    let (oa, ob) = observable_pair(a, b, name)?;
     let (sa, sb) = (summarize_ensemble(a), summarize_ensemble(b));
     let means: Vec<f64> = sa
         .iter()

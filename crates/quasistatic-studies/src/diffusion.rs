@@ -75,21 +75,7 @@ pub fn variance_with_se(x: &[f64]) -> (f64, f64) {
 
 /// The variance-growth gap of observable `name` between `a` and `b` (same checkpoints).
 pub fn variance_gap(a: &EnsembleResult, b: &EnsembleResult, name: &str) -> Result<VarianceGap> {
-    if a.steps != b.steps {
-        return Err(Error::Numerical(format!(
-            "cannot compare ensembles recorded at different steps ({} vs {} checkpoints)",
-            a.steps.len(),
-            b.steps.len()
-        )));
-    }
-    let (oa, ob) = match (a.observable_index(name), b.observable_index(name)) {
-        (Some(x), Some(y)) => (x, y),
-        _ => {
-            return Err(Error::Numerical(format!(
-                "observable `{name}` is not recorded in both ensembles"
-            )))
-        }
-    };
+    let (oa, ob) = crate::compare::observable_pair(a, b, name)?;
     let va: Vec<(f64, f64)> = (0..a.steps.len())
         .map(|c| variance_with_se(&a.column(c, oa)))
         .collect();

@@ -110,40 +110,9 @@ impl Staging {
     /// parent folders are created if missing). Errors name the path and the reason.
     pub fn new(out: &Path) -> Result<Staging> {
         let (parent, name) = split(out)?;
-        check_replaceable(out)?;
-        let created = missing_ancestors(&parent);
-        fs::create_dir_all(&parent).map_err(|e| {
-            Error::io(
-                format!(
-                    "cannot create the parent folder {} of --out",
-                    parent.display()
-                ),
-                e,
-            )
-        })?;
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let dir = parent.join(format!(".{name}.staging-{}-{n}", std::process::id()));
-        if dir.exists() {
-            let _ = fs::remove_dir_all(&dir);
-        }
-        fs::create_dir(&dir).map_err(|e| {
-            Error::io(
-                format!(
-                    "cannot write into {} (the staging folder {} for --out could not be created)",
-                    parent.display(),
-                    dir.display()
-                ),
-                e,
-            )
-        })?;
-        fs::write(
-            dir.join(MARKER),
-            b"written by quasistatic; a rerun replaces this folder\n",
-        )
-        .map_err(|e| Error::io(format!("cannot write into {}", dir.display()), e))?;
-        let mut s = Self::register(out, dir, true);
-        s.created = created;
-        Ok(s)
+        Self::create(out, dir, true)
     }
 
     /// A staging folder with a given `name` beside `out` (e.g. `<out>.partial` for a run with
@@ -153,9 +122,16 @@ impl Staging {
     /// leaves it (a hard exit keeps the last checkpoint in it).
     pub fn new_named(out: &Path, name: &str) -> Result<Staging> {
         let (parent, _) = split(out)?;
+        Self::create(out, parent.join(name), false)
+    }
+
+    /// Check `out` (and an existing `dir`), create the missing parent folders and the staging
+    /// folder `dir` (replacing an earlier staging folder of that name) with its marker.
+    fn create(out: &Path, dir: PathBuf, live: bool) -> Result<Staging> {
+        let (parent, _) = split(out)?;
         check_replaceable(out)?;
-        let dir = parent.join(name);
         check_replaceable(&dir)?;
+        let created = missing_ancestors(&parent);
         fs::create_dir_all(&parent).map_err(|e| {
             Error::io(
                 format!(
@@ -169,22 +145,24 @@ impl Staging {
             fs::remove_dir_all(&dir)
                 .map_err(|e| Error::io(format!("cannot remove the old {}", dir.display()), e))?;
         }
-        fs::create_dir(&dir).map_err(|e| {
+        let mut s = Self::register(out, dir, live);
+        s.created = created;
+        fs::create_dir(&s.dir).map_err(|e| {
             Error::io(
                 format!(
-                    "cannot write into {} (cannot create {})",
+                    "cannot write into {} (the staging folder {} for --out could not be created)",
                     parent.display(),
-                    dir.display()
+                    s.dir.display()
                 ),
                 e,
             )
         })?;
         fs::write(
-            dir.join(MARKER),
+            s.dir.join(MARKER),
             b"written by quasistatic; a rerun replaces this folder\n",
         )
-        .map_err(|e| Error::io(format!("cannot write into {}", dir.display()), e))?;
-        Ok(Self::register(out, dir, false))
+        .map_err(|e| Error::io(format!("cannot write into {}", s.dir.display()), e))?;
+        Ok(s)
     }
 
     /// Take over the existing staging folder `dir` (a run's kept `<out>.partial`) for `out`.
