@@ -213,60 +213,6 @@ pub fn self_labelled_two_layer(
     )
 }
 
-/// The derived dynamics for the SDE timing: [`coefficients`](quasistatic::derive::coefficients)
-/// at each point (exact-`S` drift and factor of `Q`), proposals re-projected by chord
-/// Gauss–Newton steps with the previous point's normal space, falling back to the full
-/// projection.
-struct Derived<'a, M: Model> {
-    model: &'a M,
-    noise: &'a NoiseModel,
-    optimizer: &'a AnyOptimizer,
-    options: DeriveOptions,
-}
-
-impl<M: Model> quasistatic::sde::ManifoldDynamics for Derived<'_, M> {
-    fn coefficients(&self, phi: &[f64]) -> Result<quasistatic::sde::SdeCoefficients> {
-        Ok(self.coefficients_and_normal_space(phi)?.0)
-    }
-
-    fn coefficients_and_normal_space(
-        &self,
-        phi: &[f64],
-    ) -> Result<(
-        quasistatic::sde::SdeCoefficients,
-        Option<quasistatic::manifold::NormalSpace>,
-    )> {
-        quasistatic::sde::SdeCoefficients::with_normal_space(quasistatic::derive::coefficients(
-            self.model,
-            self.noise,
-            self.optimizer,
-            phi,
-            &self.options,
-        )?)
-    }
-
-    fn project(&self, theta: &[f64]) -> Result<Vec<f64>> {
-        Ok(quasistatic::manifold::project(self.model, theta, &self.options.projection)?.point)
-    }
-
-    fn project_near(
-        &self,
-        theta: &[f64],
-        normal: Option<&quasistatic::manifold::NormalSpace>,
-    ) -> Result<Vec<f64>> {
-        if let Some(normal) = normal {
-            let near = self
-                .options
-                .projection
-                .near_manifold(normal.curvatures.len());
-            if let Ok(p) = normal.project(self.model, theta, &near) {
-                return Ok(p);
-            }
-        }
-        self.project(theta)
-    }
-}
-
 /// Time `steps` steps (`h = 1`) of one derived SDE trajectory from `phi`; the row's seconds are
 /// per 1 000 steps.
 fn time_derived_sde<M: Model>(
@@ -277,17 +223,10 @@ fn time_derived_sde<M: Model>(
     steps: u64,
 ) -> Result<DeriveTiming> {
     use quasistatic::sde::{run_sde, SdeSpec};
-    let dynamics = Derived {
-        model,
-        noise,
-        optimizer,
-        options: DeriveOptions {
-            regularisers: false,
-            leading_order: false,
-            tangent_factor: true,
-            ..DeriveOptions::default()
-        },
-    };
+    // The derived dynamics as `compare` integrates it: proposals re-projected by chord
+    // Gauss-Newton steps in the previous point's normal space (rank n on this manifold).
+    let dynamics = quasistatic::sde::DerivedDynamics::new(model, noise, optimizer)
+        .near_manifold(model.n_samples());
     let t0 = Instant::now();
     let result = run_sde(
         model,

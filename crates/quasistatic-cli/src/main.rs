@@ -1,7 +1,7 @@
 //! `quasistatic`: the command-line interface. It parses and validates arguments, then calls
 //! the library; all logic lives in the library crates (`quasistatic`, `quasistatic-studies`, `quasistatic-bench`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -251,28 +251,6 @@ fn warn_stability(built: &quasistatic::config::Built, theta: &[f64], at: &str) {
     }
 }
 
-/// Apply the command-line overrides of the run settings.
-fn override_run(
-    cfg: &mut Config,
-    seed: Option<u64>,
-    steps: Option<u64>,
-    trajectories: Option<usize>,
-    record_every: Option<u64>,
-) {
-    if let Some(s) = seed {
-        cfg.seed = s;
-    }
-    if let Some(s) = steps {
-        cfg.steps = s;
-    }
-    if let Some(n) = trajectories {
-        cfg.trajectories = n;
-    }
-    if let Some(k) = record_every {
-        cfg.record_every = k;
-    }
-}
-
 fn print_estimate(est: &run::Estimate) {
     for (k, v) in run::describe_estimate(est) {
         eprintln!("estimate: {k:<7} {v}");
@@ -305,7 +283,7 @@ fn execute(command: Command) -> quasistatic::Result<()> {
                 (Some(dir), _) => run::resume(dir, out.as_deref(), options),
                 (None, Some(config)) => {
                     let mut cfg = Config::load(&config)?;
-                    override_run(&mut cfg, seed, steps, trajectories, record_every);
+                    cfg.override_run(seed, steps, trajectories, record_every);
                     let out = out
                         .as_deref()
                         .expect("clap requires --out without --resume");
@@ -316,9 +294,11 @@ fn execute(command: Command) -> quasistatic::Result<()> {
             let outcome = match result {
                 Ok(o) => o,
                 Err(Error::Interrupted) if checkpoint_every.is_some() || resume.is_some() => {
-                    let kept = resume
-                        .clone()
-                        .unwrap_or_else(|| partial_of(out.as_deref().unwrap_or(Path::new("."))));
+                    let kept = match (&resume, out.as_deref()) {
+                        (Some(dir), _) => dir.clone(),
+                        (None, Some(out)) => run::partial_dir(out)?,
+                        (None, None) => unreachable!("clap requires --out without --resume"),
+                    };
                     eprintln!(
                         "interrupted: the checkpoint is in {}; continue with\n  quasistatic simulate --resume {}",
                         kept.display(),
@@ -397,7 +377,7 @@ fn execute(command: Command) -> quasistatic::Result<()> {
                 return Err(Error::invalid("--tolerance", tolerance, "a number > 0"));
             }
             let mut cfg = Config::load(&config)?;
-            override_run(&mut cfg, None, steps, trajectories, record_every);
+            cfg.override_run(None, steps, trajectories, record_every);
             if let Some(h) = h {
                 let every = cfg.record_every;
                 if every == 0 || !every.is_multiple_of(h) {
@@ -532,15 +512,6 @@ fn execute(command: Command) -> quasistatic::Result<()> {
             Ok(())
         }
     }
-}
-
-/// The `<out>.partial` folder of a checkpointed run into `out`.
-fn partial_of(out: &Path) -> PathBuf {
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    out.with_file_name(format!("{name}.partial"))
 }
 
 fn report_divergences(

@@ -362,7 +362,9 @@ fn interrupted_runs_resume_to_the_same_files_or_leave_nothing() {
 
     let out = dir.join("out");
     let partial = dir.join("out.partial");
-    let interrupt = |extra: &[&str], wait_for: &Path| {
+    // Start `simulate` with `extra`, wait until `ready()` (60 s at most) and `settle` more,
+    // send SIGINT, and collect the output.
+    let interrupt = |extra: &[&str], ready: &dyn Fn() -> bool, settle_ms: u64| {
         let child = bin()
             .arg("simulate")
             .arg(&cfg)
@@ -374,14 +376,11 @@ fn interrupted_runs_resume_to_the_same_files_or_leave_nothing() {
             .spawn()
             .unwrap();
         let t0 = std::time::Instant::now();
-        while !wait_for.exists() {
-            assert!(
-                t0.elapsed().as_secs() < 60,
-                "{} never appeared",
-                wait_for.display()
-            );
+        while !ready() {
+            assert!(t0.elapsed().as_secs() < 60, "the run never got ready");
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
+        std::thread::sleep(std::time::Duration::from_millis(settle_ms));
         let k = Command::new("kill")
             .args(["-INT", &child.id().to_string()])
             .status()
@@ -389,10 +388,8 @@ fn interrupted_runs_resume_to_the_same_files_or_leave_nothing() {
         assert!(k.success());
         child.wait_with_output().unwrap()
     };
-    let o = interrupt(
-        &["--checkpoint-every", "16"],
-        &partial.join("checkpoint.json"),
-    );
+    let checkpoint = partial.join("checkpoint.json");
+    let o = interrupt(&["--checkpoint-every", "16"], &|| checkpoint.exists(), 0);
     assert_eq!(o.status.code(), Some(130), "{}", text(&o.stderr));
     assert!(text(&o.stderr).contains("--resume"), "{}", text(&o.stderr));
     assert!(!out.exists() && partial.join("checkpoint.json").is_file());
@@ -415,29 +412,7 @@ fn interrupted_runs_resume_to_the_same_files_or_leave_nothing() {
                 .contains(".staging-")
         })
     };
-    let o = {
-        let child = bin()
-            .arg("simulate")
-            .arg(&cfg)
-            .arg("--out")
-            .arg(&out)
-            .args(size)
-            .args(["--seed", "3"])
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let t0 = std::time::Instant::now();
-        while !staging_exists() {
-            assert!(t0.elapsed().as_secs() < 60, "no staging folder appeared");
-            std::thread::sleep(std::time::Duration::from_millis(2));
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status()
-            .unwrap();
-        child.wait_with_output().unwrap()
-    };
+    let o = interrupt(&["--seed", "3"], &staging_exists, 100);
     assert_eq!(o.status.code(), Some(130), "{}", text(&o.stderr));
     assert!(!staging_exists(), "the staging folder was left behind");
     assert_eq!(std::fs::read(out.join("summary.csv")).unwrap(), before);

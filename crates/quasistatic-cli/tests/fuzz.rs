@@ -132,35 +132,8 @@ const FLOATS: [f64; 14] = [
 ];
 
 fn new_value() -> impl Strategy<Value = NewValue> {
-    let ints = prop::sample::select(vec![
-        0i64,
-        1,
-        -1,
-        2,
-        3,
-        7,
-        1000,
-        i64::from(i32::MAX),
-        1 << 53,
-        i64::MAX,
-        i64::MIN,
-    ]);
-    let floats = prop::sample::select(vec![
-        0.0f64,
-        -0.0,
-        1.0,
-        -1.0,
-        0.5,
-        f64::NAN,
-        f64::INFINITY,
-        f64::NEG_INFINITY,
-        1e308,
-        -1e308,
-        1e-308,
-        5e-324,
-        1e20,
-        -1e-12,
-    ]);
+    let ints = prop::sample::select(INTS.to_vec());
+    let floats = prop::sample::select(FLOATS.to_vec());
     let strings = prop::sample::select(vec![
         "",
         "x",

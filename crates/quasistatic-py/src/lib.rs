@@ -251,18 +251,7 @@ fn load_with(
     record_every: Option<u64>,
 ) -> PyResult<Config> {
     let mut cfg = load(py, text, path)?;
-    if let Some(s) = seed {
-        cfg.seed = s;
-    }
-    if let Some(s) = steps {
-        cfg.steps = s;
-    }
-    if let Some(n) = trajectories {
-        cfg.trajectories = n;
-    }
-    if let Some(k) = record_every {
-        cfg.record_every = k;
-    }
+    cfg.override_run(seed, steps, trajectories, record_every);
     Ok(cfg)
 }
 

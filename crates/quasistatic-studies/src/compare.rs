@@ -83,31 +83,55 @@ pub fn gap(a: &EnsembleResult, b: &EnsembleResult, name: &str) -> Result<Gap> {
     if range.is_nan() || range <= 1e-12 {
         range = means.iter().fold(0.0f64, |m, x| m.max(x.abs())).max(1e-300);
     }
+    let series = |s: &[Vec<quasistatic::stats::Summary>], o: usize| -> Vec<(f64, f64)> {
+        s.iter().map(|row| (row[o].mean, row[o].stderr)).collect()
+    };
+    sup_gap(
+        name,
+        &a.steps,
+        &series(&sa, oa),
+        &series(&sb, ob),
+        range,
+        "both ensembles are valid",
+    )
+}
+
+/// The supremum over checkpoints of `|a_c - b_c|` for two series of `(value, standard
+/// error)` recorded at `steps`, as a [`Gap`] relative to `range` (see [`Gap`] for the interval
+/// and the noise floor); checkpoints where either value is not finite are skipped, and none
+/// left is an error naming `name` and what `valid` means.
+pub(crate) fn sup_gap(
+    name: &str,
+    steps: &[u64],
+    a: &[(f64, f64)],
+    b: &[(f64, f64)],
+    range: f64,
+    valid: &str,
+) -> Result<Gap> {
     let mut best = (f64::NEG_INFINITY, 0usize, 0.0);
     let mut floor = 0.0f64;
-    for c in 0..a.steps.len() {
-        let (x, y) = (&sa[c][oa], &sb[c][ob]);
-        if !(x.mean.is_finite() && y.mean.is_finite()) {
+    for (c, (&(x, sx), &(y, sy))) in a.iter().zip(b).enumerate() {
+        if !(x.is_finite() && y.is_finite()) {
             continue;
         }
-        let se = (x.stderr.powi(2) + y.stderr.powi(2)).sqrt();
+        let se = (sx.powi(2) + sy.powi(2)).sqrt();
         let se = if se.is_finite() { se } else { 0.0 };
         floor = floor.max(1.96 * se);
-        let g = (x.mean - y.mean).abs();
+        let g = (x - y).abs();
         if g > best.0 {
             best = (g, c, se);
         }
     }
     if best.0 == f64::NEG_INFINITY {
         return Err(Error::Numerical(format!(
-            "observable `{name}` has no checkpoint where both ensembles are valid"
+            "observable `{name}` has no checkpoint where {valid}"
         )));
     }
     let (g, c, se) = best;
     Ok(Gap {
         observable: name.to_string(),
         gap: g,
-        at_step: a.steps[c],
+        at_step: steps[c],
         relative: g / range,
         relative_low: ((g - 1.96 * se) / range).max(0.0),
         relative_high: (g + 1.96 * se) / range,

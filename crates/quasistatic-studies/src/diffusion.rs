@@ -20,7 +20,7 @@
 
 use serde::Serialize;
 
-use quasistatic::error::{Error, Result};
+use quasistatic::error::Result;
 use quasistatic::simulate::EnsembleResult;
 
 /// The gap between the variance growth of one observable in two ensembles.
@@ -84,13 +84,13 @@ pub fn variance_gap(a: &EnsembleResult, b: &EnsembleResult, name: &str) -> Resul
         .collect();
     let (a0, b0) = (va[0], vb[0]);
     let growth = |v: (f64, f64), v0: (f64, f64)| (v.0 - v0.0, (v.1 * v.1 + v0.1 * v0.1).sqrt());
-    let mut range = 0.0f64;
-    for &v in &va {
-        let g = growth(v, a0).0;
-        if g.is_finite() {
-            range = range.max(g.abs());
-        }
-    }
+    let ga: Vec<(f64, f64)> = va.iter().map(|&v| growth(v, a0)).collect();
+    let gb: Vec<(f64, f64)> = vb.iter().map(|&v| growth(v, b0)).collect();
+    let mut range = ga
+        .iter()
+        .map(|g| g.0)
+        .filter(|g| g.is_finite())
+        .fold(0.0f64, |m, g| m.max(g.abs()));
     if range <= 1e-300 {
         range = va
             .iter()
@@ -98,40 +98,26 @@ pub fn variance_gap(a: &EnsembleResult, b: &EnsembleResult, name: &str) -> Resul
             .filter(|v| v.is_finite())
             .fold(1e-300, f64::max);
     }
-    let mut best = (f64::NEG_INFINITY, 0usize, 0.0);
-    let mut floor = 0.0f64;
-    for c in 0..a.steps.len() {
-        let (ga, sa) = growth(va[c], a0);
-        let (gb, sb) = growth(vb[c], b0);
-        if !(ga.is_finite() && gb.is_finite()) {
-            continue;
-        }
-        let se = (sa * sa + sb * sb).sqrt();
-        let se = if se.is_finite() { se } else { 0.0 };
-        floor = floor.max(1.96 * se);
-        let g = (ga - gb).abs();
-        if g > best.0 {
-            best = (g, c, se);
-        }
-    }
-    if best.0 == f64::NEG_INFINITY {
-        return Err(Error::Numerical(format!(
-            "observable `{name}` has no checkpoint where both ensembles have 4 valid trajectories"
-        )));
-    }
-    let (g, c, se) = best;
+    let g = crate::compare::sup_gap(
+        name,
+        &a.steps,
+        &ga,
+        &gb,
+        range,
+        "both ensembles have 4 valid trajectories",
+    )?;
     let last = a.steps.len() - 1;
     Ok(VarianceGap {
-        observable: name.to_string(),
-        gap: g,
-        at_step: a.steps[c],
-        relative: g / range,
-        relative_low: ((g - 1.96 * se) / range).max(0.0),
-        relative_high: (g + 1.96 * se) / range,
-        noise_floor: floor / range,
-        range,
-        final_growth_a: growth(va[last], a0).0,
-        final_growth_b: growth(vb[last], b0).0,
+        observable: g.observable,
+        gap: g.gap,
+        at_step: g.at_step,
+        relative: g.relative,
+        relative_low: g.relative_low,
+        relative_high: g.relative_high,
+        noise_floor: g.noise_floor,
+        range: g.range,
+        final_growth_a: ga[last].0,
+        final_growth_b: gb[last].0,
     })
 }
 

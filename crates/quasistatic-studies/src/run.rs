@@ -401,8 +401,7 @@ pub fn simulate(
     let staging = match options.checkpoint_every {
         None => Staging::new(out)?,
         Some(_) => {
-            let name = partial_name(out)?;
-            let partial = out.with_file_name(&name);
+            let partial = partial_dir(out)?;
             if partial.join(CHECKPOINT).is_file() {
                 return Err(Error::invalid(
                     "--out",
@@ -415,7 +414,10 @@ pub fn simulate(
                     ),
                 ));
             }
-            Staging::new_named(out, &name)?
+            let name = partial
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned());
+            Staging::new_named(out, &name.unwrap_or_default())?
         }
     };
     let built = config.build()?;
@@ -447,8 +449,9 @@ pub fn simulate(
     run_blocks(&built, staging, writer, &meta, options)
 }
 
-/// The name of the checkpointed staging folder of `out`: `<name>.partial` beside it.
-fn partial_name(out: &Path) -> Result<String> {
+/// The checkpoint folder `<out>.partial` beside `out` of a run with checkpoints (where
+/// [`resume`] continues from).
+pub fn partial_dir(out: &Path) -> Result<PathBuf> {
     let name = out.file_name().ok_or_else(|| {
         Error::invalid(
             "--out",
@@ -456,7 +459,7 @@ fn partial_name(out: &Path) -> Result<String> {
             "a folder path that ends in a folder name",
         )
     })?;
-    Ok(format!("{}.partial", name.to_string_lossy()))
+    Ok(out.with_file_name(format!("{}.partial", name.to_string_lossy())))
 }
 
 /// Continue the run whose checkpointed staging folder is `dir` (`<out>.partial`), into its

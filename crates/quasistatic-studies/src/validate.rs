@@ -22,122 +22,18 @@ use crate::compare::{gap, log_log_slope, write_comparison, Gap};
 use crate::output::{write_atomic, write_ensemble, RunMeta};
 use crate::plot::{band_plot, Series};
 use quasistatic::config::{Built, Config};
-use quasistatic::derive::{
-    coefficients, derive_with_coefficients, AdamOptions, Derivation, DeriveOptions,
-};
+use quasistatic::derive::{derive_with_coefficients, AdamOptions, Derivation};
 use quasistatic::error::{Error, Result};
-use quasistatic::manifold::projection::{project, NormalSpace, ProjectionOptions};
+use quasistatic::manifold::projection::project;
 use quasistatic::model::Model;
 use quasistatic::noise::{psd_sqrt, NoiseModel};
 use quasistatic::observe::Observable;
 use quasistatic::optim::{AnyOptimizer, Schedule};
-use quasistatic::sde::{run_sde, ManifoldDynamics, SdeCoefficients, SdeSpec};
+use quasistatic::sde::{run_sde, SdeSpec};
 use quasistatic::simulate::{run_ensemble, EnsembleResult, EnsembleSpec, ObservationMap};
 use std::sync::Arc;
 
-/// The derived dynamics of one optimizer x noise x model, as a [`ManifoldDynamics`].
-///
-/// At every integrator step it evaluates [`coefficients()`] at the current manifold point (no
-/// projection and no report: the exact-`S` drift and a factor of `Q` only) and projects the
-/// proposal `phi + h b + sqrt(h) F z`: on the low-rank path by chord Gauss–Newton steps with
-/// the normal space at `phi` ([`NormalSpace::project`]: residual evaluations only, no Jacobian
-/// at the proposal), else with `near` ([`ProjectionOptions::near_manifold`]: Newton steps on
-/// the normal space only, no gradient flow) when set, falling back to the full projection
-/// `options.projection` if those fail or are not set.
-pub struct DerivedDynamics<'a, M: Model> {
-    /// The model.
-    pub model: &'a M,
-    /// The noise.
-    pub noise: &'a NoiseModel,
-    /// The optimizer.
-    pub optimizer: &'a AnyOptimizer,
-    /// Derivation options (regularisers and the leading-order drift off, the factor of `Q`
-    /// on); `projection` is the full projection (start point, fallback).
-    pub options: DeriveOptions,
-    /// Projection of the integrator's proposals (`None`: the full projection).
-    pub near: Option<ProjectionOptions>,
-}
-
-impl<'a, M: Model> DerivedDynamics<'a, M> {
-    /// Derived dynamics with options suited to integration: no regulariser interpretation, no
-    /// leading-order drift, a factor of `Q` (`Q` itself formed only where the factor needs it
-    /// or `d <=` the default [`DeriveOptions::matrices_up_to`]); proposals get the full
-    /// projection until [`DerivedDynamics::near_manifold`] is called.
-    pub fn new(model: &'a M, noise: &'a NoiseModel, optimizer: &'a AnyOptimizer) -> Self {
-        Self {
-            model,
-            noise,
-            optimizer,
-            options: DeriveOptions {
-                regularisers: false,
-                leading_order: false,
-                tangent_factor: true,
-                ..DeriveOptions::default()
-            },
-            near: None,
-        }
-    }
-
-    /// Project proposals with the near-manifold options of the full projection, for a
-    /// manifold of normal rank `normal_rank` (the rank is the same at every point of `G`;
-    /// take it from [`quasistatic::derive::Coefficients::normal_rank`] at the start).
-    pub fn near_manifold(mut self, normal_rank: usize) -> Self {
-        self.near = Some(self.options.projection.near_manifold(normal_rank));
-        self
-    }
-}
-
-impl<M: Model> ManifoldDynamics for DerivedDynamics<'_, M> {
-    fn coefficients(&self, phi: &[f64]) -> Result<SdeCoefficients> {
-        coefficients(self.model, self.noise, self.optimizer, phi, &self.options)?.try_into()
-    }
-
-    fn coefficients_and_normal_space(
-        &self,
-        phi: &[f64],
-    ) -> Result<(SdeCoefficients, Option<NormalSpace>)> {
-        SdeCoefficients::with_normal_space(coefficients(
-            self.model,
-            self.noise,
-            self.optimizer,
-            phi,
-            &self.options,
-        )?)
-    }
-
-    fn project(&self, theta: &[f64]) -> Result<Vec<f64>> {
-        if let Some(near) = &self.near {
-            if let Ok(p) = project(self.model, theta, near) {
-                return Ok(p.point);
-            }
-        }
-        Ok(project(self.model, theta, &self.options.projection)?.point)
-    }
-
-    fn project_near(&self, theta: &[f64], normal: Option<&NormalSpace>) -> Result<Vec<f64>> {
-        if let (Some(normal), Some(near)) = (normal, &self.near) {
-            if let Ok(p) = normal.project(self.model, theta, near) {
-                return Ok(p);
-            }
-        }
-        self.project(theta)
-    }
-
-    fn cost_per_step(&self) -> u64 {
-        let d = self.model.dim() as u64;
-        if d > self.options.dense_up_to as u64 && self.model.is_regression() {
-            // Low-rank path, in full-batch gradient equivalents: the Jacobian (one pass over
-            // the samples), the per-sample Hessian-vector products of the exact-S contraction
-            // (one pass with dual numbers, about two), and about three residual passes of the
-            // chord projection.
-            6
-        } else {
-            // Dense path: d Hessian-vector products, about d third-order contractions for
-            // D3L[S], and the projection (a gradient and a Newton step with a dense Hessian).
-            3 * d
-        }
-    }
-}
+pub use quasistatic::sde::DerivedDynamics;
 
 /// What a comparison measured.
 #[derive(Clone, Debug, Serialize)]
@@ -795,8 +691,10 @@ mod tests {
     use nalgebra::DMatrix;
     use quasistatic::config::OptimizerConfig;
     use quasistatic::derive::derive;
+    use quasistatic::derive::DeriveOptions;
     use quasistatic::model::ProductModel;
     use quasistatic::optim::Sgd;
+    use quasistatic::sde::ManifoldDynamics;
 
     fn config(optimizer: &str) -> Config {
         let text = format!(

@@ -95,6 +95,34 @@ impl SharedOut {
 unsafe impl Send for SharedOut {}
 unsafe impl Sync for SharedOut {}
 
+/// `C = A B` by `matrixmultiply::dgemm` into column-major storage at `c` with row stride 1
+/// and column stride `ldc`.
+///
+/// # Safety
+/// Every entry of `a` and `b` lies inside its slice, and `c` is valid for writes of the
+/// `a.rows x b.cols` entries at `c + i + j ldc`, aliasing neither operand.
+unsafe fn gemm_into(a: Operand<'_>, b: Operand<'_>, c: *mut f64, ldc: usize) {
+    // SAFETY: as the caller guarantees.
+    unsafe {
+        matrixmultiply::dgemm(
+            a.rows,
+            a.cols,
+            b.cols,
+            1.0,
+            a.data.as_ptr().add(a.offset),
+            a.rs as isize,
+            a.cs as isize,
+            b.data.as_ptr().add(b.offset),
+            b.rs as isize,
+            b.cs as isize,
+            0.0,
+            c,
+            1,
+            ldc as isize,
+        );
+    }
+}
+
 /// `A B` by one call of `matrixmultiply::dgemm` (the kernel nalgebra uses for large products).
 fn gemm(a: Operand<'_>, b: Operand<'_>) -> DMatrix<f64> {
     assert_eq!(a.cols, b.rows, "gemm: inner dimensions differ");
@@ -108,26 +136,8 @@ fn gemm(a: Operand<'_>, b: Operand<'_>) -> DMatrix<f64> {
         return c;
     }
     // SAFETY: every entry of `a` and `b` lies inside its slice (checked above); `c` is an owned,
-    // contiguous, column-major `m x n` buffer (row stride 1, column stride m) that does not
-    // alias them.
-    unsafe {
-        matrixmultiply::dgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.data.as_ptr().add(a.offset),
-            a.rs as isize,
-            a.cs as isize,
-            b.data.as_ptr().add(b.offset),
-            b.rs as isize,
-            b.cs as isize,
-            0.0,
-            c.as_mut_slice().as_mut_ptr(),
-            1,
-            m as isize,
-        );
-    }
+    // contiguous, column-major `m x n` buffer (column stride m) that does not alias them.
+    unsafe { gemm_into(a, b, c.as_mut_slice().as_mut_ptr(), m) };
     c
 }
 
@@ -150,24 +160,7 @@ fn split_mul(a: Operand<'_>, b: Operand<'_>) -> DMatrix<f64> {
             // SAFETY: the operands lie inside their slices (checked above); the pieces write
             // the disjoint row ranges r0..r0 + a.rows of the column-major m x l `out` (row
             // stride 1, column stride m), which aliases neither operand and outlives the loop.
-            unsafe {
-                matrixmultiply::dgemm(
-                    a.rows,
-                    k,
-                    l,
-                    1.0,
-                    a.data.as_ptr().add(a.offset),
-                    a.rs as isize,
-                    a.cs as isize,
-                    b.data.as_ptr().add(b.offset),
-                    b.rs as isize,
-                    b.cs as isize,
-                    0.0,
-                    c.get().add(r0),
-                    1,
-                    m as isize,
-                );
-            }
+            unsafe { gemm_into(a, b, c.get().add(r0), m) };
         });
         out
     } else if k > CHUNK {

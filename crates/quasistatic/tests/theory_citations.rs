@@ -109,6 +109,9 @@ fn every_cited_section_exists() {
         );
     }
     paths.push(root.join("README.md"));
+    // Names of documents outside the repository that earlier versions cited (assembled here so
+    // that this file does not mention them itself).
+    let outside = [["THEORY", ".md"].concat(), ["..", "/shared"].concat()];
     let mut cited = 0;
     for p in &paths {
         let text = std::fs::read_to_string(p).unwrap_or_default();
@@ -124,7 +127,7 @@ fn every_cited_section_exists() {
             cited += 1;
         }
         assert!(
-            !text.contains("THEORY.md") && !text.contains("../shared"),
+            !outside.iter().any(|o| text.contains(o.as_str())),
             "{} cites a document outside the repository",
             p.display()
         );

@@ -98,8 +98,17 @@ pub trait StudyParts {
     /// with the prefix `link` (the folder relative to the report root).
     fn render(data: &Self::Data, claims: &[Claim], dir: &Path, link: &str) -> Result<String>;
 
-    /// The seeds of the study's runs (for the provenance in `claims.json`).
-    fn seeds(data: &Self::Data) -> Vec<u64>;
+    /// The seeds of the study's runs (for the provenance in `claims.json`): by default the
+    /// distinct top-level seeds of its [`StudyParts::configs`], ascending.
+    fn seeds(data: &Self::Data) -> Vec<u64> {
+        let mut seeds: Vec<u64> = Self::configs(data)
+            .iter()
+            .filter_map(|(_, text)| seed_of(text))
+            .collect();
+        seeds.sort_unstable();
+        seeds.dedup();
+        seeds
+    }
 
     /// The configurations the study ran, `(name, TOML text)` (for the provenance in
     /// `claims.json`; none for a study whose runs are built in code).

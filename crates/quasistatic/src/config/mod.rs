@@ -326,6 +326,30 @@ impl Config {
         Self::from_toml(&text, path)
     }
 
+    /// Override the run settings that are given (command-line `--seed`, `--steps`,
+    /// `--trajectories`, `--record-every`, and the Python keywords of the same names); the
+    /// result is checked by [`Config::build`] like a parsed file.
+    pub fn override_run(
+        &mut self,
+        seed: Option<u64>,
+        steps: Option<u64>,
+        trajectories: Option<usize>,
+        record_every: Option<u64>,
+    ) {
+        if let Some(s) = seed {
+            self.seed = s;
+        }
+        if let Some(s) = steps {
+            self.steps = s;
+        }
+        if let Some(n) = trajectories {
+            self.trajectories = n;
+        }
+        if let Some(k) = record_every {
+            self.record_every = k;
+        }
+    }
+
     /// The configuration as TOML (the "resolved config" copied next to results), every
     /// default written out.
     pub fn to_toml(&self) -> String {

@@ -46,16 +46,6 @@ impl StudyParts for Closeness {
         render::render(data, claims, dir, link)
     }
 
-    fn seeds(data: &ClosenessData) -> Vec<u64> {
-        let mut seeds: Vec<u64> = render::configs(data)
-            .iter()
-            .filter_map(|(_, text)| super::seed_of(text))
-            .collect();
-        seeds.sort_unstable();
-        seeds.dedup();
-        seeds
-    }
-
     fn configs(data: &ClosenessData) -> Vec<(String, String)> {
         render::configs(data)
     }

@@ -52,16 +52,6 @@ impl StudyParts for Momentum {
         render::render(data, claims, dir, link)
     }
 
-    fn seeds(data: &MomentumData) -> Vec<u64> {
-        let mut seeds: Vec<u64> = render::configs(data)
-            .iter()
-            .filter_map(|(_, text)| super::seed_of(text))
-            .collect();
-        seeds.sort_unstable();
-        seeds.dedup();
-        seeds
-    }
-
     fn configs(data: &MomentumData) -> Vec<(String, String)> {
         render::configs(data)
     }
